@@ -1,0 +1,81 @@
+"""r1h: a harness for reproducing DeepSeek-R1-style reasoning models.
+
+The public API is small and light to import (no torch):
+
+>>> import r1h
+>>> reward = r1h.get_reward("math_accuracy")
+>>> reward(["... \\\\boxed{25}"], answer=["025"])
+[1.0]
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .harness.backend import Backend
+from .harness.benchmark import Benchmark
+from .harness.errors import R1HError
+from .harness.hookspecs import hookimpl
+from .harness.reward import Reward
+from .harness.types import Completion, GenerationConfig, GenerationRequest, Sample
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Backend",
+    "Benchmark",
+    "Completion",
+    "GenerationConfig",
+    "GenerationRequest",
+    "R1HError",
+    "Reward",
+    "Sample",
+    "get_backend",
+    "get_benchmark",
+    "get_reward",
+    "hookimpl",
+    "list_plugins",
+]
+
+
+def _plugins():
+    from .harness.plugins import get_plugins
+
+    return get_plugins()
+
+
+def _instantiate(target: Any, name: str, kwargs: dict[str, Any]) -> Any:
+    if isinstance(target, type):
+        return target(name, **kwargs) if issubclass(target, Reward) else target(**kwargs)
+    if callable(target) and not isinstance(target, (Reward, Benchmark, Backend)) and kwargs:
+        return target(**kwargs)
+    return target
+
+
+def get_reward(name: str, **params: Any) -> Reward:
+    """A reward instance by registered name (or alias); ``params`` override its documented defaults."""
+    entry = _plugins().rewards.entry(name)
+    return _instantiate(entry.resolve(), entry.name, params)
+
+
+def get_benchmark(name: str, **params: Any) -> Benchmark:
+    """A benchmark instance by registered name (or alias)."""
+    entry = _plugins().benchmarks.entry(name)
+    return _instantiate(entry.resolve(), entry.name, params)
+
+
+def get_backend(name: str, model: str | None = None, **backend_args: Any) -> Backend:
+    """A backend instance by registered name, for ``model`` (None: the backend's default)."""
+    target = _plugins().backends.get(name)
+    return target(model=model, **backend_args) if isinstance(target, type) else target
+
+
+def list_plugins(kind: str | None = None) -> list[dict[str, Any]]:
+    """Every registered benchmark, reward and backend (or one kind) with version, source plugin and description."""
+    plugins = _plugins()
+    kinds = [kind] if kind else ["benchmark", "reward", "backend"]
+    rows: list[dict[str, Any]] = []
+    for k in kinds:
+        for entry in plugins.registry(k).entries():
+            rows.append(entry.describe())
+    return rows

@@ -1,0 +1,76 @@
+"""The ``r1h`` command line. Subcommands live in ``r1h/harness/commands/`` and are imported only when invoked, so
+``r1h --help`` stays fast and never imports torch. Domain errors (:class:`R1HError`) become click errors here only.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+import click
+
+from .errors import R1HError
+
+# command name -> "module:attr" of a click command; the help text is shown without importing the module.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "list": ("r1h.harness.commands.list:list_cmd", "List registered benchmarks, rewards and backends."),
+    "score": ("r1h.harness.commands.score:score_cmd", "Score a JSONL file of completions with a reward."),
+    "eval": ("r1h.harness.commands.eval:eval_cmd", "Evaluate a model on benchmarks (R1 protocol pass@1)."),
+    "train": ("r1h.harness.commands.train:train_cmd", "Train with the guide's SFT / GRPO / GRPO-VL recipes."),
+    "distill": ("r1h.harness.commands.distill:distill_cmd", "Generate and filter distillation traces."),
+    "regrade": ("r1h.harness.commands.regrade:regrade_cmd", "Regrade a run with r1h, lighteval or lm-eval graders."),
+    "compare": ("r1h.harness.commands.compare:compare_cmd", "Compare runs with paired significance tests."),
+    "check": ("r1h.harness.commands.check:check_cmd", "Check a run against a baseline (non-zero on regression)."),
+    "baseline": ("r1h.harness.commands.check:baseline_cmd", "Manage regression baselines."),
+}
+
+
+class LazyGroup(click.Group):
+    """A group whose subcommands are imported on use; R1HError becomes a one-line click error."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return [name for name, (target, _) in COMMANDS.items() if _module_exists(target)]
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in COMMANDS:
+            return None
+        target, _ = COMMANDS[cmd_name]
+        module_name, _, attr = target.partition(":")
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as exc:
+            if exc.name == module_name:
+                return None
+            raise
+        return getattr(module, attr)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        # `r1h --help` describes the subcommands from COMMANDS, without importing their modules.
+        rows = [(name, COMMANDS[name][1]) for name in self.list_commands(ctx)]
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except R1HError as exc:
+            raise click.ClickException(str(exc)) from exc
+
+
+def _module_exists(target: str) -> bool:
+    from importlib.util import find_spec
+
+    try:
+        return find_spec(target.partition(":")[0]) is not None
+    except ModuleNotFoundError:
+        return False
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="r1h", prog_name="r1h")
+def main() -> None:
+    """r1h: evaluate and train DeepSeek-R1-style reasoning models with one set of graders."""
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,34 @@
+"""Domain errors. The core raises these; only ``cli.py`` turns them into click errors."""
+
+from __future__ import annotations
+
+
+class R1HError(Exception):
+    """Base of every error r1h reports to a user as one line."""
+
+
+class UnknownNameError(R1HError, KeyError):
+    """A benchmark, reward, backend or recipe name that nothing registered."""
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0]) if self.args else ""
+
+
+class DuplicateNameError(R1HError):
+    """Two plugins registered the same name."""
+
+
+class PluginLoadError(R1HError):
+    """A plugin failed to import or to register."""
+
+
+class DataError(R1HError):
+    """A data source is missing, unreadable or lacks the expected columns."""
+
+
+class ConfigError(R1HError):
+    """A bad flag, recipe value or run configuration."""
+
+
+class RunError(R1HError):
+    """A run directory that cannot be resumed, compared or checked."""

@@ -1,0 +1,103 @@
+"""The base class of reward plugins: TRL's GRPO reward signature, picklable, never raising, budgeted."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .types import GradeResult, completion_text
+
+DEFAULT_BUDGET_S = 2.0
+
+
+class Reward:
+    """Subclass, set ``name``/``columns``, implement :meth:`score` (and :meth:`extract` where there is an answer).
+
+    An instance is the reward function TRL calls: ``reward(completions, prompts=None, **columns)`` returns one
+    ``float | None`` per completion. ``None`` only where the gold itself cannot be read.
+
+    - ``columns``: the gold columns this reward reads; other keyword arguments (TRL's ``completion_ids``,
+      ``trainer_state``, ``log_metric`` ...) are ignored.
+    - ``isolate``: True for rewards whose work can blow up (sympy, math-verify); the batch grader then runs them in
+      worker processes that are killed when an item overruns its budget. Rewards with ``isolate = False`` must be
+      linear-time by construction; their items are still timed and an overrun still scores 0.0 as a timeout.
+    """
+
+    name: str = ""
+    version: str = "1"
+    description: str = ""
+    columns: tuple[str, ...] = ()
+    isolate: bool = False
+
+    def __init__(self, name: str | None = None, *, budget: float = DEFAULT_BUDGET_S, **params: Any):
+        self.__name__ = name or self.name or type(self).__name__
+        self.budget = float(budget)
+        unknown = set(params) - set(self.param_names())
+        if unknown:
+            from .errors import ConfigError
+
+            raise ConfigError(
+                f"reward {self.__name__!r} has no parameter(s) {', '.join(sorted(unknown))}; "
+                f"known: {', '.join(self.param_names()) or 'none'}"
+            )
+        for key, value in params.items():
+            setattr(self, key, value)
+
+    # -- to implement ---------------------------------------------------------------------------------------------
+    def param_names(self) -> tuple[str, ...]:
+        """Names of the tunable parameters (class attributes) that ``__init__`` accepts."""
+        return ()
+
+    def score(self, completion: str, prompt: Any = None, **row: Any) -> float | None:
+        """Score one completion (plain text). ``row`` holds this completion's gold columns. May raise: callers wrap."""
+        raise NotImplementedError
+
+    def extract(self, completion: str, prompt: Any = None, **row: Any) -> str | None:
+        """The final answer this reward reads from the completion, for reports and maj@n; None if there is none."""
+        return None
+
+    def equivalent(self, a: str, b: str) -> bool:
+        """Whether two extracted answers are the same answer (maj@n clustering). Default: exact string match."""
+        return a.strip() == b.strip()
+
+    # -- provided -------------------------------------------------------------------------------------------------
+    def grade_one(self, completion: Any, prompt: Any = None, row: dict[str, Any] | None = None) -> GradeResult:
+        """Score and extract one item in this process. Never raises."""
+        row = row or {}
+        text = completion_text(completion)
+        try:
+            extracted = self.extract(text, prompt, **row)
+        except Exception as exc:  # a reward never raises into its caller
+            extracted, err = None, f"extract: {type(exc).__name__}: {exc}"
+        else:
+            err = None
+        try:
+            value = self.score(text, prompt, **row)
+            score = None if value is None else float(value)
+        except Exception as exc:
+            score, err = 0.0, f"score: {type(exc).__name__}: {exc}"
+        return GradeResult(score=score, extracted=extracted, error=err)
+
+    def rows(self, n: int, columns: dict[str, Any]) -> list[dict[str, Any]]:
+        """Per-completion gold columns from TRL-style keyword lists (a scalar applies to every completion)."""
+        rows: list[dict[str, Any]] = [{} for _ in range(n)]
+        for key in self.columns:
+            if key not in columns:
+                continue
+            value = columns[key]
+            if isinstance(value, (list, tuple)) and len(value) == n:
+                for i in range(n):
+                    rows[i][key] = value[i]
+            else:
+                for i in range(n):
+                    rows[i][key] = value
+        return rows
+
+    def __call__(self, completions: list[Any], prompts: list[Any] | None = None, **columns: Any) -> list[float | None]:
+        from .grading import grade  # the only place that enforces budgets in bulk
+
+        completions = list(completions or [])
+        results = grade(self, completions, prompts=prompts, rows=self.rows(len(completions), columns))
+        return [r.score for r in results]
+
+    def __repr__(self) -> str:
+        return f"<reward {self.__name__}>"

