@@ -107,7 +107,8 @@ def build(
             plugins.failures.append(Failure(module_name, f"{type(exc).__name__}: {exc}"))
 
     for plugin in extra_plugins:
-        pm.register(plugin)
+        name = getattr(plugin, "__name__", None) or type(plugin).__qualname__
+        pm.register(plugin, name=name if pm.get_plugin(name) is None else f"{name}-{id(plugin)}")
 
     if load_entry_points:
         _load_entry_points(plugins, disabled)
