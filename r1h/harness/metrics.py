@@ -147,7 +147,8 @@ def aggregate(
     """Per-benchmark metrics from sample records (the lines of ``samples/NAME.jsonl``).
 
     Each record needs ``id``, ``sample_index`` and ``correct``; ``extracted``, ``finish_reason`` and ``timed_out``
-    feed maj@n and the counts. pass@k is reported for k = 1, 2, 4, ... up to the smallest per-problem n.
+    feed maj@n and the counts. pass@k is reported for k = 1, 2, 4, ... up to the smallest per-problem n. ``n_samples`` is the
+    samples per problem, ``total_samples`` the number of records.
     """
     groups = group_by_problem(records)
     per_problem: list[float] = []
@@ -174,8 +175,8 @@ def aggregate(
         "pass@1_ci95": list(bootstrap_ci(per_problem, resamples=resamples, seed=seed)) if n_problems else None,
         "pass@k": {},
         "maj@n": (sum(maj) / n_problems) if n_problems else None,
-        "n": min_n or 0,
-        "n_samples": n_samples,
+        "n_samples": min_n or 0,  # samples per problem (the protocol n)
+        "total_samples": n_samples,
         "n_problems": n_problems,
         **counts,
     }
@@ -216,7 +217,7 @@ def paired_bootstrap(
     m = len(xa)
     if m == 0:
         return {"n": 0, "diff": None, "ci95": None, "p_value": None}
-    diffs = [y - x for x, y in zip(xa, xb)]
+    diffs = [y - x for x, y in zip(xa, xb, strict=True)]
     observed = sum(diffs) / m
     rng = random.Random(seed)
     boots = sorted(sum(rng.choices(diffs, k=m)) / m for _ in range(resamples))
@@ -239,8 +240,8 @@ def mcnemar(a: Mapping[str, bool] | Sequence[bool], b: Mapping[str, bool] | Sequ
     """
     xa, xb = _paired({k: float(bool(v)) for k, v in a.items()} if isinstance(a, Mapping) else [bool(v) for v in a],
                      {k: float(bool(v)) for k, v in b.items()} if isinstance(b, Mapping) else [bool(v) for v in b])
-    only_a = sum(1 for x, y in zip(xa, xb) if x and not y)
-    only_b = sum(1 for x, y in zip(xa, xb) if y and not x)
+    only_a = sum(1 for x, y in zip(xa, xb, strict=True) if x and not y)
+    only_b = sum(1 for x, y in zip(xa, xb, strict=True) if y and not x)
     d = only_a + only_b
     if d == 0:
         return {"n": len(xa), "only_a": 0, "only_b": 0, "statistic": 0.0, "p_value": 1.0, "method": "exact"}

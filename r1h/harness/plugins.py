@@ -156,7 +156,7 @@ def _load_entry_points(plugins: Plugins, disabled: set[str]) -> None:
 def _run_registration(plugins: Plugins, hook_name: str, registry: Registry, trace: bool) -> None:
     hook = getattr(plugins.pm.hook, hook_name)
     # Call each implementation on its own so every name is attributed to its plugin and one failure stays local.
-    for impl in reversed(hook.get_hookimpls()):  # registration order
+    for impl in hook.get_hookimpls():  # registration order: built-ins first, then entry points
         registrar = Registrar(registry, impl.plugin_name)
         try:
             impl.function(**{arg: registrar for arg in impl.argnames})

@@ -1,0 +1,57 @@
+"""``r1h eval``: evaluate a model on benchmarks with the R1 protocol (resumable)."""
+
+from __future__ import annotations
+
+import click
+
+from ..errors import ConfigError
+
+
+def parse_pairs(flag: str, values: tuple[str, ...]) -> dict[str, str]:
+    """``key=value`` flags into a dict; a malformed one is a one-line error naming the flag."""
+    out: dict[str, str] = {}
+    for value in values:
+        key, sep, rest = value.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"{flag} {value!r}: expected KEY=VALUE")
+        key = key.strip()
+        if key in out:
+            raise ConfigError(f"{flag} {key}: given twice")
+        out[key] = rest
+    return out
+
+
+@click.command("eval")
+@click.option("--model", default=None, help="Checkpoint dir, hub id or .gguf (default: the backend's; SmolLM2-135M).")
+@click.option("--bench", default="all", show_default=True, help="'all' or a comma list of benchmarks.")
+@click.option("--backend", default="transformers", show_default=True, help="transformers, vllm, openai, gold ...")
+@click.option("--backend-arg", "backend_args", multiple=True, metavar="KEY=VALUE", help="Backend option (repeatable).")
+@click.option("--data", "data", multiple=True, metavar="NAME=SOURCE",
+              help="Data source of a benchmark: hub id, local dataset clone or .jsonl/.json/.parquet/.csv (repeatable).")
+@click.option("--limit", type=int, default=None, help="Only the first N problems of each benchmark.")
+@click.option("-n", "n", type=int, default=None, help="Samples per problem (default: the benchmark's R1 protocol n).")
+@click.option("--temperature", type=float, default=None, help="Sampling temperature (default 0.6).")
+@click.option("--top-p", "top_p", type=float, default=None, help="Nucleus sampling (default 0.95).")
+@click.option("--max-tokens", "max_tokens", type=int, default=None, help="New tokens per sample (default 32768).")
+@click.option("--seed", type=int, default=0, show_default=True, help="Base seed; per-sample seeds derive from it.")
+@click.option("--greedy", is_flag=True, help="n=1 and temperature 0.")
+@click.option("--output", default=None, metavar="DIR", help="Run directory (default runs/<model>/<timestamp>).")
+@click.option("--budget", type=float, default=None, help="Grading seconds per item (default: the reward's).")
+@click.option("--batch-size", "batch_size", type=int, default=32, show_default=True,
+              help="Samples generated, graded and saved per chunk.")
+@click.option("--no-progress", is_flag=True, help="No live progress display.")
+def eval_cmd(model, bench, backend, backend_args, data, limit, n, temperature, top_p, max_tokens, seed, greedy,
+             output, budget, batch_size, no_progress):
+    """Evaluate MODEL on benchmarks: pass@1 (mean of n), pass@k, maj@n, bootstrap CI.
+
+    Rerunning the same command with the same --output resumes the run: only missing samples are generated.
+    """
+    from ..runner import EvalOptions, run_eval
+
+    opts = EvalOptions(
+        model=model, bench=bench, backend=backend, backend_args=parse_pairs("--backend-arg", backend_args),
+        data=parse_pairs("--data", data), limit=limit, n=n, temperature=temperature, top_p=top_p,
+        max_tokens=max_tokens, seed=seed, greedy=greedy, output=output, budget=budget, batch_size=batch_size,
+        progress=not no_progress,
+    )
+    run_eval(opts)

@@ -1,0 +1,49 @@
+"""``r1h regrade RUN_DIR --grader r1h --grader lighteval --grader lm-eval``: regrade saved completions."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+
+def _pairs(values: tuple[str, ...], flag: str) -> dict[str, str]:
+    from ..errors import ConfigError
+
+    out: dict[str, str] = {}
+    for value in values:
+        key, sep, rest = value.partition("=")
+        if not sep or not key or not rest:
+            raise ConfigError(f"{flag} {value!r}: expected NAME=VALUE")
+        out[key] = rest
+    return out
+
+
+@click.command("regrade")
+@click.argument("run_dir", type=click.Path(path_type=Path))
+@click.option("--grader", "graders", multiple=True, default=("r1h",), show_default=True,
+              help="r1h, lighteval, lm-eval, lm-eval:math_verify or lm-eval:hendrycks (repeatable).")
+@click.option("--bench", "benches", multiple=True, help="Only these benchmarks of the run (repeatable).")
+@click.option("--data", "data", multiple=True, metavar="NAME=SOURCE",
+              help="Where a benchmark's gold data is (hub id, dataset clone or file); default: the run's config.")
+@click.option("--python", "pythons", multiple=True, metavar="GRADER=PYTHON",
+              help="Use this interpreter for a foreign grader (e.g. a tox env) instead of building a virtualenv.")
+@click.option("--output", "-o", type=click.Path(path_type=Path), help="Output folder (default RUN_DIR/regrade).")
+@click.option("--force", is_flag=True, help="Overwrite an earlier regrade in the output folder.")
+def regrade_cmd(run_dir, graders, benches, data, pythons, output, force):
+    """Regrade RUN_DIR's saved completions with each grader: pass@1 per grader, and disagreements.jsonl listing
+    every sample where the graders' verdicts differ, with each grader's extracted answer."""
+    from ..compare import load_run
+    from ..errors import ConfigError
+    from ..regrade import regrade, to_markdown, write_outputs
+
+    run = load_run(run_dir)
+    out_dir = output or run.path / "regrade"
+    if not force and (out_dir / "regrade.json").exists():
+        raise ConfigError(f"{out_dir} already holds a regrade; use --force to overwrite it")
+    result = regrade(run, list(dict.fromkeys(graders)), benches=list(benches) or None, data=_pairs(data, "--data"),
+                     pythons=_pairs(pythons, "--python"), log=lambda msg: click.echo(msg, err=True))
+    write_outputs(result, out_dir, force=force)
+    click.echo(to_markdown(result["summary"]), nl=False)
+    click.echo(f"wrote {out_dir}/regrade.json, disagreements.jsonl ({len(result['disagreements'])} rows), "
+               "verdicts.jsonl, report.md", err=True)

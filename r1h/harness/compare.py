@@ -1,0 +1,380 @@
+"""Read finished run directories and compare them: pass@1 with CI, deltas, paired tests over shared problems.
+
+A run directory (written by ``r1h eval``) holds ``results.json`` and ``samples/NAME.jsonl``. Scores are fractions in
+[0, 1]. The paired tests work on per-problem mean correctness over the problems both runs answered:
+
+- every problem has exactly one sample in both runs: McNemar's exact test on the discordant pairs;
+- otherwise: a paired bootstrap over problems of the mean difference (two-sided p from the centred bootstrap).
+
+Standard library only (no numpy), so ``r1h compare`` works in the slimmest install.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import RunError
+
+ALPHA = 0.05
+N_BOOT = 5000
+
+
+# -- reading runs -----------------------------------------------------------------------------------------------------
+@dataclass
+class Run:
+    """A finished (or partial) run directory."""
+
+    path: Path
+    results: dict[str, Any]
+    label: str = ""
+    _samples: dict[str, list[dict[str, Any]]] = field(default_factory=dict, repr=False)
+
+    @property
+    def model(self) -> str:
+        return str(self.results.get("model") or "")
+
+    @property
+    def benchmarks(self) -> dict[str, dict[str, Any]]:
+        return self.results.get("benchmarks") or {}
+
+    def samples_path(self, bench: str) -> Path:
+        return self.path / "samples" / f"{bench}.jsonl"
+
+    def samples(self, bench: str) -> list[dict[str, Any]]:
+        """The sample lines of one benchmark ([] when the file is absent). A torn last line is ignored."""
+        if bench not in self._samples:
+            self._samples[bench] = read_jsonl(self.samples_path(bench), missing_ok=True)
+        return self._samples[bench]
+
+    def version(self, bench: str) -> str | None:
+        value = self.benchmarks.get(bench, {}).get("version")
+        return None if value is None else str(value)
+
+
+def read_jsonl(path: Path, *, missing_ok: bool = False) -> list[dict[str, Any]]:
+    """Lines of a JSONL file; a torn (unparseable) LAST line is dropped, a bad line elsewhere is an error."""
+    if not path.is_file():
+        if missing_ok:
+            return []
+        raise RunError(f"{path}: file not found")
+    lines = path.read_text(encoding="utf-8").splitlines()
+    rows: list[dict[str, Any]] = []
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as exc:
+            if number == len(lines):  # torn by a kill mid-write
+                break
+            raise RunError(f"{path}:{number}: not valid JSON ({exc.msg})") from exc
+        if not isinstance(row, dict):
+            raise RunError(f"{path}:{number}: expected a JSON object per line")
+        rows.append(row)
+    return rows
+
+
+def load_run(path: str | Path, label: str | None = None) -> Run:
+    """Open a run directory; a path that is not a run is a one-line :class:`RunError`."""
+    path = Path(path)
+    results_file = path / "results.json"
+    if not path.is_dir():
+        raise RunError(f"{path}: not a run directory (no such directory)")
+    if not results_file.is_file():
+        raise RunError(f"{path}: not a run directory (no results.json; r1h eval writes one)")
+    try:
+        results = json.loads(results_file.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise RunError(f"{results_file}: unreadable results.json ({exc})") from exc
+    if not isinstance(results, dict) or not isinstance(results.get("benchmarks"), dict):
+        raise RunError(f"{results_file}: not an r1h results file (no 'benchmarks' object)")
+    return Run(path=path, results=results, label=label or path.name)
+
+
+def per_problem(samples: list[dict[str, Any]]) -> dict[str, float]:
+    """Problem id -> mean correctness over its samples (``correct``, else ``reward`` > 0)."""
+    sums: dict[str, list[float]] = {}
+    for row in samples:
+        if "id" not in row:
+            continue
+        if "correct" in row and row["correct"] is not None:
+            value = 1.0 if row["correct"] else 0.0
+        else:
+            reward = row.get("reward")
+            value = 1.0 if isinstance(reward, (int, float)) and reward > 0 else 0.0
+        acc = sums.setdefault(str(row["id"]), [0.0, 0.0])
+        acc[0] += value
+        acc[1] += 1
+    return {pid: s / n for pid, (s, n) in sums.items()}
+
+
+def samples_per_problem(samples: list[dict[str, Any]]) -> int:
+    """The largest number of samples any problem has (1 means a greedy / n=1 run)."""
+    counts: dict[str, int] = {}
+    for row in samples:
+        counts[str(row.get("id"))] = counts.get(str(row.get("id")), 0) + 1
+    return max(counts.values(), default=0)
+
+
+# -- statistics -------------------------------------------------------------------------------------------------------
+def bootstrap_ci(values: list[float], n_boot: int = N_BOOT, seed: int = 0, alpha: float = ALPHA) -> tuple[float, float]:
+    """Percentile bootstrap CI of the mean over problems."""
+    if not values:
+        return (math.nan, math.nan)
+    rng = random.Random(seed)
+    n = len(values)
+    means = sorted(sum(rng.choices(values, k=n)) / n for _ in range(n_boot))
+    return (_quantile(means, alpha / 2), _quantile(means, 1 - alpha / 2))
+
+
+def paired_bootstrap(
+    a: list[float], b: list[float], n_boot: int = N_BOOT, seed: int = 0, alpha: float = ALPHA
+) -> dict[str, float]:
+    """Paired bootstrap of mean(b - a) over problems: delta, its CI and a two-sided p-value (centred bootstrap)."""
+    if len(a) != len(b):
+        raise ValueError("paired samples must have the same length")
+    diffs = [y - x for x, y in zip(a, b, strict=True)]
+    n = len(diffs)
+    if n == 0:
+        return {"delta": math.nan, "ci_low": math.nan, "ci_high": math.nan, "p_value": math.nan}
+    delta = sum(diffs) / n
+    rng = random.Random(seed)
+    means = sorted(sum(rng.choices(diffs, k=n)) / n for _ in range(n_boot))
+    extreme = sum(1 for m in means if abs(m - delta) >= abs(delta) - 1e-12)
+    p_value = 1.0 if all(d == diffs[0] for d in diffs) and delta == 0 else (extreme + 1) / (n_boot + 1)
+    return {
+        "delta": delta,
+        "ci_low": _quantile(means, alpha / 2),
+        "ci_high": _quantile(means, 1 - alpha / 2),
+        "p_value": min(1.0, p_value),
+    }
+
+
+def mcnemar(a: list[float], b: list[float]) -> dict[str, float]:
+    """McNemar's exact (binomial) two-sided test for paired 0/1 outcomes."""
+    if len(a) != len(b):
+        raise ValueError("paired samples must have the same length")
+    only_a = sum(1 for x, y in zip(a, b, strict=True) if x >= 0.5 > y)
+    only_b = sum(1 for x, y in zip(a, b, strict=True) if y >= 0.5 > x)
+    total = only_a + only_b
+    if total == 0:
+        p_value = 1.0
+    else:
+        k = min(only_a, only_b)
+        tail = sum(math.comb(total, i) for i in range(k + 1)) / 2**total
+        p_value = min(1.0, 2 * tail)
+    n = len(a)
+    return {"delta": (only_b - only_a) / n if n else math.nan, "only_a": only_a, "only_b": only_b, "p_value": p_value}
+
+
+def _quantile(sorted_values: list[float], q: float) -> float:
+    if not sorted_values:
+        return math.nan
+    pos = q * (len(sorted_values) - 1)
+    lo, hi = math.floor(pos), math.ceil(pos)
+    return sorted_values[lo] + (sorted_values[hi] - sorted_values[lo]) * (pos - lo)
+
+
+# -- comparing --------------------------------------------------------------------------------------------------------
+def score_and_ci(run: Run, bench: str) -> tuple[float | None, tuple[float, float] | None]:
+    """pass@1 and its 95% CI: from results.json, else computed from the samples."""
+    entry = run.benchmarks.get(bench, {})
+    score = entry.get("pass@1")
+    ci = entry.get("pass@1_ci95")
+    if score is None or not (isinstance(ci, (list, tuple)) and len(ci) == 2):
+        problems = per_problem(run.samples(bench))
+        if problems:
+            values = list(problems.values())
+            score = sum(values) / len(values) if score is None else score
+            ci = ci if isinstance(ci, (list, tuple)) and len(ci) == 2 else bootstrap_ci(values)
+    if score is None:
+        return None, None
+    return float(score), (float(ci[0]), float(ci[1])) if ci else None
+
+
+def check_versions(runs: list[Run], force: bool = False) -> list[str]:
+    """Refuse runs whose benchmark versions differ (a changed prompt or data set); warn instead with ``force``."""
+    warnings: list[str] = []
+    for bench in _bench_names(runs):
+        versions = {run.label: run.version(bench) for run in runs if bench in run.benchmarks}
+        distinct = {v for v in versions.values() if v is not None}
+        if len(distinct) > 1:
+            listed = ", ".join(f"{label}=v{v}" for label, v in versions.items())
+            message = f"benchmark {bench!r} has different versions across runs ({listed})"
+            if not force:
+                raise RunError(f"{message}; scores are not comparable (use --force to compare anyway)")
+            warnings.append(message)
+    return warnings
+
+
+def compare_runs(runs: list[Run], *, force: bool = False, n_boot: int = N_BOOT, seed: int = 0) -> dict[str, Any]:
+    """The comparison of ``runs[1:]`` against ``runs[0]`` per benchmark, as a JSON-ready dict."""
+    if len(runs) < 2:
+        raise RunError("compare needs at least two run directories")
+    _unique_labels(runs)
+    warnings = check_versions(runs, force=force)
+    out: dict[str, Any] = {
+        "reference": runs[0].label,
+        "alpha": ALPHA,
+        "runs": [{"label": r.label, "path": str(r.path), "model": r.model} for r in runs],
+        "warnings": warnings,
+        "benchmarks": {},
+    }
+    base = runs[0]
+    for bench in _bench_names(runs):
+        rows = []
+        base_problems = per_problem(base.samples(bench)) if bench in base.benchmarks else {}
+        for run in runs:
+            if bench not in run.benchmarks:
+                continue
+            score, ci = score_and_ci(run, bench)
+            row: dict[str, Any] = {
+                "run": run.label,
+                "model": run.model,
+                "version": run.version(bench),
+                "pass@1": score,
+                "ci95": list(ci) if ci else None,
+                "n_problems": run.benchmarks[bench].get("n_problems"),
+            }
+            if run is not base:
+                row.update(_paired(base, run, bench, base_problems, n_boot=n_boot, seed=seed))
+            rows.append(row)
+        out["benchmarks"][bench] = rows
+    return out
+
+
+def _paired(base: Run, run: Run, bench: str, base_problems: dict[str, float], *, n_boot: int, seed: int) -> dict:
+    base_score, _ = score_and_ci(base, bench) if bench in base.benchmarks else (None, None)
+    score, _ = score_and_ci(run, bench)
+    delta = None if base_score is None or score is None else score - base_score
+    result: dict[str, Any] = {"delta": delta, "test": None, "p_value": None, "significant": None, "shared": 0}
+    problems = per_problem(run.samples(bench))
+    shared = sorted(set(base_problems) & set(problems))
+    result["shared"] = len(shared)
+    if not shared:
+        result["test"] = "n/a (no shared problems with samples)"
+        return result
+    a = [base_problems[p] for p in shared]
+    b = [problems[p] for p in shared]
+    binary = samples_per_problem(base.samples(bench)) == 1 and samples_per_problem(run.samples(bench)) == 1
+    if binary:
+        stats = mcnemar(a, b)
+        result.update(test="mcnemar", p_value=stats["p_value"], only_ref=stats["only_a"], only_run=stats["only_b"])
+    else:
+        stats = paired_bootstrap(a, b, n_boot=n_boot, seed=seed)
+        result.update(test="paired-bootstrap", p_value=stats["p_value"], delta_ci95=[stats["ci_low"], stats["ci_high"]])
+    result["paired_delta"] = sum(b) / len(b) - sum(a) / len(a)
+    result["significant"] = result["p_value"] < ALPHA
+    return result
+
+
+def _bench_names(runs: list[Run]) -> list[str]:
+    names: list[str] = []
+    for run in runs:
+        for name in run.benchmarks:
+            if name not in names:
+                names.append(name)
+    return names
+
+
+def _unique_labels(runs: list[Run]) -> None:
+    seen: dict[str, int] = {}
+    for run in runs:
+        seen[run.label] = seen.get(run.label, 0) + 1
+    if any(count > 1 for count in seen.values()):
+        for i, run in enumerate(runs):
+            run.label = f"{chr(65 + i) if i < 26 else i}:{run.label}"
+
+
+# -- rendering --------------------------------------------------------------------------------------------------------
+def _pct(value: float | None) -> str:
+    return "—" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{100 * value:.2f}"
+
+
+def _signed_pct(value: float | None) -> str:
+    return "—" if value is None or math.isnan(value) else f"{100 * value:+.2f}"
+
+
+def _p(value: float | None) -> str:
+    if value is None:
+        return "—"
+    return "<0.001" if value < 0.001 else f"{value:.3f}"
+
+
+def to_markdown(comparison: dict[str, Any]) -> str:
+    """Tables a user pastes into a report (scores in percent)."""
+    lines = [f"Reference run: **{comparison['reference']}**. Paired tests at alpha = {comparison['alpha']}."]
+    for warning in comparison.get("warnings", []):
+        lines.append(f"\n> warning: {warning}")
+    for bench, rows in comparison["benchmarks"].items():
+        lines += ["", f"### {bench}", ""]
+        lines.append("| run | model | pass@1 (%) | 95% CI | Δ vs ref | test | shared | p | significant |")
+        lines.append("| --- | --- | ---: | --- | ---: | --- | ---: | ---: | --- |")
+        for row in rows:
+            ci = row.get("ci95")
+            ci_text = f"[{_pct(ci[0])}, {_pct(ci[1])}]" if ci else "—"
+            if "delta" not in row:
+                tail = "(reference) | — | — | —"
+                delta = "—"
+            else:
+                delta = _signed_pct(row["delta"])
+                sig = "—" if row["significant"] is None else ("yes" if row["significant"] else "no")
+                tail = f"{row['test']} | {row['shared']} | {_p(row['p_value'])} | {sig}"
+            lines.append(
+                f"| {row['run']} | {row['model'] or '—'} | {_pct(row['pass@1'])} | {ci_text} | {delta} | {tail} |"
+            )
+    return "\n".join(lines) + "\n"
+
+
+def to_json(comparison: dict[str, Any]) -> str:
+    return json.dumps(comparison, indent=2, default=_json_default) + "\n"
+
+
+def _json_default(value: Any) -> Any:
+    return None if isinstance(value, float) and math.isnan(value) else str(value)
+
+
+def plot(comparison: dict[str, Any], path: Path) -> None:
+    """A grouped bar chart of pass@1 per benchmark with 95% CI error bars (matplotlib imported here only)."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError as exc:
+        raise RunError("--plot needs matplotlib: pip install 'r1h[plots]'") from exc
+    benches = list(comparison["benchmarks"])
+    labels = [r["label"] for r in comparison["runs"]]
+    width = 0.8 / max(1, len(labels))
+    fig, ax = plt.subplots(figsize=(max(4.0, 1.6 * len(benches) * max(1, len(labels)) / 2), 4))
+    for i, label in enumerate(labels):
+        xs, heights, lower, upper = [], [], [], []
+        for j, bench in enumerate(benches):
+            row = next((r for r in comparison["benchmarks"][bench] if r["run"] == label), None)
+            if row is None or row["pass@1"] is None:
+                continue
+            xs.append(j + (i - (len(labels) - 1) / 2) * width)
+            heights.append(100 * row["pass@1"])
+            ci = row.get("ci95") or [row["pass@1"], row["pass@1"]]
+            lower.append(max(0.0, 100 * (row["pass@1"] - ci[0])))
+            upper.append(max(0.0, 100 * (ci[1] - row["pass@1"])))
+        ax.bar(xs, heights, width, yerr=[lower, upper], capsize=3, label=label)
+    ax.set_xticks(range(len(benches)))
+    ax.set_xticklabels(benches)
+    ax.set_ylabel("pass@1 (%)")
+    ax.set_ylim(0, 105)
+    ax.legend(fontsize="small")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def warn(message: str) -> None:
+    print(f"r1h: warning: {message}", file=sys.stderr)

@@ -1,0 +1,68 @@
+"""Grade completions with lighteval's own task definitions (prompt function -> Doc, the task's first metric).
+
+Runs inside a virtualenv with lighteval installed (it pins latex2sympy2_extended==1.0.6). Standard library + lighteval.
+math500 -> lighteval.tasks.tasks.math_500 (pass_at_k_math, k=1 n=1); aime24 -> lighteval.tasks.tasks.aime (aime24).
+Reasoning is removed as lighteval's pipeline does by default (remove_reasoning_tags, tags [("<think>", "</think>")]).
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import logging
+import sys
+from importlib.metadata import version
+
+TASKS = {
+    "math500": ("lighteval.tasks.tasks.math_500", "math_500"),
+    "aime24": ("lighteval.tasks.tasks.aime", "aime24"),
+}
+DEFAULT_REASONING_TAGS = [("<think>", "</think>")]  # lighteval PipelineParameters.reasoning_tags default
+
+
+def main() -> int:
+    logging.disable(logging.WARNING)  # lighteval warns on every unparsed prediction
+    from lighteval.models.model_output import ModelResponse
+    from lighteval.tasks.requests import Doc
+    from lighteval.utils.utils import remove_reasoning_tags
+
+    out = sys.stdout
+    out.write(json.dumps({"key": "__meta__", "package": "lighteval", "version": version("lighteval"),
+                          "latex2sympy2_extended": version("latex2sympy2_extended")}) + "\n")
+    tasks = {}
+    for line in sys.stdin:
+        if not line.strip():
+            continue
+        item = json.loads(line)
+        result = {"key": item["key"], "correct": None, "extracted": None, "error": None, "metrics": {}}
+        try:
+            bench = item["benchmark"]
+            if bench not in TASKS:
+                raise KeyError(f"lighteval grader has no task for benchmark {bench!r} (known: {', '.join(TASKS)})")
+            if bench not in tasks:
+                module, attr = TASKS[bench]
+                tasks[bench] = getattr(importlib.import_module(module), attr)
+            task = tasks[bench]
+            doc = task.prompt_function(item["row"], task.name)
+            metric = task.metrics[0]
+            fn = metric.sample_level_fn  # PassAtK: preprocess (strip) + compute_score per prediction
+            text = remove_reasoning_tags(text=item["completion"], tag_pairs=DEFAULT_REASONING_TAGS)
+            # PassAtK.compute for one prediction, keeping the Doc so the extracted answer can be read back
+            scored_doc = Doc(choices=[fn.preprocess(c) for c in doc.choices], query=doc.query, gold_index=doc.gold_index)
+            score = fn.compute_score(doc=scored_doc, model_response=ModelResponse(text=[fn.preprocess(text)]))
+            specific = scored_doc.specific or {}
+            preds = specific.get("extracted_predictions") or []
+            result.update(
+                correct=bool(score >= 1.0),
+                extracted=preds[0] if preds else None,
+                metrics={metric.metric_name: float(score), "extracted_golds": specific.get("extracted_golds")},
+            )
+        except Exception as exc:  # one bad item never stops the batch
+            result["error"] = f"{type(exc).__name__}: {exc}"
+        out.write(json.dumps(result, default=str) + "\n")
+        out.flush()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

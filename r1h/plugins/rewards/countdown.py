@@ -1,0 +1,285 @@
+"""``countdown_equation``: the last ``<answer>`` must be an equation reaching ``target`` with every number once.
+
+mini-deepseek-r1 and TinyZero grade this with ``eval()`` on model text, which hangs on ``95**78**6**88`` and runs
+whatever the model writes. Here the answer is parsed with :mod:`ast` and only a tiny arithmetic grammar is walked:
+
+- ``Expression``, ``BinOp`` with ``+ - * /``, and non-negative integer ``Constant`` leaves. Nothing else: ``**``,
+  ``//``, ``%``, names, calls, attributes, subscripts, floats, strings and comparisons score 0.0 without evaluation.
+- No unary minus or plus. The task allows the four binary operations on the given numbers; ``-5`` would be a new
+  operation (negation) applied to a given number, and ``-(a - b)`` is always writable as ``(b - a)``. So
+  ``-3 + 10`` scores 0.0 even when it reaches the target.
+- Parentheses are free (``ast`` drops them).
+- ``expr = target`` is accepted (the mini-r1 prompt itself asks for "(1 + 2) / 3 = 1") when the right-hand side is the
+  target; ``target = expr``, ``a = b = c`` and ``==`` are not.
+- ``×``, ``÷`` and the Unicode minus ``−`` are read as ``*``, ``/`` and ``-``.
+- Arithmetic uses :class:`fractions.Fraction` (exact); the result must lie within 1e-5 of the target. Division by
+  zero scores 0.0.
+- Hard caps make every item cheap before any parse: at most 300 characters of answer and 40 levels of parentheses
+  (3,000 nested parentheses are rejected by a linear scan, never reach the parser).
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import re
+from fractions import Fraction
+from itertools import combinations
+from typing import Any
+
+from r1h.harness.hookspecs import hookimpl
+from r1h.harness.reward import Reward
+
+from ._text import last_answer
+
+MAX_ANSWER_CHARS = 300
+MAX_PAREN_DEPTH = 40
+TOLERANCE = Fraction(1, 100_000)
+_ALLOWED_CHARS = frozenset("0123456789+-*/() \t\r\n")
+_BINOPS = {ast.Add: "+", ast.Sub: "-", ast.Mult: "*", ast.Div: "/"}
+_TRANSLATE = str.maketrans({"×": "*", "÷": "/", "−": "-"})
+_INT = re.compile(r"-?\d+")
+
+
+class _Reject(Exception):
+    """The expression is outside the allowed grammar."""
+
+
+def _check_text(text: str) -> bool:
+    if len(text) > MAX_ANSWER_CHARS or not text.strip():
+        return False
+    if any(ch not in _ALLOWED_CHARS for ch in text):
+        return False
+    depth = 0
+    for ch in text:
+        if ch == "(":
+            depth += 1
+            if depth > MAX_PAREN_DEPTH:
+                return False
+        elif ch == ")":
+            depth -= 1
+            if depth < 0:
+                return False
+    return depth == 0
+
+
+def _walk(node: ast.AST, used: list[int]) -> Fraction:
+    if isinstance(node, ast.Expression):
+        return _walk(node.body, used)
+    if isinstance(node, ast.BinOp) and type(node.op) in _BINOPS:
+        left = _walk(node.left, used)
+        right = _walk(node.right, used)
+        op = type(node.op)
+        if op is ast.Add:
+            return left + right
+        if op is ast.Sub:
+            return left - right
+        if op is ast.Mult:
+            return left * right
+        if right == 0:
+            raise _Reject("division by zero")
+        return left / right
+    if isinstance(node, ast.Constant) and type(node.value) is int and node.value >= 0:
+        used.append(node.value)
+        return Fraction(node.value)
+    raise _Reject(type(node).__name__)
+
+
+def _parse(text: str) -> tuple[Fraction, list[int]] | None:
+    """Value and the numbers used, or None when the text is not a plain arithmetic expression."""
+    text = text.translate(_TRANSLATE)
+    if not _check_text(text):
+        return None
+    try:
+        tree = ast.parse(text.strip(), mode="eval")
+    except (SyntaxError, ValueError, MemoryError, RecursionError):
+        return None
+    used: list[int] = []
+    try:
+        value = _walk(tree, used)
+    except (_Reject, RecursionError, ZeroDivisionError):
+        return None
+    return value, used
+
+
+def evaluate(expr_text: str, nums: Any = None) -> Fraction | None:
+    """The exact value of ``expr_text``, or None when it is not allowed arithmetic.
+
+    With ``nums`` given, the expression must also use each of those numbers exactly once (as a multiset).
+    """
+    if not isinstance(expr_text, str):
+        return None
+    parsed = _parse(expr_text)
+    if parsed is None:
+        return None
+    value, used = parsed
+    if nums is not None:
+        wanted = _read_nums(nums)
+        if wanted is None or sorted(used) != sorted(wanted):
+            return None
+    return value
+
+
+def split_equation(answer: str, target: Any = None) -> str | None:
+    """The expression of an answer: the text itself, or the left side of ``expr = target``.
+
+    With an ``=``, the right-hand side must be a plain number equal to ``target`` (when ``target`` is given).
+    """
+    if answer.count("=") == 0:
+        return answer.strip()
+    if answer.count("=") != 1:
+        return None
+    left, right = answer.split("=")
+    right = right.strip().rstrip(".").strip()
+    if not re.fullmatch(r"\d{1,30}(?:\.\d{1,30})?", right):
+        return None
+    if target is not None:
+        gold = _read_target(target)
+        if gold is None or abs(Fraction(right) - gold) > TOLERANCE:
+            return None
+    return left.strip()
+
+
+def _read_target(target: Any) -> Fraction | None:
+    if isinstance(target, bool):
+        return None
+    try:
+        if isinstance(target, str):
+            target = target.strip()
+            if len(target) > 40:
+                return None
+        value = Fraction(target)
+    except (TypeError, ValueError, ZeroDivisionError, OverflowError):
+        return None
+    return value
+
+
+def _read_nums(nums: Any) -> list[int] | None:
+    if isinstance(nums, str):
+        text = nums.strip()
+        if len(text) > 1000:
+            return None
+        try:
+            nums = json.loads(text)
+        except ValueError:
+            nums = [int(m) for m in _INT.findall(text)]
+    if hasattr(nums, "tolist"):  # numpy arrays from datasets
+        nums = nums.tolist()
+    if not isinstance(nums, (list, tuple)) or not nums:
+        return None
+    out: list[int] = []
+    for n in nums:
+        if isinstance(n, bool):
+            return None
+        if isinstance(n, float) and n.is_integer():
+            n = int(n)
+        if isinstance(n, str) and n.strip().isdigit():
+            n = int(n.strip())
+        if not isinstance(n, int):
+            return None
+        out.append(n)
+    return out
+
+
+def solve(nums: Any, target: Any) -> str | None:
+    """An expression using every number of ``nums`` exactly once that equals ``target``, or None.
+
+    Exhaustive search: repeatedly replace two of the remaining values by ``a+b``, ``a-b``, ``b-a``, ``a*b``, ``a/b``
+    or ``b/a``; this covers every binary parenthesization and order. Fast for the 3-4 numbers of Countdown (at most
+    a few thousand leaves); the result has no unary minus, so :func:`evaluate` accepts it.
+    """
+    numbers = _read_nums(nums)
+    goal = _read_target(target)
+    if numbers is None or goal is None or len(numbers) > 6 or any(n < 0 for n in numbers):
+        return None
+    items = [(Fraction(n), str(n)) for n in numbers]
+    if len(items) == 1:
+        return items[0][1] if items[0][0] == goal else None
+    found = _search(items, goal)
+    if found is None:
+        return None
+    return found[1:-1] if found.startswith("(") and _outer_parens(found) else found
+
+
+def _outer_parens(expr: str) -> bool:
+    depth = 0
+    for i, ch in enumerate(expr):
+        depth += ch == "("
+        depth -= ch == ")"
+        if depth == 0 and i < len(expr) - 1:
+            return False
+    return True
+
+
+def _search(items: list[tuple[Fraction, str]], goal: Fraction) -> str | None:
+    if len(items) == 1:
+        return items[0][1] if items[0][0] == goal else None
+    seen: set[tuple[Fraction, ...]] = set()
+    for i, j in combinations(range(len(items)), 2):
+        (a, ea), (b, eb) = items[i], items[j]
+        rest = [items[k] for k in range(len(items)) if k != i and k != j]
+        candidates = [
+            (a + b, f"({ea} + {eb})"),
+            (a * b, f"({ea} * {eb})"),
+            (a - b, f"({ea} - {eb})"),
+            (b - a, f"({eb} - {ea})"),
+        ]
+        if b != 0:
+            candidates.append((a / b, f"({ea} / {eb})"))
+        if a != 0:
+            candidates.append((b / a, f"({eb} / {ea})"))
+        for value, expr in candidates:
+            key = tuple(sorted([value, *(r[0] for r in rest)]))
+            if key in seen:
+                continue
+            seen.add(key)
+            found = _search([(value, expr), *rest], goal)
+            if found is not None:
+                return found
+    return None
+
+
+class CountdownEquation(Reward):
+    """1.0 when the last <answer> is an equation using each of ``nums`` once that evaluates to ``target``."""
+
+    name = "countdown_equation"
+    version = "1"
+    description = "Countdown: last <answer> uses each of nums once with + - * / ( ) and equals target (ast, no eval)"
+    columns = ("target", "nums")
+    isolate = False
+
+    def extract(self, completion: str, prompt: Any = None, **row: Any) -> str | None:
+        answer = last_answer(completion)
+        if answer is None:
+            return None
+        answer = answer.translate(_TRANSLATE)
+        if len(answer) > MAX_ANSWER_CHARS:
+            return None
+        return split_equation(answer, row.get("target"))
+
+    def score(self, completion: str, prompt: Any = None, **row: Any) -> float | None:
+        target = _read_target(row.get("target"))
+        nums = _read_nums(row.get("nums"))
+        if target is None or nums is None:
+            return None
+        expr = self.extract(completion, prompt, **row)
+        if expr is None:
+            return 0.0
+        value = evaluate(expr, nums)
+        if value is None:
+            return 0.0
+        return 1.0 if abs(value - target) <= TOLERANCE else 0.0
+
+    def equivalent(self, a: str, b: str) -> bool:
+        """Two equations are the same answer when they are the same text up to spacing."""
+        return "".join(a.split()) == "".join(b.split())
+
+
+@hookimpl
+def r1h_register_rewards(register):
+    register(
+        "countdown_equation",
+        "r1h.plugins.rewards.countdown:CountdownEquation",
+        version=CountdownEquation.version,
+        description=CountdownEquation.description,
+    )

@@ -1,0 +1,297 @@
+"""``math_accuracy``: 1.0 when the final answer equals the gold (math-verify), else 0.0.
+
+The final answer is found *before* anything is parsed: the last balanced ``\\boxed{...}`` of the graded text (the text
+after the last ``</think>``) is cut out in linear time and only that short string goes to math-verify. Text without a
+box falls back to math-verify's own extraction over a bounded tail. This is what keeps degenerate completions (thousands
+of repeated ``\\boxed{}``) at about a millisecond instead of math-verify's 5 s timeout.
+
+math-verify is called with its SIGALRM timeouts off (``parsing_timeout=None``, ``timeout_seconds=None``); budgets are
+enforced by the batch grader (``r1h.harness.grading``), which runs this reward in killable worker processes
+(``isolate = True``). Inputs that could still blow sympy up (power towers, huge exponents or factorials, absurd
+nesting, overlong answers) are rejected before sympy sees them and score 0.0.
+"""
+
+from __future__ import annotations
+
+import re
+from functools import lru_cache
+from typing import Any
+
+from r1h.harness.hookspecs import hookimpl
+from r1h.harness.reward import Reward
+
+BOX_OPENERS = ("\\boxed", "\\fbox")
+MAX_ANSWER_CHARS = 400  # the longest MATH-500 gold is 53 characters
+MAX_BOX_CANDIDATES = 8  # truncated (unbalanced) boxes skipped from the end before giving up
+FALLBACK_TAIL_CHARS = 3000  # without a box, math-verify extracts from this much of the end of the text
+MAX_NESTING = 12
+MAX_EXPONENT_DIGITS = 4  # 10^{9999} is fine for sympy, 9^{99999999} is not
+MAX_FACTORIAL_DIGITS = 4
+
+_ZERO_PADDED = re.compile(r"^\s*\$?\s*0+(\d+)\s*\$?\s*$")
+_POWER = re.compile(r"\^|\*\*")  # in an answer
+_CARET = re.compile(r"\^")  # in free text, where ** is markdown bold
+_SIMPLE_EXPONENT = re.compile(r"\s*[-+]?\s*[0-9a-zA-Z.]+")
+_BIG_FACTORIAL = re.compile(r"\d{" + str(MAX_FACTORIAL_DIGITS + 1) + r",}\s*!")
+
+
+def graded_text(text: str) -> str:
+    """The part of a completion that is graded: what follows the last think-end marker, or everything."""
+    at = text.rfind("</think>")
+    return text if at < 0 else text[at + len("</think>") :]
+
+
+def _balanced(text: str, start: int, limit: int) -> int:
+    """Index of the ``}`` closing the ``{`` at ``start``, or -1 within ``limit`` characters (linear scan)."""
+    depth = 0
+    end = min(len(text), start + limit + 2)
+    i = start
+    while i < end:
+        ch = text[i]
+        if ch == "\\":
+            i += 2  # \{ and \} are literal braces
+            continue
+        if ch == "{":
+            depth += 1
+        elif ch == "}":
+            depth -= 1
+            if depth == 0:
+                return i
+        i += 1
+    return -1
+
+
+def last_boxed(text: str, limit: int = MAX_ANSWER_CHARS) -> str | None:
+    """Content of the last complete ``\\boxed{...}`` (or ``\\fbox{...}``, or ``\\boxed 5``) in ``text``, else None.
+
+    Boxes that never close within ``limit`` characters (truncated generations) are skipped, at most
+    MAX_BOX_CANDIDATES of them, so the cost is bounded by ``MAX_BOX_CANDIDATES * limit`` whatever the text.
+    """
+    end = len(text)
+    for _ in range(MAX_BOX_CANDIDATES):
+        at = max(text.rfind(opener, 0, end) for opener in BOX_OPENERS)
+        if at < 0:
+            return None
+        opener = next(o for o in BOX_OPENERS if text.startswith(o, at))
+        j = at + len(opener)
+        if j < len(text) and text[j] == "{":
+            close = _balanced(text, j, limit)
+            if close >= 0:
+                return text[j + 1 : close]
+        elif j < len(text) and text[j] == " ":  # \boxed 5
+            m = re.match(r" +([^\s$]+)", text[j : j + limit + 2])
+            if m:
+                return m.group(1)
+        end = at
+    return None
+
+
+def _nesting(text: str) -> int:
+    depth = worst = 0
+    for ch in text:
+        if ch in "{([":
+            depth += 1
+            worst = max(worst, depth)
+        elif ch in "})]":
+            depth = max(0, depth - 1)
+    return worst
+
+
+def _hostile_end(text: str, power: re.Pattern = _POWER) -> int:
+    """End of the last construct that could make sympy run away (power tower, huge exponent, huge factorial), or -1."""
+    end = -1
+    for m in power.finditer(text):
+        exponent = _exponent(text, m.end())
+        if power.search(exponent) or any(len(d) > MAX_EXPONENT_DIGITS for d in re.findall(r"\d+", exponent)):
+            end = m.end() + len(exponent)  # a^{b^{c}}, 9^9^9, 9**9**9, 9^{99999}
+    for m in _BIG_FACTORIAL.finditer(text):
+        end = max(end, m.end())
+    return end
+
+
+def _too_hostile(answer: str) -> bool:
+    """True for an answer that could make sympy run away: it scores 0.0 without being parsed."""
+    if len(answer) > MAX_ANSWER_CHARS or "\x00" in answer or _nesting(answer) > MAX_NESTING:
+        return True
+    return _hostile_end(answer) >= 0
+
+
+def safe_tail(text: str) -> str:
+    """The part of a free-text tail that math-verify may see: after the last hostile construct; "" if too nested."""
+    text = text.replace("\x00", "")
+    if _nesting(text) > 4 * MAX_NESTING:
+        return ""
+    cut = _hostile_end(text, _CARET)
+    return text if cut < 0 else text[cut:]
+
+
+def _exponent(text: str, start: int) -> str:
+    """The exponent that follows a ``^`` ending at ``start``: a braced group (bounded scan) or a simple token,
+    plus a directly following ``^`` so that 9^9^9 is seen as a tower."""
+    rest = text[start:].lstrip()
+    if rest.startswith("{"):
+        close = _balanced(rest, 0, MAX_ANSWER_CHARS)
+        token = rest if close < 0 else rest[: close + 1]
+    else:
+        m = _SIMPLE_EXPONENT.match(rest)
+        token = m.group(0) if m else ""
+    after = rest[len(token) :].lstrip()
+    return token + ("^" if after.startswith(("^", "**")) else "")
+
+
+def _unpad(answer: str) -> str:
+    """AIME's zero-padded integers ("025") read as the integer (25)."""
+    m = _ZERO_PADDED.match(answer)
+    return m.group(1) if m else answer
+
+
+@lru_cache(maxsize=1)
+def _configs():
+    import math_verify.grader
+    import math_verify.parser
+    from math_verify import ExprExtractionConfig, LatexExtractionConfig
+
+    # Budgets are enforced by r1h.harness.grading, so math-verify's "timeout is disabled" warning is only noise.
+    math_verify.parser.TIMEOUT_WARNING_SHOWN = True
+    math_verify.grader.TIMEOUT_WARNING_SHOWN = True
+    boxed = [LatexExtractionConfig(boxed_match_priority=0), ExprExtractionConfig()]
+    default = [LatexExtractionConfig(), ExprExtractionConfig()]
+    return boxed, default
+
+
+def _parse(text: str, config) -> list:
+    from math_verify import parse
+
+    return parse(text, extraction_config=config, parsing_timeout=None)
+
+
+@lru_cache(maxsize=4096)
+def parse_answer(answer: str) -> tuple:
+    """An extracted answer string as math-verify objects (empty when unreadable or hostile)."""
+    answer = _unpad(answer.strip())
+    if not answer or _too_hostile(answer):
+        return ()
+    boxed, _ = _configs()
+    parsed = _parse("\\boxed{" + answer + "}", boxed)
+    if not parsed:
+        parsed = _parse("$" + answer + "$", boxed)
+    return tuple(parsed)
+
+
+_LATEX_NOISE = re.compile(r"\s+|\\left|\\right|\\!|\\,|\\;|\$")
+
+
+def _same_text(a: str, b: str) -> bool:
+    """The same answer written the same way, up to spacing and sizing macros (no parse needed)."""
+    return _LATEX_NOISE.sub("", _unpad(a)) == _LATEX_NOISE.sub("", _unpad(b))
+
+
+def gold_answer(answer: Any = None, solution: Any = None) -> str | None:
+    """The gold answer string: the ``answer`` column, else the last box of the ``solution`` column."""
+    if answer is not None and not isinstance(answer, (str, int, float)):
+        answer = None
+    if isinstance(answer, bool):
+        answer = None
+    if answer is not None and str(answer).strip():
+        return str(answer).strip()
+    if isinstance(solution, str) and solution.strip():
+        boxed = last_boxed(solution)
+        if boxed and boxed.strip():
+            return boxed.strip()
+    return None
+
+
+def _exact_value(x: Any):
+    """An exact rational value of a closed numeric expression (factorials evaluated; they are size-guarded), else None."""
+    import sympy
+
+    if not isinstance(x, sympy.Basic) or not x.is_number or x.free_symbols:
+        return None
+    value = x.doit() if x.has(sympy.factorial) else x
+    return value if value.is_Rational else None
+
+
+def _exact_mismatch(gold: tuple, pred: tuple) -> bool:
+    """math-verify rounds numbers to 6 decimals, so 1/2004! "equals" 1/2006!. Exact rationals that differ by less
+    than that rounding are different answers."""
+    g = next((v for v in map(_exact_value, gold) if v is not None), None)
+    p = next((v for v in map(_exact_value, pred) if v is not None), None)
+    if g is None or p is None or g == p:
+        return False
+    return abs(g - p) < 1e-5
+
+
+def verify_answers(gold: tuple, pred: tuple) -> bool:
+    from math_verify import verify
+
+    if not gold or not pred:
+        return False
+    if not verify(list(gold), list(pred), timeout_seconds=None):
+        return False
+    return not _exact_mismatch(gold, pred)
+
+
+@lru_cache(maxsize=64)  # grade_one asks extract() then score() of the same text
+def final_answer(completion: str) -> tuple[str | None, tuple]:
+    """The final answer string of a completion and its math-verify parse (empty when unreadable)."""
+    tail = graded_text(completion)
+    boxed = last_boxed(tail)
+    if boxed is not None:
+        boxed = boxed.strip()
+        return boxed, (parse_answer(boxed) if boxed else ())
+    window = safe_tail(tail[-FALLBACK_TAIL_CHARS:])
+    if not window.strip():
+        return None, ()
+    _, default = _configs()
+    parsed = _parse(window, default)
+    if not parsed:
+        return None, ()
+    text = parsed[-1] if isinstance(parsed[-1], str) else str(parsed[0])
+    return text.strip()[:MAX_ANSWER_CHARS], tuple(parsed)
+
+
+class MathAccuracy(Reward):
+    """1.0 when the final answer (last \\boxed{} after </think>) equals the gold under math-verify, else 0.0."""
+
+    name = "math_accuracy"
+    version = "1"
+    description = "1.0 when the final \\boxed{} answer (after </think>) equals the gold under math-verify"
+    columns = ("answer", "solution")
+    isolate = True
+
+    def final_answer(self, completion: str) -> tuple[str | None, tuple]:
+        """The final answer string of a completion and its math-verify parse (empty when unreadable)."""
+        return final_answer(completion or "")
+
+    def extract(self, completion: str, prompt: Any = None, **row: Any) -> str | None:
+        return self.final_answer(completion)[0]
+
+    def score(self, completion: str, prompt: Any = None, **row: Any) -> float | None:
+        gold_text = gold_answer(row.get("answer"), row.get("solution"))
+        if gold_text is None:
+            return None
+        gold = parse_answer(gold_text)
+        if not gold:
+            return None
+        answer, pred = self.final_answer(completion)
+        if answer and _same_text(answer, gold_text):
+            return 1.0  # the common case, without a verify
+        return 1.0 if verify_answers(gold, pred) else 0.0
+
+    def equivalent(self, a: str, b: str) -> bool:
+        if a.strip() == b.strip():
+            return True
+        try:
+            return verify_answers(parse_answer(a), parse_answer(b))
+        except Exception:
+            return False
+
+
+@hookimpl
+def r1h_register_rewards(register):
+    register(
+        "math_accuracy",
+        "r1h.plugins.rewards.math:MathAccuracy",
+        version=MathAccuracy.version,
+        description=MathAccuracy.description,
+    )

@@ -1,0 +1,123 @@
+"""GRPO with TRL's GRPOTrainer: text (Countdown, mini-deepseek-r1) and vision (CLEVR counting, R1-V).
+
+The reward functions are r1h's registered reward objects, passed to TRL unchanged: TRL logs each under its registered
+name (``rewards/<name>/mean``) and the eval path grades with the very same objects.
+
+Countdown prompts end in an assistant prefill (``Let me solve this step by step.\\n<think>``). TRL 1.x renders
+conversational prompts with ``add_generation_prompt=True``, which cannot continue a final assistant message, so the
+prompt is rendered to a string here (``continue_final_message=True``) and handed to TRL as plain text.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .common import Plan, announce, build_config, save_final
+from .data import check_reward_columns, clevr_dataset, countdown_dataset, prompt_dataset
+
+
+def load_processing_class(recipe, vision: bool):
+    from transformers import AutoProcessor, AutoTokenizer
+
+    kwargs = dict(recipe.processor or {})
+    kwargs.setdefault("padding_side", "left")
+    if vision:
+        try:
+            return AutoProcessor.from_pretrained(recipe.model, **kwargs)
+        except ImportError as exc:  # transformers 5 wants torchvision for the (unused) video processor
+            if "torchvision" not in str(exc).lower():
+                raise
+            return processor_without_torchvision(recipe.model, **kwargs)
+    kwargs.setdefault("truncation_side", "left")
+    return AutoTokenizer.from_pretrained(recipe.model, **kwargs)
+
+
+def processor_without_torchvision(model: str, padding_side: str = "left", **kwargs: Any):
+    """The model's processor with the PIL image processor and no video processor (images only, no torchvision)."""
+    import json
+    from pathlib import Path
+
+    import transformers
+    from transformers import AutoImageProcessor, AutoTokenizer
+    from transformers.processing_utils import ProcessorMixin
+
+    image_processor = AutoImageProcessor.from_pretrained(model, backend="pil", **kwargs)
+    tokenizer = AutoTokenizer.from_pretrained(model, padding_side=padding_side)
+    name = None
+    for fname in ("processor_config.json", "preprocessor_config.json", "tokenizer_config.json"):
+        f = Path(model) / fname
+        if f.is_file():
+            name = json.loads(f.read_text(encoding="utf-8")).get("processor_class") or name
+    cls = getattr(transformers, name or "Qwen2VLProcessor")
+    original = ProcessorMixin.check_argument_for_proper_class
+    ProcessorMixin.check_argument_for_proper_class = lambda self, attr, arg: type(arg)  # video_processor=None
+    try:
+        processor = cls(image_processor=image_processor, tokenizer=tokenizer, video_processor=None,
+                        chat_template=tokenizer.chat_template)
+    finally:
+        ProcessorMixin.check_argument_for_proper_class = original
+
+    def save_pretrained(save_directory, **save_kwargs):  # ProcessorMixin's would save the missing video processor
+        image_processor.save_pretrained(save_directory, **save_kwargs)
+        tokenizer.save_pretrained(save_directory, **save_kwargs)
+
+    processor.save_pretrained = save_pretrained
+    return processor
+
+
+def build_dataset(plan: Plan, processing_class, vision: bool):
+    recipe, options = plan.recipe, plan.options
+    data = recipe.data
+    source, fmt = data["source"], data.get("format") or ("clevr" if vision else "prompt")
+    limit = options.limit or data.get("limit")
+    tokenizer = getattr(processing_class, "tokenizer", processing_class)
+    if fmt == "countdown":
+        heldout = tuple(data["heldout"]) if data.get("heldout") else None
+        return countdown_dataset(source, tokenizer, data.get("max_prompt_tokens"), limit=limit,
+                                 train_rows=data.get("train_rows"), heldout=heldout)
+    if fmt == "clevr":
+        return clevr_dataset(source, limit=limit)
+    if fmt == "prompt":
+        return prompt_dataset(source, tokenizer, data.get("max_prompt_tokens"), limit=limit)
+    from ..harness.errors import ConfigError
+
+    raise ConfigError(f"recipe {recipe.name}: unknown data.format {fmt!r} for GRPO (countdown, clevr, prompt)")
+
+
+def check_data(plan: Plan, vision: bool) -> None:
+    """Load the data source and check its columns (no tokenizer, no model): the early part of the one-line errors."""
+    from .data import FORMAT_COLUMNS, load_source, require_columns
+
+    data = plan.recipe.data
+    fmt = data.get("format") or ("clevr" if vision else "prompt")
+    if fmt in FORMAT_COLUMNS:
+        dataset = load_source(data["source"], limit=1)
+        require_columns(dataset, FORMAT_COLUMNS[fmt], data["source"])
+
+
+def run(plan: Plan, callbacks: list[Any] | None = None, vision: bool = False):
+    """Train; return the trainer (``state.log_history`` holds ``rewards/<name>/mean`` per logging step)."""
+    from trl import GRPOTrainer
+
+    from .evaluation import BenchmarkEvalCallback, EvalLogMixin
+
+    recipe, options = plan.recipe, plan.options
+    config = build_config(plan)
+    check_data(plan, vision)
+    announce(plan)
+    processing_class = load_processing_class(recipe, vision)
+    dataset = build_dataset(plan, processing_class, vision)
+    check_reward_columns(plan.rewards, dataset, recipe.data["source"])
+
+    class Trainer(EvalLogMixin, GRPOTrainer):
+        pass
+
+    trainer = Trainer(model=recipe.model, reward_funcs=list(plan.rewards), args=config, train_dataset=dataset,
+                      processing_class=processing_class, callbacks=list(callbacks or []))
+    if options.eval_bench and options.eval_every:
+        trainer.add_callback(BenchmarkEvalCallback(options.eval_bench, options.eval_every, limit=options.eval_limit,
+                                                   source=options.eval_data, max_tokens=options.eval_max_tokens)
+                             .attach(trainer))
+    trainer.train()
+    save_final(trainer, config.output_dir)
+    return trainer

@@ -1,0 +1,103 @@
+"""Distillation SFT (open-r1 style) with TRL's SFTTrainer on Bespoke-Stratos-format data.
+
+Loss on assistant turns only needs ``{% generation %}`` markers in the chat template. TRL swaps in a training template
+for the templates it knows (Qwen2.5 among them); for other ChatML templates (Qwen2.5-Math's, whose default system
+prompt differs) r1h uses :func:`chatml_training_template` for tokenizing the training data only. The checkpoint keeps
+the model's original chat template, so ``r1h eval`` renders prompts exactly as before training.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .common import Plan, announce, build_config, save_final
+from .data import sft_dataset
+
+
+def chatml_training_template(default_system_block: str) -> str:
+    """A ChatML template with ``{% generation %}`` around assistant turns (end-of-turn token included).
+
+    ``default_system_block`` is rendered when the chat has no system message (the original template's default)."""
+    default = default_system_block.replace("\\", "\\\\").replace("'", "\\'").replace("\n", "\\n")
+    return (
+        "{%- if messages and messages[0]['role'] == 'system' %}"
+        "{{- '<|im_start|>system\\n' + messages[0]['content'] + '<|im_end|>\\n' }}"
+        "{%- set loop_messages = messages[1:] %}"
+        "{%- else %}"
+        "{{- '" + default + "' }}"
+        "{%- set loop_messages = messages %}"
+        "{%- endif %}"
+        "{%- for message in loop_messages %}"
+        "{%- if message['role'] == 'assistant' %}"
+        "{{- '<|im_start|>assistant' }}"
+        "{%- generation %}{{- '\\n' + message['content'] + '<|im_end|>\\n' }}{%- endgeneration %}"
+        "{%- else %}"
+        "{{- '<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>\\n' }}"
+        "{%- endif %}"
+        "{%- endfor %}"
+        "{%- if add_generation_prompt %}{{- '<|im_start|>assistant\\n' }}{%- endif %}"
+    )
+
+
+def training_template(tokenizer) -> str | None:
+    """None when TRL can handle the tokenizer's template itself; else r1h's ChatML training template.
+
+    Raises ConfigError for a template that is neither (assistant-only loss is then impossible: pass
+    ``--set assistant_only_loss=false`` or give a template with generation markers via ``chat_template_path``)."""
+    from trl.chat_template_utils import get_training_chat_template, has_generation_markers
+
+    from ..harness.errors import ConfigError
+
+    template = tokenizer.chat_template
+    if isinstance(template, dict):
+        template = template.get("default")
+    if not template:
+        raise ConfigError("the tokenizer has no chat template; SFT on messages needs one (set chat_template_path)")
+    if has_generation_markers(template):
+        return None
+    try:
+        get_training_chat_template(tokenizer)
+        return None
+    except ValueError:
+        pass
+    if "<|im_start|>" not in template:
+        raise ConfigError(
+            "assistant_only_loss needs {% generation %} markers and r1h/TRL cannot patch this chat template; "
+            "pass --set assistant_only_loss=false or a template with markers via --set chat_template_path=FILE"
+        )
+    probe = tokenizer.apply_chat_template([{"role": "user", "content": "\x00"}], tokenize=False)
+    default_block = probe.split("<|im_start|>user")[0] if "<|im_start|>user" in probe else ""
+    return chatml_training_template(default_block)
+
+
+def run(plan: Plan, callbacks: list[Any] | None = None):
+    """Train; return the trainer (its ``state.log_history`` holds the logged losses)."""
+    from transformers import AutoTokenizer
+    from trl import SFTTrainer
+
+    from .evaluation import BenchmarkEvalCallback, EvalLogMixin
+
+    recipe, options = plan.recipe, plan.options
+    config = build_config(plan)
+    dataset = sft_dataset(recipe.data["source"], recipe.data.get("format"), limit=options.limit or recipe.data.get("limit"))
+    announce(plan)
+    tokenizer = AutoTokenizer.from_pretrained(recipe.model, **(recipe.processor or {}))
+    original_template = tokenizer.chat_template
+    if config.assistant_only_loss and not config.chat_template_path:
+        swapped = training_template(tokenizer)
+        if swapped is not None:
+            tokenizer.chat_template = swapped
+
+    class Trainer(EvalLogMixin, SFTTrainer):
+        pass
+
+    trainer = Trainer(model=recipe.model, args=config, train_dataset=dataset, processing_class=tokenizer,
+                      callbacks=list(callbacks or []))
+    tokenizer.chat_template = original_template  # the data is tokenized; checkpoints keep the model's own template
+    if options.eval_bench and options.eval_every:
+        trainer.add_callback(BenchmarkEvalCallback(options.eval_bench, options.eval_every, limit=options.eval_limit,
+                                                   source=options.eval_data, max_tokens=options.eval_max_tokens)
+                             .attach(trainer))
+    trainer.train()
+    save_final(trainer, config.output_dir)
+    return trainer

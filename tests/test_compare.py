@@ -1,0 +1,114 @@
+"""r1h compare: tables, paired tests, versions, bad input. Runs are written by the tests (tests/rundirs.py)."""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+
+import pytest
+from click.testing import CliRunner
+from rundirs import write_run
+
+from r1h.harness.cli import main
+from r1h.harness.compare import bootstrap_ci, compare_runs, load_run, mcnemar, paired_bootstrap
+from r1h.harness.errors import RunError
+
+
+def _greedy(n: int, correct: set[int]) -> dict[str, list[bool]]:
+    return {f"p{i}": [i in correct] for i in range(n)}
+
+
+def test_mcnemar_exact_matches_binomial_closed_form():
+    # 2 problems only A solves, 8 only B solves: p = 2 * P(X <= 2), X ~ Bin(10, 1/2) = 2 * 56 / 1024
+    a = [1] * 2 + [0] * 8 + [1] * 5 + [0] * 5
+    b = [0] * 2 + [1] * 8 + [1] * 5 + [0] * 5
+    stats = mcnemar(a, b)
+    assert (stats["only_a"], stats["only_b"]) == (2, 8)
+    assert stats["p_value"] == pytest.approx(2 * 56 / 1024)
+    assert mcnemar([1, 0], [1, 0])["p_value"] == 1.0
+    assert mcnemar([0] * 10, [1] * 10)["p_value"] == pytest.approx(2 / 1024)
+
+
+def test_paired_bootstrap_detects_real_shift_and_not_noise():
+    rng = random.Random(1)
+    a = [rng.random() for _ in range(200)]
+    shifted = paired_bootstrap(a, [min(1.0, x + 0.1) for x in a], n_boot=2000)
+    assert shifted["p_value"] < 0.01 and shifted["ci_low"] > 0
+    same = paired_bootstrap(a, list(a), n_boot=2000)
+    assert same["delta"] == 0 and same["p_value"] == 1.0
+    noise = paired_bootstrap(a, [rng.random() for _ in range(200)], n_boot=2000)
+    assert noise["ci_low"] < noise["delta"] < noise["ci_high"]
+
+
+def test_bootstrap_ci_covers_the_mean():
+    values = [1.0] * 30 + [0.0] * 70
+    lo, hi = bootstrap_ci(values, n_boot=2000)
+    assert lo < 0.3 < hi and hi - lo < 0.25
+
+
+def test_compare_greedy_runs_uses_mcnemar(tmp_path):
+    a = write_run(tmp_path / "base", {"math500": _greedy(100, set(range(30)))}, model="base")
+    b = write_run(tmp_path / "tuned", {"math500": _greedy(100, set(range(60)))}, model="tuned")
+    out = compare_runs([load_run(a), load_run(b)], n_boot=500)
+    ref, row = out["benchmarks"]["math500"]
+    assert "delta" not in ref and ref["pass@1"] == pytest.approx(0.3)
+    assert row["test"] == "mcnemar" and row["shared"] == 100
+    assert row["delta"] == pytest.approx(0.3)
+    assert (row["only_ref"], row["only_run"]) == (0, 30)
+    assert row["significant"] is True and row["p_value"] < 1e-6
+
+
+def test_compare_cli_markdown_json_and_plot(tmp_path):
+    samples_a = {f"p{i}": [i % 2 == 0, i % 3 == 0, False, True] for i in range(40)}
+    samples_b = {f"p{i}": [i % 2 == 0, i % 3 == 0, i % 5 == 0, True] for i in range(40)}
+    a = write_run(tmp_path / "a", {"aime24": samples_a, "math500": _greedy(20, {1, 2})})
+    b = write_run(tmp_path / "b", {"aime24": samples_b, "math500": _greedy(20, {1, 2})})
+    runner = CliRunner()
+    res = runner.invoke(main, ["compare", str(a), str(b), "--bootstrap", "500", "--plot", str(tmp_path / "c.png")])
+    assert res.exit_code == 0, res.output
+    assert "### aime24" in res.output and "### math500" in res.output
+    assert "paired-bootstrap" in res.output and "mcnemar" in res.output
+    assert (tmp_path / "c.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    res = runner.invoke(main, ["compare", str(a), str(b), "--format", "json", "--bootstrap", "500"])
+    data = json.loads(res.output)
+    aime_row = data["benchmarks"]["aime24"][1]
+    assert aime_row["test"] == "paired-bootstrap"
+    assert aime_row["delta"] == pytest.approx(sum(i % 5 == 0 for i in range(40)) / 160)
+    assert data["benchmarks"]["math500"][1]["significant"] is False
+    # the plot is not overwritten without --force
+    res = runner.invoke(main, ["compare", str(a), str(b), "--plot", str(tmp_path / "c.png")])
+    assert res.exit_code != 0 and "--force" in res.output
+
+
+def test_compare_refuses_different_versions_unless_forced(tmp_path):
+    a = write_run(tmp_path / "a", {"math500": _greedy(10, {1})}, version="1")
+    b = write_run(tmp_path / "b", {"math500": _greedy(10, {1, 2})}, version="2")
+    with pytest.raises(RunError, match="different versions"):
+        compare_runs([load_run(a), load_run(b)])
+    res = CliRunner().invoke(main, ["compare", str(a), str(b)])
+    assert res.exit_code != 0
+    error_lines = [line for line in res.output.splitlines() if line.strip()]
+    assert len(error_lines) == 1 and "math500" in error_lines[0] and "--force" in error_lines[0]
+    res = CliRunner().invoke(main, ["compare", str(a), str(b), "--force"])
+    assert res.exit_code == 0 and "warning" in res.output
+
+
+def test_compare_rejects_a_directory_that_is_not_a_run(tmp_path):
+    a = write_run(tmp_path / "a", {"math500": _greedy(10, {1})})
+    (tmp_path / "empty").mkdir()
+    res = CliRunner().invoke(main, ["compare", str(a), str(tmp_path / "empty")])
+    assert res.exit_code != 0 and "not a run directory" in res.output
+    assert len([line for line in res.output.splitlines() if line.strip()]) == 1
+
+
+def test_compare_same_labels_and_torn_last_line(tmp_path):
+    a = write_run(tmp_path / "x" / "run", {"math500": _greedy(10, {1, 2})})
+    b = write_run(tmp_path / "y" / "run", {"math500": _greedy(10, {1, 2, 3})})
+    with open(b / "samples" / "math500.jsonl", "a") as fh:
+        fh.write('{"id": "p9", "sample_ind')  # torn by a kill
+    out = compare_runs([load_run(a), load_run(b)])
+    labels = [r["label"] for r in out["runs"]]
+    assert len(set(labels)) == 2
+    assert out["benchmarks"]["math500"][1]["shared"] == 10
+    assert not math.isnan(out["benchmarks"]["math500"][1]["p_value"])

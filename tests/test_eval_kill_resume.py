@@ -1,0 +1,156 @@
+"""A real ``r1h eval`` process killed with SIGKILL mid-run, twice, then resumed: the sample set ends up complete, free of
+duplicates, generated exactly once per stored sample, and the results match the samples."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+from r1h.harness.metrics import pass_at_k
+from r1h.harness.types import sample_seed
+
+PROBLEMS, N = 30, 4
+TOTAL = PROBLEMS * N
+
+DRIVER = textwrap.dedent(
+    '''
+    """A slow deterministic backend and a fake benchmark registered through the plugin API, then the real CLI."""
+    import sys
+    import time
+
+    from r1h import Backend, Benchmark, Completion, Reward, Sample, hookimpl
+
+
+    class SlowBench(Benchmark):
+        name = "slow_bench"
+        default_samples = 4
+        reward = "slow_exact"
+
+        def load(self, source=None, limit=None):
+            return [Sample(id=f"q{i}", columns={"answer": str(i)}) for i in range(30)][:limit]
+
+        def prompt(self, sample):
+            return [{"role": "user", "content": "say " + sample.columns["answer"]}]
+
+        def reference_completion(self, sample):
+            return sample.columns["answer"]
+
+
+    class Exact(Reward):
+        name = "slow_exact"
+        columns = ("answer",)
+
+        def score(self, completion, prompt=None, **row):
+            return 1.0 if completion == row["answer"] else 0.0
+
+        def extract(self, completion, prompt=None, **row):
+            return completion
+
+
+    class Slow(Backend):
+        name = "slow"
+
+        def generate(self, requests, config):
+            with open(self.backend_args["log"], "a") as log:  # what was generated, flushed before returning
+                for r in requests:
+                    for i in r.sample_indices:
+                        log.write(f"{r.id} {i}\\n")
+            time.sleep(float(self.backend_args["delay"]) * sum(len(r.seeds) for r in requests))
+            return [[Completion(text=r.id[1:] if s % 2 else "x", num_tokens=3) for s in r.seeds] for r in requests]
+
+
+    class Plugin:
+        @hookimpl
+        def r1h_register_benchmarks(self, register):
+            register("slow_bench", SlowBench)
+
+        @hookimpl
+        def r1h_register_rewards(self, register):
+            register("slow_exact", Exact)
+
+        @hookimpl
+        def r1h_register_backends(self, register):
+            register("slow", Slow)
+
+
+    if __name__ == "__main__":
+        from r1h.harness import plugins
+
+        plugins._CURRENT = plugins.build(default_plugins=(), load_entry_points=False, extra_plugins=(Plugin(),))
+        from r1h.harness.cli import main
+
+        main(sys.argv[1:])
+    '''
+)
+
+
+def _keys(path: Path) -> list[tuple[str, int]]:
+    out = []
+    for line in path.read_text().splitlines():
+        record = json.loads(line)
+        out.append((record["id"], record["sample_index"]))
+    return out
+
+
+def _complete_lines(path: Path) -> int:
+    return path.read_bytes().count(b"\n") if path.exists() else 0
+
+
+def test_kill_9_mid_run_then_resume(tmp_path):
+    driver = tmp_path / "drive.py"
+    driver.write_text(DRIVER)
+    out, log = tmp_path / "run", tmp_path / "generated.log"
+    samples = out / "samples" / "slow_bench.jsonl"
+    cmd = [sys.executable, str(driver), "eval", "--bench", "slow_bench", "--backend", "slow",
+           "--backend-arg", f"log={log}", "--backend-arg", "delay=0.02", "--batch-size", "3",
+           "--output", str(out), "--no-progress"]
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(Path(__file__).resolve().parents[1]),
+                                                       os.environ.get("PYTHONPATH", "")]))
+
+    for threshold in (20, 60):  # two kills at different points
+        proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        deadline = time.monotonic() + 60
+        while _complete_lines(samples) < threshold and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.01)
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
+        assert proc.returncode == -signal.SIGKILL, proc.stderr.read().decode()
+        count = _complete_lines(samples)
+        assert threshold <= count < TOTAL  # killed mid-run, with samples on disk
+    # a kill in the middle of a write leaves a torn last line: resume must drop it
+    with open(samples, "ab") as fh:
+        fh.write(b'{"id": "q29", "sample_index": 3, "prompt": [{"ro')
+
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "torn" in done.stderr
+
+    keys = _keys(samples)
+    assert len(keys) == len(set(keys)) == TOTAL  # complete, no duplicates
+    assert set(keys) == {(f"q{i}", j) for i in range(PROBLEMS) for j in range(N)}
+    # each stored sample was generated once, except those in flight when a kill came (generated, never stored)
+    generated = [tuple(line.split()) for line in log.read_text().splitlines()]
+    generated = [(pid, int(idx)) for pid, idx in generated]
+    lost = len(generated) - TOTAL
+    assert 0 <= lost <= 2 * 3  # at most one chunk (--batch-size 3) in flight per kill
+    assert set(generated) == set(keys)
+
+    records = [json.loads(line) for line in samples.read_text().splitlines()]
+    for r in records:
+        seed = sample_seed(0, r["id"], r["sample_index"])
+        assert r["completion"] == (r["id"][1:] if seed % 2 else "x")
+        assert r["correct"] == bool(seed % 2)
+    results = json.loads((out / "results.json").read_text())["benchmarks"]["slow_bench"]
+    per_problem: dict[str, int] = {}
+    for r in records:
+        per_problem[r["id"]] = per_problem.get(r["id"], 0) + r["correct"]
+    assert results["pass@1"] == sum(c / N for c in per_problem.values()) / PROBLEMS
+    assert results["pass@k"]["4"] == sum(pass_at_k(N, c, 4) for c in per_problem.values()) / PROBLEMS
+    assert (results["total_samples"], results["n_problems"]) == (TOTAL, PROBLEMS)
+    assert (out / "report.md").exists() and (out / "passk.png").exists()
