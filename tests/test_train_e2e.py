@@ -184,6 +184,7 @@ def test_accelerate_two_cpu_processes_run_grpo(tiny_text: Path, tmp_path: Path):
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "accelerate.commands.launch" in proc.stderr and "--num_processes 2" in proc.stderr
+    assert "processes 2" in proc.stderr  # WORLD_SIZE seen by the training processes
     state = json.loads((out / "checkpoint-2" / "trainer_state.json").read_text())
     logged = [h for h in state["log_history"] if "rewards/think_format/mean" in h]
     assert len(logged) == 2

@@ -66,7 +66,9 @@ def test_recipe_values_match_the_guide():
 
 
 def test_overrides_flags_and_rewards_are_applied(tmp_path: Path):
-    resolved = plan(TrainOptions(workflow="grpo", model="m", data="d.jsonl", output_dir=str(tmp_path),
+    data = tmp_path / "d.jsonl"
+    data.write_text("{}\n")
+    resolved = plan(TrainOptions(workflow="grpo", model="m", data=str(data), output_dir=str(tmp_path),
                                  sets=["max_steps=3", "config.beta=0.01", "data.max_prompt_tokens=99", "bf16=false"],
                                  rewards=["think_format:0.5", "countdown_equation"]))
     kw = resolved.config_kwargs
@@ -77,7 +79,7 @@ def test_overrides_flags_and_rewards_are_applied(tmp_path: Path):
 
 
 def test_trl_style_flags_reach_the_config():
-    result = _invoke("train", "grpo", "--model", NO_MODEL, "--data", "x.jsonl", "--dry-run",
+    result = _invoke("train", "grpo", "--model", NO_MODEL, "--dry-run",
                      "--learning_rate", "1e-6", "--max_steps=7", "--use-vllm", "--vllm-mode", "server")
     assert result.exit_code == 0, result.output
     config = json.loads(result.output)["config"]
@@ -126,10 +128,10 @@ def test_accelerate_relaunch_is_an_argument_list():
     cmd = launch_command("grpo", ["--model", "m", "--launcher", "accelerate", "--cpu", "--num-processes", "2",
                                   "--max_steps", "2"], "cpu", num_processes=2, cpu=True)
     assert cmd[1:3] == ["-m", "accelerate.commands.launch"]
-    assert cmd[cmd.index("--num_processes") + 1] == "2" and "--cpu" in cmd
+    assert cmd[cmd.index("--num_processes") + 1] == "2" and "--cpu" not in cmd
     assert Path(cmd[cmd.index("--config_file") + 1]).is_file()
     tail = cmd[cmd.index("r1h.harness.cli"):]
-    assert tail == ["r1h.harness.cli", "train", "grpo", "--model", "m", "--max_steps", "2"]
+    assert tail == ["r1h.harness.cli", "train", "grpo", "--model", "m", "--max_steps", "2", "--set", "use_cpu=true"]
     assert strip_launch_options(["--launcher=accelerate", "--x", "1"]) == ["--x", "1"]
     with pytest.raises(ConfigError, match="unknown accelerate config"):
         launch_command("grpo", [], "zero9")

@@ -1,7 +1,7 @@
 """The batch grader: the only place that runs rewards in bulk, with a hard per-item time budget.
 
-- ``reward.isolate`` is True (sympy, math-verify, big integers): items run in warm worker processes (multiprocessing,
-  "forkserver" where available, else "spawn"). The parent tracks every item's deadline; a worker that overruns is
+- ``reward.isolate`` is True (sympy, math-verify, big integers): items run in warm worker processes (fresh
+  interpreters talking multiprocessing's Connection protocol; they never re-import the caller's ``__main__``). The parent tracks every item's deadline; a worker that overruns is
   killed with SIGKILL, its item scores 0.0 with ``timed_out=True``, and a replacement worker starts. No signals are
   used for timing, so this holds when ``grade`` is called from any thread (TRL calls rewards off the main thread).
 - ``reward.isolate`` is False: items run inline and are timed; an overrun still scores 0.0 as a timeout.
@@ -190,25 +190,88 @@ def _worker_main(conn) -> None:
 
 
 # -- the pool -----------------------------------------------------------------------------------------------------
+_BOOT = (
+    "import sys, json\n"
+    "sys.path[:0] = [p for p in json.loads(sys.argv[2]) if p not in sys.path]\n"
+    "from r1h.harness.grading import _worker_entry\n"
+    "_worker_entry(int(sys.argv[1]))\n"
+)
+
+
+def _worker_entry(fd: int) -> None:
+    """Entry point of a worker started by :class:`_Worker` (a fresh interpreter that never imports ``__main__``)."""
+    from multiprocessing.connection import Connection
+
+    parent = os.getppid()
+
+    def watchdog() -> None:  # a worker outlives no parent, even one killed with SIGKILL
+        while os.getppid() == parent:
+            time.sleep(0.5)
+        os._exit(0)
+
+    threading.Thread(target=watchdog, daemon=True, name="r1h-grader-watchdog").start()
+    _worker_main(Connection(fd))
+    os._exit(0)  # skip interpreter teardown (slow with sympy loaded); nothing is left to flush
+
+
 class _Worker:
+    """One worker process. On POSIX a fresh interpreter (subprocess) speaking multiprocessing's Connection protocol
+    over a socketpair: unlike multiprocessing's spawn/forkserver it never re-imports the caller's ``__main__`` (a
+    training script), so it is safe inside torch/TRL processes and with unguarded scripts. Elsewhere: "spawn"."""
+
     def __init__(self, ctx) -> None:
-        self.conn, child = ctx.Pipe(duplex=True)
-        self.proc = ctx.Process(target=_worker_main, args=(child,), daemon=True, name="r1h-grader")
-        self.proc.start()
-        child.close()
         self.loaded: set[str] = set()
         self.loading: tuple[str, float] | None = None  # (key, deadline)
         self.item: tuple[int, float] | None = None  # (index, deadline)
+        if os.name == "posix":
+            import json
+            import socket
+            import subprocess
+            import sys
+            from multiprocessing.connection import Connection
+
+            ours, theirs = socket.socketpair()
+            try:
+                fd = theirs.fileno()
+                self.proc = subprocess.Popen(
+                    [sys.executable, "-c", _BOOT, str(fd), json.dumps([p for p in sys.path if isinstance(p, str)])],
+                    pass_fds=(fd,), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, close_fds=True,
+                )
+            finally:
+                theirs.close()
+            self.conn = Connection(ours.detach())
+        else:  # pragma: no cover - Windows
+            self.conn, child = ctx.Pipe(duplex=True)
+            self.proc = ctx.Process(target=_worker_main, args=(child,), daemon=True, name="r1h-grader")
+            self.proc.start()
+            child.close()
+
+    @property
+    def exitcode(self) -> int | None:
+        proc = self.proc
+        return proc.poll() if hasattr(proc, "poll") else proc.exitcode
 
     def send(self, msg: tuple) -> None:
         self.conn.send(msg)
 
+    def _join(self, timeout: float) -> bool:
+        """Wait for the process to end; True when it has."""
+        proc = self.proc
+        try:
+            if hasattr(proc, "wait"):
+                proc.wait(timeout=timeout)
+            else:  # pragma: no cover
+                proc.join(timeout=timeout)
+        except Exception:
+            return False
+        return self.exitcode is not None
+
     def kill(self) -> None:
         try:
             self.proc.kill()
-            self.proc.join(timeout=5)
         except Exception:
             pass
+        self._join(5)
         try:
             self.conn.close()
         except Exception:
@@ -219,11 +282,10 @@ class _Worker:
             self.conn.send(("stop",))
         except Exception:
             pass
-        self.proc.join(timeout=1)
-        if self.proc.is_alive():
-            self.kill()
-        else:
+        if self._join(1):
             self.conn.close()
+        else:
+            self.kill()
 
 
 class GradingPool:
@@ -235,13 +297,11 @@ class GradingPool:
     Workers start on first use and stay warm across batches; one batch runs at a time (other threads wait).
     """
 
-    def __init__(self, workers: int | None = None, *, context: str | None = None):
+    def __init__(self, workers: int | None = None):
         self.workers = int(workers) if workers is not None else default_workers()
         if self.workers < 1:
             raise ConfigError(f"a grading pool needs at least 1 worker, got {self.workers}")
-        if context is None:
-            context = "forkserver" if "forkserver" in mp.get_all_start_methods() else "spawn"
-        self._ctx = mp.get_context(context)
+        self._ctx = mp.get_context("spawn")  # used only where there is no POSIX subprocess worker
         self._pool: list[_Worker] = []
         self._lock = threading.Lock()
         self._pid = os.getpid()
@@ -290,6 +350,11 @@ class GradingPool:
                 self._pool, self._pid = [], os.getpid()
             self.closed = False
             return _Batch(self, reward, key, blob, items, budget, progress).run()
+
+    def warm(self, reward: Any, row: dict[str, Any] | None = None) -> None:
+        """Start every worker and load ``reward`` into it now, so later batches pay no start-up cost."""
+        self.grade(reward, [WARMUP_COMPLETION] * self.workers, rows=[row or {}] * self.workers,
+                   budget=max(resolve_budget(reward), LOAD_TIMEOUT_S))
 
     # used by _Batch
     def _start_worker(self) -> _Worker:
@@ -420,7 +485,8 @@ class _Batch:
                     self.inline_fallback = f"reward did not load in a worker within {LOAD_TIMEOUT_S:.0f} s"
 
     def _crashed(self, w: _Worker) -> None:
-        code = w.proc.exitcode
+        w._join(1)
+        code = w.exitcode
         if w.item is not None:
             index = w.item[0]
             w.item = None

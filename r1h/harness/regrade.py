@@ -167,7 +167,9 @@ def grade_r1h(items: list[Item], reward_name: str) -> dict:
         correct = None if res.score is None else res.score >= 1.0 - 1e-9
         error = getattr(res, "error", None) or ("timeout" if getattr(res, "timed_out", False) else None)
         it.verdicts["r1h"] = Verdict(correct, res.extracted, error)
-    return {"package": "r1h", "reward": reward_name}
+    from r1h import __version__
+
+    return {"package": "r1h", "version": __version__, "reward": reward_name}
 
 
 # -- the whole regrade ------------------------------------------------------------------------------------------------

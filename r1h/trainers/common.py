@@ -81,6 +81,14 @@ def plan(options: TrainOptions) -> Plan:
     if not recipe.data.get("source"):
         raise ConfigError(f"recipe {recipe.name}: no data source (set data.source in the recipe or pass --data)")
 
+    from pathlib import Path
+
+    from ..harness.errors import DataError
+    from .data import looks_like_file
+
+    source = str(recipe.data["source"])
+    if looks_like_file(source) and not Path(source).expanduser().exists():
+        raise DataError(f"data file {source} does not exist")
     kwargs = validate(recipe)
     kwargs.setdefault("output_dir", os.path.join("runs", "train", recipe.name))
     kwargs.setdefault("report_to", "none")
@@ -137,7 +145,8 @@ def build_config(plan_: Plan):
 def announce(plan_: Plan) -> None:
     if is_main_process():
         r = plan_.recipe
-        print(f"r1h train {r.workflow}: recipe {r.name}, model {r.model}, data {r.data.get('source')}", file=sys.stderr)
+        print(f"r1h train {r.workflow}: recipe {r.name}, model {r.model}, data {r.data.get('source')}, "
+              f"processes {os.environ.get('WORLD_SIZE', '1')}", file=sys.stderr)
         if plan_.rewards:
             names = ", ".join(f"{getattr(f, '__name__', f)}:{w:g}" for f, w in
                               zip(plan_.rewards, plan_.config_kwargs.get("reward_weights") or [], strict=False))

@@ -27,14 +27,14 @@ R1V_TRAIN_SUFFIX = "  Output the thinking process in <think> </think> and final 
 ROLE_MAP = {"user": "user", "human": "user", "assistant": "assistant", "gpt": "assistant", "system": "system"}
 
 
-def _looks_like_file(source: str) -> bool:
+def looks_like_file(source: str) -> bool:
     return Path(source).suffix.lower() in FILE_LOADERS or source.startswith((".", "/", "~"))
 
 
 def load_source(source: str, split: str = "train", limit: int | None = None):
     """A ``datasets.Dataset`` from a hub id, a local dataset clone (directory) or a .jsonl/.json/.parquet/.csv file."""
     path = Path(source).expanduser()
-    if path.is_file() or (_looks_like_file(source) and not path.is_dir()):
+    if path.is_file() or (looks_like_file(source) and not path.is_dir()):
         if not path.is_file():
             raise DataError(f"data file {source} does not exist")
         loader = FILE_LOADERS.get(path.suffix.lower())

@@ -55,7 +55,7 @@ def evaluate_checkpoint(
         columns[key] = [s.columns.get(key) for s in samples]
     scores = reward(texts, prompts=prompts, **columns)
     graded = [s for s in scores if s is not None]
-    value = sum(1.0 for s in graded if s >= 1.0) / len(graded) if graded else 0.0
+    value = sum(graded) / len(graded) if graded else 0.0  # greedy, one sample: pass@1 is the mean score
     return {f"eval/{bench_name}/pass@1": value, f"eval/{bench_name}/n": float(len(graded))}
 
 

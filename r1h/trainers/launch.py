@@ -60,13 +60,16 @@ def launch_command(workflow: str, argv: list[str], config: str, num_processes: i
     cmd = [sys.executable, "-m", "accelerate.commands.launch", "--config_file", accelerate_config_path(config)]
     if num_processes:
         cmd += ["--num_processes", str(int(num_processes))]
+    child = strip_launch_options(argv)
     if cpu:
-        cmd += ["--cpu"]
+        # accelerate's own --cpu launches one process (or needs mpirun); the torchrun launcher of a MULTI_GPU config
+        # starts N processes, which train on the CPU (use_cpu) with a gloo process group.
+        child += ["--set", "use_cpu=true"]
     if main_process_port:
         cmd += ["--main_process_port", str(int(main_process_port))]
     for item in extra:
         cmd += item.split(" ", 1) if item.startswith("--") and " " in item else [item]
-    cmd += ["-m", "r1h.harness.cli", "train", workflow, *strip_launch_options(argv)]
+    cmd += ["-m", "r1h.harness.cli", "train", workflow, *child]
     return cmd
 
 

@@ -1,0 +1,86 @@
+"""``r1h distill generate|filter``: teacher traces, then reward-filtered SFT data."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+
+def _pairs(values, flag):
+    from ..errors import ConfigError
+
+    out = {}
+    for value in values:
+        key, sep, rest = value.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"{flag} {value!r}: expected KEY=VALUE")
+        out[key] = rest
+    return out
+
+
+@click.group("distill")
+def distill_cmd():
+    """Generate reasoning traces with a teacher, then keep those the rewards accept."""
+
+
+@distill_cmd.command("generate")
+@click.option("--teacher", default=None, help="Teacher model (checkpoint, hub id, .gguf; default: the backend's).")
+@click.option("--backend", default="transformers", show_default=True, help="transformers, vllm, openai ...")
+@click.option("--backend-arg", "backend_args", multiple=True, metavar="KEY=VALUE")
+@click.option("--questions", required=True, help="Questions: a .jsonl/.json/.parquet/.csv file, dataset clone or hub id.")
+@click.option("--question-column", default=None, help="Column with the question (default: problem/question/...).")
+@click.option("--split", default="train", show_default=True, help="Split of a hub dataset or clone.")
+@click.option("--n", "n", type=int, default=1, show_default=True, help="Traces per question.")
+@click.option("--system-prompt", default=None, help="System prompt text for the teacher.")
+@click.option("--prompt", "prompt_name", type=click.Choice(["sky-t1"]), default=None,
+              help="A named teacher prompt (sky-t1: the guide's <|begin_of_thought|> prompt).")
+@click.option("--limit", type=int, default=None, help="Only the first N questions.")
+@click.option("--temperature", type=float, default=0.6, show_default=True)
+@click.option("--top-p", "top_p", type=float, default=0.95, show_default=True)
+@click.option("--max-tokens", "max_tokens", type=int, default=32768, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--batch-size", "batch_size", type=int, default=8, show_default=True)
+@click.option("--output", "-o", required=True, type=click.Path(path_type=Path),
+              help="Folder for the traces; rerun the same command to resume.")
+def generate_cmd(teacher, backend, backend_args, questions, question_column, split, n, system_prompt, prompt_name,
+                 limit, temperature, top_p, max_tokens, seed, batch_size, output):
+    """Write n raw traces per question to OUTPUT/samples/traces.jsonl (resumable; a different config is refused)."""
+    from ..distill import GenerateOptions, generate
+
+    opts = GenerateOptions(questions=questions, output=output, teacher=teacher, backend=backend,
+                           backend_args=_pairs(backend_args, "--backend-arg"), n=n, system_prompt=system_prompt,
+                           prompt_name=prompt_name, question_column=question_column, split=split, limit=limit,
+                           temperature=temperature, top_p=top_p, max_tokens=max_tokens, seed=seed,
+                           batch_size=batch_size)
+    summary = generate(opts, log=lambda msg: click.echo(msg, err=True))
+    click.echo(f"{summary['traces']} traces for {summary['questions']} questions in {summary['path']}")
+
+
+@distill_cmd.command("filter")
+@click.argument("traces", type=click.Path(path_type=Path))
+@click.option("--reward", "rewards", multiple=True, required=True, help="Reward a trace must pass (repeatable).")
+@click.option("--threshold", type=float, default=1.0, show_default=True, help="Minimum score for every reward.")
+@click.option("--max-per-question", type=int, default=None, help="Keep at most this many traces per question.")
+@click.option("--keep-truncated", is_flag=True, help="Keep traces cut by max tokens (finish_reason length).")
+@click.option("--map", "column_map", multiple=True, metavar="REWARD_COLUMN=TRACE_COLUMN",
+              help="Feed a question column to a reward under another name (e.g. answer=solution).")
+@click.option("--output", "-o", required=True, type=click.Path(path_type=Path),
+              help="Folder for stratos.jsonl, messages.jsonl and filter_report.json.")
+@click.option("--force", is_flag=True, help="Overwrite earlier output files.")
+def filter_cmd(traces, rewards, threshold, max_per_question, keep_truncated, column_map, output, force):
+    """Keep the traces of TRACES (a generate folder or traces.jsonl) that every reward scores >= threshold; write
+    Bespoke-Stratos (system, conversations) and messages files that `r1h train sft --data` reads."""
+    from ..distill import filter_traces, read_traces, write_training_files
+
+    kept, report = filter_traces(read_traces(traces), list(rewards), threshold=threshold,
+                                 max_per_question=max_per_question, keep_truncated=keep_truncated,
+                                 column_map=_pairs(column_map, "--map"))
+    paths = write_training_files(kept, report, output, force=force)
+    click.echo(f"kept {report['kept']} of {report['traces']} traces ({report['questions_kept']} of "
+               f"{report['questions']} questions); dropped {report['dropped']} (a trace may fail several checks):")
+    for name, count in report["failed_by_reward"].items():
+        click.echo(f"  failed {name} (< {threshold:g}): {count}")
+    click.echo(f"  truncated: {report['dropped_truncated']}")
+    click.echo(f"  over --max-per-question: {report['dropped_over_max_per_question']}")
+    click.echo(f"wrote {paths['stratos']}, {paths['messages']}, {paths['report']}", err=True)
