@@ -9,7 +9,6 @@ import pytest
 import r1h
 from r1h.harness.errors import ConfigError
 from r1h.harness.types import GenerationConfig, GenerationRequest
-from r1h.plugins.backends import models
 from r1h.plugins.backends.models import model_slug, resolve_model
 from r1h.plugins.backends.transformers import TransformersBackend, truncate_at_stop
 
@@ -107,7 +106,7 @@ def test_row_sampler_draws_do_not_depend_on_the_batch():
             mask = sampler(None, scores[rows])
             assert torch.isfinite(mask).sum(dim=1).tolist() == [1] * len(rows)  # one-hot: exactly one token allowed
             out.append(mask.argmax(dim=1).tolist())
-        return [list(col) for col in zip(*out)]
+        return [list(col) for col in zip(*out, strict=True)]
 
     together = draws([0, 1, 2], [7, 8, 9])
     assert draws([1], [8]) == [together[1]]

@@ -41,7 +41,7 @@ class FakeLLM:
                            "add_generation_prompt": add_generation_prompt,
                            "continue_final_message": continue_final_message})
         outs = []
-        for conv, params in zip(messages, sampling_params):
+        for conv, params in zip(messages, sampling_params, strict=True):
             last = conv[-1]["content"]
             last = last if isinstance(last, str) else "+".join(p.get("type", "") for p in last)
             n_tokens = 5 if params.kwargs["max_tokens"] > 5 else params.kwargs["max_tokens"]

@@ -101,7 +101,7 @@ def test_smollm2_teacher_generate_resume_filter_then_sft(smollm2, tmp_path):
 
     filtered = tmp_path / "sft-data"
     res = runner.invoke(main, ["distill", "filter", str(out), "--reward", "math_accuracy", "--threshold", "0",
-                               "--max-per-question", "1", "--output", str(filtered)])
+                               "--max-per-question", "1", "--keep-truncated", "--output", str(filtered)])
     assert res.exit_code == 0, res.output
     assert "kept 2 of 4 traces" in res.output and "over --max-per-question: 2" in res.output
 

@@ -235,3 +235,12 @@ def _alive(pid: int) -> bool:
 def test_grade_results_are_json_friendly(pool):
     result = grade(Misbehaving(), ["1"], rows=[{"answer": "1"}], pool=pool)[0]
     json.dumps(result.__dict__)
+
+
+def test_many_distinct_rewards_cycle_through_the_worker_cache():
+    with GradingPool(workers=1) as one:
+        rewards = [Misbehaving(budget=1.0 + i) for i in range(grading._REWARD_CACHE + 3)]
+        for reward in rewards + rewards[:2]:
+            results = grade(reward, ["1", "2"], rows=[{"answer": "1"}] * 2, pool=one)
+            assert [r.score for r in results] == [1.0, 0.0] and not any(r.error for r in results)
+        assert one.restarts == 0

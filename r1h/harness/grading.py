@@ -185,6 +185,9 @@ def _worker_main(conn) -> None:
             conn.send(("ready", key))
         elif kind == "item":
             _, key, index, completion, prompt, row = msg
+            if key not in rewards:  # cannot happen while the parent mirrors our cache; never crash on it
+                conn.send(("done", index, 0.0, None, "grading worker lost the reward"))
+                continue
             result = _safe_grade_one(rewards[key], completion, prompt, row)
             conn.send(("done", index, result.score, result.extracted, result.error))
 
@@ -220,7 +223,7 @@ class _Worker:
     training script), so it is safe inside torch/TRL processes and with unguarded scripts. Elsewhere: "spawn"."""
 
     def __init__(self, ctx) -> None:
-        self.loaded: set[str] = set()
+        self.loaded: dict[str, None] = {}  # mirrors the worker's reward cache, in the same insertion order
         self.loading: tuple[str, float] | None = None  # (key, deadline)
         self.item: tuple[int, float] | None = None  # (index, deadline)
         if os.name == "posix":
@@ -463,7 +466,9 @@ class _Batch:
             w.item = None
             self._finish(index, GradeResult(score=score, extracted=extracted, error=error))
         elif kind == "ready":
-            w.loaded.add(msg[1])
+            w.loaded[msg[1]] = None
+            while len(w.loaded) > _REWARD_CACHE:  # the worker dropped its oldest reward the same way
+                w.loaded.pop(next(iter(w.loaded)))
             w.loading = None
         elif kind == "load_error":
             w.loading = None

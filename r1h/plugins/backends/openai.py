@@ -157,7 +157,7 @@ def parse_choices(response: dict[str, Any], stop: list[str]) -> list[Completion]
     usage = (response.get("usage") or {}).get("completion_tokens")
     total_chars = sum(len(t) for t in texts) or 1
     completions = []
-    for choice, text in zip(choices, texts):
+    for choice, text in zip(choices, texts, strict=True):
         reason = "length" if choice.get("finish_reason") == "length" else "stop"
         if isinstance(usage, int) and len(choices) == 1:
             num = usage
@@ -295,7 +295,7 @@ class OpenAIBackend(Backend):
                 for future in as_completed(futures):
                     task = futures[future]
                     completions = future.result()
-                    for slot, completion in zip(task.slots, completions):
+                    for slot, completion in zip(task.slots, completions, strict=True):
                         results[task.request][slot] = completion
                     if self.on_tokens is not None:
                         self.on_tokens(sum(c.num_tokens for c in completions))

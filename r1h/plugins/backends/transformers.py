@@ -238,7 +238,7 @@ class TransformersBackend(Backend):
         for start in range(0, len(rows), self.batch_size):
             chunk = rows[start : start + self.batch_size]
             completions = self._generate_chunk(chunk, config)
-            for row, completion in zip(chunk, completions):
+            for row, completion in zip(chunk, completions, strict=True):
                 for slot in row.slots:
                     results[row.request][slot] = completion
             if self.on_tokens is not None:

@@ -206,7 +206,7 @@ class VLLMBackend(Backend):
             if len(outputs) != len(call.targets):
                 raise ConfigError(f"vLLM returned {len(outputs)} outputs for {len(call.targets)} prompts")
             tokens = 0
-            for (request_index, slots), output in zip(call.targets, outputs):
+            for (request_index, slots), output in zip(call.targets, outputs, strict=True):
                 completion = to_completion(output)
                 tokens += completion.num_tokens
                 for slot in slots:

@@ -30,8 +30,10 @@ MAX_FACTORIAL_DIGITS = 4
 
 _ZERO_PADDED = re.compile(r"^\s*\$?\s*0+(\d+)\s*\$?\s*$")
 _POWER = re.compile(r"\^|\*\*")  # in an answer
-_CARET = re.compile(r"\^")  # in free text, where ** is markdown bold
-_SIMPLE_EXPONENT = re.compile(r"\s*[-+]?\s*[0-9a-zA-Z.]+")
+# in free text: ** only between operands (9**9, x ** 2), since "**Final Answer**" is markdown bold
+_TEXT_POWER = re.compile(r"\^|(?<=[\w)])[ \t]?\*\*[ \t]?(?=[\w(])")
+_SIMPLE_EXPONENT = re.compile(r"[-+]?[ \t]{0,3}[0-9a-zA-Z.]+")
+_SPACES = re.compile(r"[ \t]*")
 _BIG_FACTORIAL = re.compile(r"\d{" + str(MAX_FACTORIAL_DIGITS + 1) + r",}\s*!")
 
 
@@ -101,9 +103,11 @@ def _hostile_end(text: str, power: re.Pattern = _POWER) -> int:
     """End of the last construct that could make sympy run away (power tower, huge exponent, huge factorial), or -1."""
     end = -1
     for m in power.finditer(text):
-        exponent = _exponent(text, m.end())
-        if power.search(exponent) or any(len(d) > MAX_EXPONENT_DIGITS for d in re.findall(r"\d+", exponent)):
-            end = m.end() + len(exponent)  # a^{b^{c}}, 9^9^9, 9**9**9, 9^{99999}
+        stop, token, chained = _exponent(text, m.end())
+        if chained or power.search(token) or any(len(d) > MAX_EXPONENT_DIGITS for d in re.findall(r"\d+", token)):
+            end = max(end, stop)  # a^{b^{c}}, 9^9^9, 9**9**9, 9^{99999}
+        elif chained is False and end >= 0 and m.start() <= end + 1:
+            end = max(end, stop)  # the last storey of a tower
     for m in _BIG_FACTORIAL.finditer(text):
         end = max(end, m.end())
     return end
@@ -121,22 +125,22 @@ def safe_tail(text: str) -> str:
     text = text.replace("\x00", "")
     if _nesting(text) > 4 * MAX_NESTING:
         return ""
-    cut = _hostile_end(text, _CARET)
+    cut = _hostile_end(text, _TEXT_POWER)
     return text if cut < 0 else text[cut:]
 
 
-def _exponent(text: str, start: int) -> str:
-    """The exponent that follows a ``^`` ending at ``start``: a braced group (bounded scan) or a simple token,
-    plus a directly following ``^`` so that 9^9^9 is seen as a tower."""
-    rest = text[start:].lstrip()
-    if rest.startswith("{"):
-        close = _balanced(rest, 0, MAX_ANSWER_CHARS)
-        token = rest if close < 0 else rest[: close + 1]
+def _exponent(text: str, start: int) -> tuple[int, str, bool]:
+    """The exponent after a power operator ending at ``start``: where it stops, its text (a braced group, bounded
+    scan, or a simple token), and whether another power operator follows at once (9^9^9 is a tower)."""
+    at = _SPACES.match(text, start).end()
+    if text.startswith("{", at):
+        close = _balanced(text, at, MAX_ANSWER_CHARS)
+        stop = len(text) if close < 0 else close + 1
     else:
-        m = _SIMPLE_EXPONENT.match(rest)
-        token = m.group(0) if m else ""
-    after = rest[len(token) :].lstrip()
-    return token + ("^" if after.startswith(("^", "**")) else "")
+        m = _SIMPLE_EXPONENT.match(text, at)
+        stop = m.end() if m else at
+    follow = _SPACES.match(text, stop).end()
+    return stop, text[at:stop], text.startswith(("^", "**"), follow)
 
 
 def _unpad(answer: str) -> str:

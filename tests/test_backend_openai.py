@@ -1,0 +1,280 @@
+"""The openai backend: request bodies, retries against a scripted loopback server, and a real `transformers serve`."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+
+import r1h
+from r1h.harness.errors import ConfigError
+from r1h.harness.types import GenerationConfig, GenerationRequest
+from r1h.plugins.backends.openai import (
+    BackendError,
+    OpenAIBackend,
+    build_body,
+    normalize_base_url,
+    parse_choices,
+    to_openai_messages,
+)
+
+
+def _chat(text):
+    return [{"role": "user", "content": text}]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+# ----- pure request building -----
+
+
+def test_base_url_and_key(monkeypatch):
+    assert normalize_base_url("http://127.0.0.1:8000/") == "http://127.0.0.1:8000/v1"
+    assert normalize_base_url("https://h/v1") == "https://h/v1"
+    with pytest.raises(ConfigError, match="--base-url localhost:8000"):
+        normalize_base_url("localhost:8000")
+    monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
+    with pytest.raises(ConfigError, match="needs --base-url"):
+        OpenAIBackend("m")
+    monkeypatch.setenv("OPENAI_BASE_URL", "http://127.0.0.1:9/v1")
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
+    backend = r1h.get_backend("openai", "served-model", concurrency="3")
+    assert (backend.base_url, backend.api_key, backend.concurrency) == ("http://127.0.0.1:9/v1", "sk-test", 3)
+    assert backend.model_id == "served-model"
+    with pytest.raises(ConfigError, match="concurrency=many"):
+        OpenAIBackend("m", concurrency="many")
+    with pytest.raises(ConfigError, match="does not know --backend-arg batch_size"):
+        OpenAIBackend("m", batch_size="2")
+
+
+def test_build_body_and_images(tmp_path):
+    from PIL import Image
+
+    config = GenerationConfig(temperature=0.6, top_p=0.95, max_tokens=99, stop=["</answer>"])
+    prefill = [*_chat("q"), {"role": "assistant", "content": "<think>"}]
+    body = build_body(GenerationRequest("a", prefill, continue_final_message=True), config, model="m", seed=7, n=3)
+    assert body == {"messages": prefill, "max_tokens": 99, "temperature": 0.6, "top_p": 0.95, "model": "m",
+                    "seed": 7, "n": 3, "stop": ["</answer>"], "continue_final_message": True,
+                    "add_generation_prompt": False}
+    body = build_body(GenerationRequest("a", _chat("q")), GenerationConfig(temperature=0, max_tokens=5),
+                      model=None, seed=7, prefill_keys=False)
+    assert body == {"messages": _chat("q"), "max_tokens": 5, "temperature": 0.0, "top_p": 0.95}
+
+    path = tmp_path / "a.png"
+    Image.new("RGB", (2, 2)).save(path)
+    pil = Image.new("RGB", (2, 2), "blue")
+    messages = to_openai_messages(_chat("How many?"), [str(path), pil])
+    parts = messages[0]["content"]
+    assert [p["type"] for p in parts] == ["image_url", "image_url", "text"]
+    assert all(p["image_url"]["url"].startswith("data:image/png;base64,") for p in parts[:2])
+    placeholders = [{"role": "user", "content": [{"type": "text", "text": "x"}, {"type": "image"}]}]
+    assert [p["type"] for p in to_openai_messages(placeholders, [pil])[0]["content"]] == ["text", "image_url"]
+    with pytest.raises(ConfigError, match="missing.png"):
+        to_openai_messages(_chat("q"), [str(tmp_path / "missing.png")])
+
+
+def test_parse_choices():
+    response = {"choices": [{"index": 1, "message": {"content": "bb</answer> tail"}, "finish_reason": "stop"},
+                            {"index": 0, "message": {"content": "a"}, "finish_reason": "length"}],
+                "usage": {"completion_tokens": 30}}
+    out = parse_choices(response, ["</answer>"])
+    assert [(c.text, c.finish_reason, c.num_tokens) for c in out] == [("a", "length", 10), ("bb", "stop", 20)]
+    single = parse_choices({"choices": [{"message": {"content": None}, "finish_reason": "stop"}],
+                            "usage": {"completion_tokens": 4}}, [])
+    assert (single[0].text, single[0].num_tokens) == ("", 4)
+
+
+# ----- a scripted loopback server: retries, concurrency, seeds, fallbacks -----
+
+
+class _Script:
+    def __init__(self):
+        self.bodies: list[dict] = []
+        self.failures = 0  # answer 503 to this many requests first
+        self.reject_prefill = False
+        self.ignore_n = False
+        self.lock = threading.Lock()
+
+
+@pytest.fixture
+def scripted():
+    script = _Script()
+
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+        def _send(self, code, payload):
+            data = json.dumps(payload).encode()
+            self.send_response(code)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def do_POST(self):
+            body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+            assert self.path == "/v1/chat/completions"
+            assert self.headers["Authorization"] == "Bearer EMPTY"
+            with script.lock:
+                script.bodies.append(body)
+                if script.failures > 0:
+                    script.failures -= 1
+                    return self._send(503, {"detail": "warming up"})
+            if script.reject_prefill and "continue_final_message" in body:
+                return self._send(422, {"detail": "Unexpected fields in the request: {'continue_final_message'}"})
+            if body.get("model") == "wrong":
+                return self._send(404, {"error": {"message": "model 'wrong' does not exist"}})
+            n = 1 if script.ignore_n else body.get("n", 1)
+            text = f"{body['messages'][-1]['content']}|seed={body.get('seed')}"
+            choices = [{"index": i, "message": {"role": "assistant", "content": f"{text}#{i}"},
+                        "finish_reason": "length" if body["max_tokens"] <= 3 else "stop"} for i in range(n)]
+            self._send(200, {"choices": choices, "usage": {"completion_tokens": 3 * n}})
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    script.url = f"http://127.0.0.1:{server.server_address[1]}"
+    yield script
+    server.shutdown()
+    server.server_close()
+
+
+def test_per_sample_seeds_concurrency_and_retries(scripted, monkeypatch):
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    backend = OpenAIBackend(None, base_url=scripted.url, retry_backoff="0.01", concurrency="4")
+    scripted.failures = 3
+    counted = []
+    backend.on_tokens = counted.append
+    requests = [GenerationRequest("a", _chat("q1"), [0, 5], [10, 11]), GenerationRequest("b", _chat("q2"), [2], [12])]
+    out = backend.generate(requests, GenerationConfig(temperature=0.6, max_tokens=50))
+    assert [[c.text for c in per] for per in out] == [["q1|seed=10#0", "q1|seed=11#0"], ["q2|seed=12#0"]]
+    assert all((c.finish_reason, c.num_tokens) == ("stop", 3) for per in out for c in per)
+    assert sum(counted) == 9
+    assert len(scripted.bodies) == 3 + 3 and all("model" not in b for b in scripted.bodies)
+
+    greedy = backend.generate(requests[:1], GenerationConfig(temperature=0, max_tokens=3))
+    assert [(c.text, c.finish_reason) for c in greedy[0]] == [("q1|seed=None#0", "length")] * 2
+    assert len(scripted.bodies) == 7  # greedy: one request for both samples
+
+
+def test_use_n_fills_what_the_server_ignored(scripted):
+    backend = OpenAIBackend("m", base_url=scripted.url, use_n="true")
+    request = GenerationRequest("a", _chat("q"), [0, 1, 2], [10, 11, 12])
+    out = backend.generate([request], GenerationConfig(max_tokens=50))
+    assert [c.text for c in out[0]] == ["q|seed=10#0", "q|seed=10#1", "q|seed=10#2"]
+    assert scripted.bodies[-1]["n"] == 3
+    scripted.ignore_n = True
+    out = backend.generate([request], GenerationConfig(max_tokens=50))
+    assert [c.text for c in out[0]] == ["q|seed=10#0", "q|seed=11#0", "q|seed=12#0"]
+
+
+def test_prefill_fallback_and_errors(scripted):
+    scripted.reject_prefill = True
+    backend = OpenAIBackend("m", base_url=scripted.url, retry_backoff="0.01", max_retries="1")
+    prefill = [*_chat("q"), {"role": "assistant", "content": "<think>"}]
+    request = GenerationRequest("a", prefill, [0], [1], continue_final_message=True)
+    out = backend.generate([request], GenerationConfig(max_tokens=50))
+    assert out[0][0].text == "<think>|seed=1#0"
+    assert backend.prefill_keys is False and "continue_final_message" not in scripted.bodies[-1]
+
+    with pytest.raises(BackendError, match=r"HTTP 404 for problem a: model 'wrong' does not exist"):
+        OpenAIBackend("wrong", base_url=scripted.url).generate([request], GenerationConfig())
+    dead = f"http://127.0.0.1:{_free_port()}"
+    with pytest.raises(BackendError, match=r"no answer after 2 tries"):
+        OpenAIBackend("m", base_url=dead, retry_backoff="0.01", max_retries="1").generate(
+            [GenerationRequest("a", _chat("q"))], GenerationConfig())
+
+
+# ----- the real thing: transformers serve on loopback with SmolLM2 -----
+
+
+@pytest.fixture(scope="module")
+def smol_server(smollm2, tmp_path_factory):
+    """`transformers serve` on 127.0.0.1 with SmolLM2. Serve cannot load a local GGUF (its config names no
+    architecture), so the fixture converts the GGUF to an HF folder once."""
+    cli = Path(sys.executable).with_name("transformers")
+    if not cli.exists() and shutil.which("transformers") is None:
+        pytest.skip("the transformers CLI is not installed")
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    folder = tmp_path_factory.mktemp("smol_hf")
+    model = AutoModelForCausalLM.from_pretrained(smollm2.parent, gguf_file=smollm2.name)
+    tokenizer = AutoTokenizer.from_pretrained(smollm2.parent, gguf_file=smollm2.name)
+    model.hf_quantizer = None  # the GGUF weights are de-quantized: save them as plain safetensors
+    if hasattr(model.config, "quantization_config"):
+        del model.config.quantization_config
+    model.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    del model
+
+    port = _free_port()
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_VERBOSITY": "error"}
+    log = open(folder / "serve.log", "wb")  # noqa: SIM115 - closed below
+    proc = subprocess.Popen(
+        [str(cli) if cli.exists() else "transformers", "serve", str(folder), "--host", "127.0.0.1",
+         "--port", str(port), "--device", "cpu"],
+        stdout=log, stderr=subprocess.STDOUT, env=env,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            if proc.poll() is not None:
+                raise RuntimeError(f"transformers serve exited: {(folder / 'serve.log').read_text()[-2000:]}")
+            try:
+                with urllib.request.urlopen(f"{base}/health", timeout=2) as resp:
+                    if resp.status == 200:
+                        break
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError("transformers serve did not become ready in 120 s")
+            time.sleep(0.5)
+        yield base
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        log.close()
+
+
+@pytest.mark.slow
+def test_real_transformers_serve(smol_server):
+    backend = r1h.get_backend("openai", None, base_url=smol_server, concurrency="2", retry_backoff="0.2")
+    requests = [
+        GenerationRequest("a", _chat("What is 2+3?"), [0, 1], [10, 11]),
+        GenerationRequest("b", _chat("Name a color."), [0], [12]),
+    ]
+    out = backend.generate(requests, GenerationConfig(temperature=0.7, max_tokens=6))
+    assert [len(per) for per in out] == [2, 1]
+    for per in out:
+        for c in per:
+            assert c.text.strip() and c.finish_reason in ("stop", "length") and 0 < c.num_tokens <= 6
+
+    greedy = backend.generate(requests[:1], GenerationConfig(temperature=0, max_tokens=4))
+    assert greedy[0][0].text == greedy[0][1].text and greedy[0][0].finish_reason == "length"
+    assert greedy[0][0].num_tokens == 4
+
+    # transformers serve rejects vLLM's prefill keys: the backend falls back to a plain assistant message
+    prefill = [*_chat("Count from 1 to 10."), {"role": "assistant", "content": "1, 2, 3,"}]
+    cont = backend.generate([GenerationRequest("p", prefill, [0], [0], continue_final_message=True)],
+                            GenerationConfig(temperature=0, max_tokens=4))
+    assert cont[0][0].text and backend.prefill_keys is False
