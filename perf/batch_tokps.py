@@ -1,6 +1,6 @@
 """Batched vs one-at-a-time generation throughput of the transformers backend on the embedded SmolLM2.
 
-    python perf/batch_tokps.py [--prompts 16] [--new-tokens 64] [--batch-size 16] [--model PATH]
+    python perf/batch_tokps.py [--prompts 16] [--new-tokens 64] [--batch-size 16] [--model PATH] [--threads N]
 
 Generates the same sampled rows (same seeds) twice: with ``batch_size=N`` and with ``batch_size=1``, and prints the
 generated tokens per second of each and their ratio (the goal of issue 3: batched >= 3x one-at-a-time).
@@ -40,7 +40,12 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--model", default=None)
     parser.add_argument("--device", default="auto")
+    parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
     args = parser.parse_args()
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
 
     backend = TransformersBackend(model=args.model, batch_size=str(args.batch_size), device=args.device)
     backend.load()
@@ -58,7 +63,10 @@ def main() -> None:
         runs[label] = {"batch_size": size, "seconds": round(seconds, 2), "tokens": tokens,
                        "tok_per_s": round(tokens / seconds, 1)}
     ratio = runs["batched"]["tok_per_s"] / max(runs["one_at_a_time"]["tok_per_s"], 1e-9)
-    print(json.dumps({"model": backend.model_id, "device": backend.device, "prompts": args.prompts,
+    import torch
+
+    print(json.dumps({"model": backend.model_id, "device": backend.device, "threads": torch.get_num_threads(),
+                      "prompts": args.prompts,
                       "new_tokens": args.new_tokens, **runs, "speedup": round(ratio, 2)}, indent=2))
 
 
