@@ -15,14 +15,15 @@ import time
 from r1h.harness.types import GenerationConfig, GenerationRequest
 from r1h.plugins.backends.transformers import TransformersBackend
 
-QUESTIONS = [
-    "What is 12 times 7?", "Name three primary colors.", "Explain what a prime number is.",
-    "Write a haiku about the sea.", "What is the capital of France?", "Give me a synonym for happy.",
-    "How many legs does a spider have?", "What is the boiling point of water?", "Describe a cat in one sentence.",
-    "What is 15 plus 27?", "Why is the sky blue?", "List two fruits that are red.",
-    "What does a thermometer measure?", "Translate 'hello' into Spanish.", "What is the square root of 81?",
-    "Suggest a name for a dog.",
+# Long-form prompts, like the eval workload (reasoning traces rarely stop early); rows that stop early still occupy
+# their batch slot until the longest row ends, which the tokens counted here honestly reflect.
+TOPICS = [
+    "a lighthouse keeper", "the water cycle", "how a bicycle works", "a robot learning to paint", "volcanoes",
+    "the history of the printing press", "a trip to the moon", "how vaccines work", "a dragon who loves books",
+    "photosynthesis", "the game of chess", "a city under the sea", "how computers store numbers", "migrating birds",
+    "the first winter of a young fox", "why the seasons change",
 ]
+QUESTIONS = [f"Write a detailed, multi-paragraph explanation or story about {t}." for t in TOPICS]
 
 
 def measure(backend: TransformersBackend, requests, config) -> tuple[float, int]:

@@ -23,9 +23,7 @@ def list_cmd(kind: str | None, as_json: bool) -> None:
 
     kind = None if kind is None else (KINDS.get(kind.lower()) or kind.lower())
     rows = r1h.list_plugins(kind)
-    failures = get_plugins().failures
-    for failure in failures:
-        click.echo(f"warning: plugin {failure.plugin!r} failed to load: {failure.error}", err=True)
+    get_plugins()  # building the plugins warns on stderr about each plugin that failed to load
     for row in rows:  # a registered name whose target cannot be imported
         if row.get("error"):
             click.echo(f"warning: {row['kind']} {row['name']!r} (plugin {row['plugin']!r}): {row['error']}", err=True)
@@ -41,6 +39,8 @@ def _table(rows: list[dict], kind: str | None) -> None:
     from rich.table import Table
 
     console = Console(soft_wrap=False)
+    if not console.is_terminal:  # piped: do not squeeze the table into 80 columns
+        console = Console(soft_wrap=False, width=200)
     if not rows:
         console.print(f"no {kind + 's' if kind else 'plugins'} registered")
         return
@@ -49,8 +49,8 @@ def _table(rows: list[dict], kind: str | None) -> None:
         table.add_column("kind", style="cyan", no_wrap=True)
     table.add_column("name", style="bold", no_wrap=True)
     table.add_column("version", no_wrap=True)
-    table.add_column("plugin", style="magenta", overflow="fold")
-    table.add_column("description")
+    table.add_column("plugin", style="magenta", no_wrap=True)
+    table.add_column("description", overflow="fold")
     for row in rows:
         name = row["name"] + (f" ({', '.join(row['aliases'])})" if row.get("aliases") else "")
         cells = [name, row.get("version") or "-", row["plugin"], row.get("description") or ""]
