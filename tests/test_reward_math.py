@@ -66,7 +66,14 @@ def test_gold_from_solution_column_and_unreadable_gold(reward):
     assert one(reward, "\\boxed{0.75}", solution=solution) == 1.0
     assert one(reward, "\\boxed{2}", solution=solution) == 0.0
     assert one(reward, "\\boxed{2}", answer="2", solution=solution) == 1.0  # answer takes precedence
-    for bad in ({}, {"answer": ""}, {"answer": None}, {"solution": "no box here"}, {"answer": "   "}, {"answer": ["x"]}):
+    for bad in (
+        {},
+        {"answer": ""},
+        {"answer": None},
+        {"solution": "no box here"},
+        {"answer": "   "},
+        {"answer": ["x"]},
+    ):
         assert one(reward, "\\boxed{2}", **bad) is None
 
 
@@ -82,6 +89,10 @@ def test_last_boxed_skips_truncated_boxes_and_handles_escaped_braces():
     assert m.last_boxed("\\boxed{\\{1, 2\\}}") == "\\{1, 2\\}"
     assert m.last_boxed("\\boxed{}") == ""
     assert m.last_boxed("no box") is None
+    # an overlong final box is not silently replaced by an earlier one: it is cut, then rejected by the guards
+    overlong = "\\boxed{3} and finally \\boxed{" + "1+" * 300 + "1}"
+    assert len(m.last_boxed(overlong)) == m.MAX_ANSWER_CHARS + 1
+    assert m.MathAccuracy().score(overlong, answer="3") == 0.0
 
 
 def test_equivalent_uses_math_verify(reward):
@@ -132,6 +143,25 @@ def test_hostile_free_text_without_a_box(reward):
     assert one(reward, text, answer="1") == 1.0  # math-verify only sees the text after the tower
     assert one(reward, "x" * 1_000_000, answer="1") == 0.0
     assert one(reward, "\x00\\boxed{1\x00}", answer="1") == 0.0
+    assert m.safe_tail("**Final Answer**\n\nThe answer is 5") == "**Final Answer**\n\nThe answer is 5"  # markdown
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "The answer: 9**9**9**9",
+        "The answer: 9 ** 9 ** 9 ** 9",
+        "so $9^{9^{9^{9}}}$",
+        "so 2**99999999",
+        "so $100000!$",
+        "$" + "\\frac{" * 20 + "1" + "}{2}" * 20 + "$",  # latex2sympy takes 25 s on this
+        "$" + "(" * 3000 + "1" + ")" * 3000 + "$",
+    ],
+)
+def test_hostile_free_text_is_cut_before_math_verify(reward, text):
+    start = time.process_time()
+    assert one(reward, text, answer="1") == 0.0
+    assert time.process_time() - start < 1.0
 
 
 def test_trl_signature_conversational_and_extra_kwargs(reward):

@@ -87,24 +87,31 @@ def truncate_at_stop(text: str, stop: list[str]) -> tuple[str, bool]:
     return (text[:cut], True) if cut >= 0 else (text, False)
 
 
-def _row_sampler(generators: list[Any], temperature: float, top_p: float):
+def _row_sampler(generators: list[Any], temperature: float, top_p: float, top_k_window: int = 512):
     """A logits processor that samples each row with its own generator and returns a one-hot mask of the draw.
 
-    ``generate`` then runs greedy (argmax) over the mask, which picks exactly the drawn token.
+    ``generate`` then runs greedy (argmax) over the mask, which picks exactly the drawn token. Top-p is exact: the
+    nucleus is searched among the ``top_k_window`` most likely tokens, and over the whole vocabulary for a row whose
+    window holds less than ``top_p`` of the mass.
     """
     import torch
     from transformers import LogitsProcessor
 
     class RowSampler(LogitsProcessor):
         def __call__(self, input_ids, scores):
-            logits = scores.float() / max(temperature, 1e-6)
-            probs = torch.softmax(logits, dim=-1)
+            probs = torch.softmax(scores.float() / max(temperature, 1e-6), dim=-1)
+            picks = []
             if top_p < 1.0:
-                sorted_probs, order = torch.sort(probs, dim=-1, descending=True)
-                drop = (torch.cumsum(sorted_probs, dim=-1) - sorted_probs) > top_p  # keeps at least the top token
-                sorted_probs = sorted_probs.masked_fill(drop, 0.0)
-                probs = torch.zeros_like(probs).scatter_(-1, order, sorted_probs)
-            picks = [torch.multinomial(probs[i], 1, generator=g) for i, g in enumerate(generators)]
+                window_probs, window_ids = torch.topk(probs, min(top_k_window, probs.shape[-1]), dim=-1)
+                for i, generator in enumerate(generators):
+                    values, ids = window_probs[i], window_ids[i]
+                    if float(values.sum()) < top_p:  # a flat distribution: the nucleus is wider than the window
+                        values, ids = torch.sort(probs[i], descending=True)
+                    drop = (torch.cumsum(values, dim=-1) - values) > top_p  # keeps at least the top token
+                    pick = torch.multinomial(values.masked_fill(drop, 0.0), 1, generator=generator)
+                    picks.append(ids[pick])
+            else:
+                picks = [torch.multinomial(probs[i], 1, generator=g) for i, g in enumerate(generators)]
             choice = torch.stack(picks).to(scores.device)
             out = torch.full_like(scores, float("-inf"))
             return out.scatter_(1, choice, 0.0)

@@ -3,7 +3,7 @@
 The final answer is found *before* anything is parsed: the last balanced ``\\boxed{...}`` of the graded text (the text
 after the last ``</think>``) is cut out in linear time and only that short string goes to math-verify. Text without a
 box falls back to math-verify's own extraction over a bounded tail. This is what keeps degenerate completions (thousands
-of repeated ``\\boxed{}``) at about a millisecond instead of math-verify's 5 s timeout.
+of repeated ``\\boxed{}``) at a few milliseconds instead of math-verify's 5 s timeout.
 
 math-verify is called with its SIGALRM timeouts off (``parsing_timeout=None``, ``timeout_seconds=None``); budgets are
 enforced by the batch grader (``r1h.harness.grading``), which runs this reward in killable worker processes
@@ -24,7 +24,8 @@ BOX_OPENERS = ("\\boxed", "\\fbox")
 MAX_ANSWER_CHARS = 400  # the longest MATH-500 gold is 53 characters
 MAX_BOX_CANDIDATES = 8  # truncated (unbalanced) boxes skipped from the end before giving up
 FALLBACK_TAIL_CHARS = 3000  # without a box, math-verify extracts from this much of the end of the text
-MAX_NESTING = 12
+MAX_NESTING = 8  # brackets of any kind in an answer; MATH-500 golds nest at most 2 deep, boxed answers 3
+MAX_TEXT_NESTING = 10  # in a free-text tail; latex2sympy is exponential in nested \frac depth (20 deep: 25 s)
 MAX_EXPONENT_DIGITS = 4  # 10^{9999} is fine for sympy, 9^{99999999} is not
 MAX_FACTORIAL_DIGITS = 4
 
@@ -38,13 +39,14 @@ _BIG_FACTORIAL = re.compile(r"\d{" + str(MAX_FACTORIAL_DIGITS + 1) + r",}\s*!")
 
 
 def graded_text(text: str) -> str:
-    """The part of a completion that is graded: what follows the last think-end marker, or everything."""
+    """The part of a completion that is graded: what follows the last ``</think>``, or everything."""
     at = text.rfind("</think>")
     return text if at < 0 else text[at + len("</think>") :]
 
 
 def _balanced(text: str, start: int, limit: int) -> int:
-    """Index of the ``}`` closing the ``{`` at ``start``, or -1 within ``limit`` characters (linear scan)."""
+    """Index of the ``}`` closing the ``{`` at ``start`` within ``limit`` characters (linear scan); -1 when the text
+    ends first (a truncated generation), -2 when the group runs longer than ``limit``."""
     depth = 0
     end = min(len(text), start + limit + 2)
     i = start
@@ -60,14 +62,15 @@ def _balanced(text: str, start: int, limit: int) -> int:
             if depth == 0:
                 return i
         i += 1
-    return -1
+    return -1 if end >= len(text) else -2
 
 
 def last_boxed(text: str, limit: int = MAX_ANSWER_CHARS) -> str | None:
     """Content of the last complete ``\\boxed{...}`` (or ``\\fbox{...}``, or ``\\boxed 5``) in ``text``, else None.
 
-    Boxes that never close within ``limit`` characters (truncated generations) are skipped, at most
-    MAX_BOX_CANDIDATES of them, so the cost is bounded by ``MAX_BOX_CANDIDATES * limit`` whatever the text.
+    Boxes cut off by the end of the text (truncated generations) are skipped, at most MAX_BOX_CANDIDATES of them, so
+    the cost is bounded by ``MAX_BOX_CANDIDATES * (limit + len(text))`` character steps whatever the text. A box
+    longer than ``limit`` is returned cut at ``limit + 1`` characters, which the answer guards then reject.
     """
     end = len(text)
     for _ in range(MAX_BOX_CANDIDATES):
@@ -80,6 +83,8 @@ def last_boxed(text: str, limit: int = MAX_ANSWER_CHARS) -> str | None:
             close = _balanced(text, j, limit)
             if close >= 0:
                 return text[j + 1 : close]
+            if close == -2:
+                return text[j + 1 : j + 2 + limit]
         elif j < len(text) and text[j] == " ":  # \boxed 5
             m = re.match(r" +([^\s$]+)", text[j : j + limit + 2])
             if m:
@@ -123,7 +128,7 @@ def _too_hostile(answer: str) -> bool:
 def safe_tail(text: str) -> str:
     """The part of a free-text tail that math-verify may see: after the last hostile construct; "" if too nested."""
     text = text.replace("\x00", "")
-    if _nesting(text) > 4 * MAX_NESTING:
+    if _nesting(text) > MAX_TEXT_NESTING:
         return ""
     cut = _hostile_end(text, _TEXT_POWER)
     return text if cut < 0 else text[cut:]
