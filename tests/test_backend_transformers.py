@@ -72,6 +72,7 @@ def test_model_slug():
     assert model_slug("/m/SmolLM2-135M-Instruct.Q4_1.gguf") == "smollm2-135m-instruct.q4_1"
     assert model_slug("org/repo:Weird Name!.gguf") == "weird-name"
     assert model_slug("///") == "smollm2-135m"
+    assert model_slug("openai:http://127.0.0.1:8000/v1") == "openai-127.0.0.1-8000"
 
 
 def test_registered_and_args_checked(smollm2):
@@ -131,9 +132,9 @@ def _chat(text):
 
 def _requests():
     return [
-        GenerationRequest("a", _chat("What is 2+3?"), [0, 1, 2], [11, 12, 13]),
+        GenerationRequest("a", _chat("What is 2+3?"), [0, 2], [11, 13]),
         GenerationRequest("b", _chat("Name a color."), [3], [14]),
-        GenerationRequest("c", _chat("Write one word about the sea, please, and nothing else."), [0, 5], [15, 16]),
+        GenerationRequest("c", _chat("Write one word about the sea, please, and nothing else."), [5], [16]),
     ]
 
 
@@ -143,7 +144,7 @@ def _texts(results):
 
 @pytest.mark.slow
 def test_sampling_is_batched_and_seed_deterministic(smol):
-    config = GenerationConfig(temperature=0.8, top_p=0.95, max_tokens=12)
+    config = GenerationConfig(temperature=0.8, top_p=0.95, max_tokens=8)
     counted = []
     smol.on_tokens = counted.append
     try:
@@ -151,18 +152,18 @@ def test_sampling_is_batched_and_seed_deterministic(smol):
         batched = smol.generate(_requests(), config)
     finally:
         smol.on_tokens = None
-    assert [len(per) for per in batched] == [3, 1, 2]
+    assert [len(per) for per in batched] == [2, 1, 1]
     assert sum(counted) == sum(c.num_tokens for per in batched for c in per) > 0
     for per in batched:
         for c in per:
-            assert c.finish_reason in ("stop", "length") and 0 < c.num_tokens <= 12
-            assert c.finish_reason == "stop" or c.num_tokens == 12
+            assert c.finish_reason in ("stop", "length") and 0 < c.num_tokens <= 8
+            assert c.finish_reason == "stop" or c.num_tokens == 8
     smol.batch_size = 1
     one_by_one = smol.generate(_requests(), config)
     assert _texts(one_by_one) == _texts(batched)  # a sample depends on its seed, not on its batch
     # one sample alone, asked for as a resumed run would, reproduces too
     alone = smol.generate([GenerationRequest("a", _chat("What is 2+3?"), [2], [13])], config)
-    assert alone[0][0].text == batched[0][2].text
+    assert alone[0][0].text == batched[0][1].text
     assert len(set(_texts(batched)[0])) > 1  # different seeds, different samples
 
 

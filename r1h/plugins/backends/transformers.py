@@ -12,7 +12,8 @@
 
 Backend args (``--backend-arg key=value``): ``batch_size`` (16), ``device`` (auto: cuda if available), ``dtype``
 (auto: bfloat16 on GPU, float32 on CPU), ``trust_remote_code`` (false), ``attn_implementation``, ``vision``
-(auto|true|false).
+(auto|true|false), ``threads`` (torch CPU threads; default torch's own: lower it on a shared machine, since an
+oversubscribed CPU slows generation many times over).
 """
 
 from __future__ import annotations
@@ -124,7 +125,7 @@ class TransformersBackend(Backend):
 
     name = "transformers"
     description = "Hugging Face transformers, batched with left padding and per-sample seeds (default)"
-    KNOWN_ARGS = {"batch_size", "device", "dtype", "trust_remote_code", "attn_implementation", "vision"}
+    KNOWN_ARGS = {"batch_size", "device", "dtype", "trust_remote_code", "attn_implementation", "vision", "threads"}
 
     def __init__(self, model: str | None = None, **backend_args: Any):
         super().__init__(model, **backend_args)
@@ -135,6 +136,7 @@ class TransformersBackend(Backend):
         self.dtype_arg = str(backend_args.get("dtype", "auto"))
         self.trust_remote_code = parse_bool("trust_remote_code", backend_args.get("trust_remote_code", False))
         self.attn_implementation = backend_args.get("attn_implementation")
+        self.threads = parse_int("threads", backend_args["threads"]) if backend_args.get("threads") else None
         vision = str(backend_args.get("vision", "auto")).lower()
         self.vision_arg = None if vision == "auto" else parse_bool("vision", vision)
         self.on_tokens: Callable[[int], None] | None = None  # the runner may set it to count generated tokens
@@ -181,6 +183,10 @@ class TransformersBackend(Backend):
             return
         import transformers
 
+        if self.threads:
+            import torch
+
+            torch.set_num_threads(self.threads)
         device, dtype = self._torch_settings()
         r = self.resolved
         common = {"trust_remote_code": self.trust_remote_code, **r.load_kwargs()}
@@ -211,10 +217,15 @@ class TransformersBackend(Backend):
     def _prompt(self, request: GenerationRequest) -> str:
         cont = bool(request.continue_final_message)
         flags = {"add_generation_prompt": not cont, "continue_final_message": cont, "tokenize": False}
-        if self._processor is not None:
-            return self._processor.apply_chat_template(_vision_messages(request.messages, len(request.images)), **flags)
-        messages = [{**m, "content": content_text(m.get("content", ""))} for m in request.messages]
-        return self._tokenizer.apply_chat_template(messages, **flags)
+        try:
+            if self._processor is not None:
+                messages = _vision_messages(request.messages, len(request.images))
+                return self._processor.apply_chat_template(messages, **flags)
+            messages = [{**m, "content": content_text(m.get("content", ""))} for m in request.messages]
+            return self._tokenizer.apply_chat_template(messages, **flags)
+        except ValueError as exc:  # no chat template, or a prefill that is not an assistant message
+            raise ConfigError(f"--model {self.resolved.name}, problem {request.id}: cannot apply the chat template: "
+                              f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from exc
 
     def _rows(self, requests: list[GenerationRequest], greedy: bool) -> list[_Row]:
         rows: list[_Row] = []
