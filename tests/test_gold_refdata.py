@@ -69,37 +69,74 @@ def test_gold_countdown_builtin_generator():
     assert_gold_perfect(bench, bench.load(), 500)
 
 
-def test_gold_superclevr_with_drawn_images(refdata, tmp_path):
+def write_superclevr_folder(refdata: Path, folder: Path) -> Path:
+    """R1-V's 200 prompts plus a drawn picture (ground_truth dots) at each image_path: a complete data source."""
     from PIL import Image, ImageDraw
 
     prompts = refdata / "superclevr" / "superclevr_test200_counting_problems.jsonl"
     rows = [json.loads(line) for line in prompts.read_text(encoding="utf-8").splitlines() if line.strip()]
-    for row in rows:  # a picture with ground_truth dots at each image_path, so the folder is a complete data source
+    for row in rows:
         image = Image.new("RGB", (32, 32), "white")
         draw = ImageDraw.Draw(image)
         for k in range(int(row["ground_truth"])):
             draw.ellipse((3 * k, 3 * k, 3 * k + 2, 3 * k + 2), fill="red")
-        target = tmp_path / row["image_path"]
+        target = folder / row["image_path"]
         target.parent.mkdir(parents=True, exist_ok=True)
         image.save(target)
-    shutil.copyfile(prompts, tmp_path / prompts.name)
+    shutil.copyfile(prompts, folder / prompts.name)
+    return folder
+
+
+def test_gold_superclevr_with_drawn_images(refdata, tmp_path):
     bench = r1h.get_benchmark("superclevr_counting")
-    samples = bench.load(str(tmp_path))
+    samples = bench.load(str(write_superclevr_folder(refdata, tmp_path)))
     assert all(Path(s.images[0]).is_file() for s in samples)
     assert_gold_perfect(bench, samples, 200)
 
 
-def test_gold_gpqa_on_a_written_csv(tmp_path):
-    """GPQA Diamond is not redistributed (its authors' request): a written file in its schema checks the chain."""
+def write_gpqa_csv(path: Path, rows: int = 60) -> Path:
+    """GPQA Diamond is not redistributed (its authors' request): a file in its schema checks the chain."""
     fields = ["Record ID", "Question", "Correct Answer", "Incorrect Answer 1", "Incorrect Answer 2",
               "Incorrect Answer 3"]
-    path = tmp_path / "gpqa_diamond.csv"
     with open(path, "w", newline="", encoding="utf-8") as fh:
         writer = csv.DictWriter(fh, fieldnames=fields)
         writer.writeheader()
-        for i in range(60):
+        for i in range(rows):
             writer.writerow({"Record ID": f"rec{i}", "Question": f"Which value is option {i}? Is it (A) or (B)?",
                              "Correct Answer": f"{i} kJ", "Incorrect Answer 1": f"{i + 1} kJ",
                              "Incorrect Answer 2": f"{i + 2} kJ", "Incorrect Answer 3": "None of the above (D)"})
+    return path
+
+
+def test_gold_gpqa_on_a_written_csv(tmp_path):
     bench = r1h.get_benchmark("gpqa_diamond")
-    assert_gold_perfect(bench, bench.load(str(path)), 60)
+    assert_gold_perfect(bench, bench.load(str(write_gpqa_csv(tmp_path / "gpqa_diamond.csv"))), 60)
+
+
+def test_r1h_eval_gold_backend_scores_100_percent_on_real_data(refdata, tmp_path):
+    """The whole chain through the CLI: `r1h eval --backend gold --bench all` on the real reference copies."""
+    from click.testing import CliRunner
+
+    from r1h.harness.cli import main
+
+    countdown = tmp_path / "countdown.jsonl"
+    src = refdata / "countdown" / "countdown_tasks_3to4_rows_00000-11023.derived.jsonl"
+    countdown.write_text("".join(src.read_text(encoding="utf-8").splitlines(keepends=True)[:500]), encoding="utf-8")
+    data = {
+        "math500": refdata / "math500" / "test.jsonl",
+        "aime24": refdata / "aime24" / "test.jsonl",
+        "gpqa_diamond": write_gpqa_csv(tmp_path / "gpqa_diamond.csv"),
+        "countdown": countdown,
+        "superclevr_counting": write_superclevr_folder(refdata, tmp_path / "superclevr"),
+    }
+    out = tmp_path / "run"
+    args = ["eval", "--backend", "gold", "--bench", "all", "-n", "1", "--output", str(out), "--no-progress"]
+    for name, path in data.items():
+        args += ["--data", f"{name}={path}"]
+    result = CliRunner().invoke(main, args, catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    benchmarks = json.loads((out / "results.json").read_text())["benchmarks"]
+    expected = {"math500": 500, "aime24": 30, "gpqa_diamond": 60, "countdown": 500, "superclevr_counting": 200}
+    assert {name: b["n_problems"] for name, b in benchmarks.items()} == expected
+    assert {name: b["pass@1"] for name, b in benchmarks.items()} == {name: 1.0 for name in expected}
+    assert all(b["timeouts"] == 0 for b in benchmarks.values())

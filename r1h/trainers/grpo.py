@@ -17,52 +17,16 @@ from .data import check_reward_columns, clevr_dataset, countdown_dataset, prompt
 
 
 def load_processing_class(recipe, vision: bool):
-    from transformers import AutoProcessor, AutoTokenizer
+    from transformers import AutoTokenizer
 
     kwargs = dict(recipe.processor or {})
     kwargs.setdefault("padding_side", "left")
     if vision:
-        try:
-            return AutoProcessor.from_pretrained(recipe.model, **kwargs)
-        except ImportError as exc:  # transformers 5 wants torchvision for the (unused) video processor
-            if "torchvision" not in str(exc).lower():
-                raise
-            return processor_without_torchvision(recipe.model, **kwargs)
+        from r1h.plugins.backends.models import load_processor
+
+        return load_processor(recipe.model, **kwargs)
     kwargs.setdefault("truncation_side", "left")
     return AutoTokenizer.from_pretrained(recipe.model, **kwargs)
-
-
-def processor_without_torchvision(model: str, padding_side: str = "left", **kwargs: Any):
-    """The model's processor with the PIL image processor and no video processor (images only, no torchvision)."""
-    import json
-    from pathlib import Path
-
-    import transformers
-    from transformers import AutoImageProcessor, AutoTokenizer
-    from transformers.processing_utils import ProcessorMixin
-
-    image_processor = AutoImageProcessor.from_pretrained(model, backend="pil", **kwargs)
-    tokenizer = AutoTokenizer.from_pretrained(model, padding_side=padding_side)
-    name = None
-    for fname in ("processor_config.json", "preprocessor_config.json", "tokenizer_config.json"):
-        f = Path(model) / fname
-        if f.is_file():
-            name = json.loads(f.read_text(encoding="utf-8")).get("processor_class") or name
-    cls = getattr(transformers, name or "Qwen2VLProcessor")
-    original = ProcessorMixin.check_argument_for_proper_class
-    ProcessorMixin.check_argument_for_proper_class = lambda self, attr, arg: type(arg)  # video_processor=None
-    try:
-        processor = cls(image_processor=image_processor, tokenizer=tokenizer, video_processor=None,
-                        chat_template=tokenizer.chat_template)
-    finally:
-        ProcessorMixin.check_argument_for_proper_class = original
-
-    def save_pretrained(save_directory, **save_kwargs):  # ProcessorMixin's would save the missing video processor
-        image_processor.save_pretrained(save_directory, **save_kwargs)
-        tokenizer.save_pretrained(save_directory, **save_kwargs)
-
-    processor.save_pretrained = save_pretrained
-    return processor
 
 
 def build_dataset(plan: Plan, processing_class, vision: bool):

@@ -1,6 +1,10 @@
-"""The regression job (``tox -e regression``): evaluate the project-written data in this folder with the
-deterministic gold backend, then ``r1h check`` the run against ``baseline.json`` exactly (``--z 0 --two-sided``:
-the gold backend is deterministic, so any move in either direction means grading or data loading changed).
+"""The regression job (``tox -e regression``), two deterministic runs on the project-written data in this folder:
+
+1. the gold backend, checked with ``r1h check`` against ``baseline.json`` exactly (``--z 0 --two-sided``: any move
+   in either direction means grading or data loading changed);
+2. a seeded transformers run of a tiny 2-layer Qwen2 built from a config (seed 0, sampled at T=0.6), checked against
+   ``baseline-tiny.json`` the same way, and its completions against the digest in ``tiny-completions.json``: a
+   change to prompt rendering, per-sample seeding or sampling changes the digest even where the scores stay 0.
 
     python tests/regression/run.py            # check (exit code 1 on a regression)
     python tests/regression/run.py --update   # re-record baseline.json on purpose (after reviewing the change)
@@ -41,8 +45,58 @@ def main(argv: list[str] | None = None) -> int:
             return code
         baseline = str(HERE / "baseline.json")
         if args.update:
-            return r1h("baseline", "update", str(run_dir), "--baseline", baseline, "--force")
-        return r1h("check", str(run_dir), "--baseline", baseline, "--z", "0", "--two-sided")
+            code = r1h("baseline", "update", str(run_dir), "--baseline", baseline, "--force")
+        else:
+            code = r1h("check", str(run_dir), "--baseline", baseline, "--z", "0", "--two-sided")
+        if code != 0:
+            return code
+        return tiny_model_job(Path(tmp), update=args.update)
+
+
+TINY_BENCHMARKS = ("countdown", "math500")
+
+
+def completions_digest(run_dir: Path) -> dict[str, object]:
+    """sha256 over (benchmark, id, sample_index, completion) in a fixed order."""
+    import hashlib
+    import json
+
+    lines = []
+    for bench in TINY_BENCHMARKS:
+        for raw in (run_dir / "samples" / f"{bench}.jsonl").read_text(encoding="utf-8").splitlines():
+            rec = json.loads(raw)
+            lines.append(json.dumps([bench, rec["id"], rec["sample_index"], rec["completion"]]))
+    lines.sort()
+    return {"samples": len(lines), "sha256": hashlib.sha256("\n".join(lines).encode()).hexdigest()}
+
+
+def tiny_model_job(tmp: Path, update: bool) -> int:
+    import json
+
+    from r1h.trainers.tiny import build_text_model
+
+    model = build_text_model(tmp / "tiny-qwen2", seed=0)
+    run_dir = tmp / "tiny-run"
+    data = [arg for bench in TINY_BENCHMARKS for arg in ("--data", f"{bench}={HERE / (bench + '.jsonl')}")]
+    code = r1h("eval", "--model", str(model), "--bench", ",".join(TINY_BENCHMARKS), *data, "-n", "2",
+               "--temperature", "0.6", "--max-tokens", "12", "--seed", "0", "--backend-arg", "threads=1",
+               "--output", str(run_dir), "--no-progress")
+    if code != 0:
+        print(f"regression: tiny-model r1h eval failed with exit code {code}", file=sys.stderr)
+        return code
+    baseline, digest_file = str(HERE / "baseline-tiny.json"), HERE / "tiny-completions.json"
+    digest = completions_digest(run_dir)
+    if update:
+        digest_file.write_text(json.dumps(digest, indent=2) + "\n", encoding="utf-8")
+        return r1h("baseline", "update", str(run_dir), "--baseline", baseline, "--force")
+    code = r1h("check", str(run_dir), "--baseline", baseline, "--z", "0", "--two-sided")
+    expected = json.loads(digest_file.read_text(encoding="utf-8"))
+    if digest != expected:
+        print(f"regression: tiny-model completions changed: {digest} != {expected} (prompt rendering, seeding or "
+              "sampling moved; if on purpose: python tests/regression/run.py --update)", file=sys.stderr)
+        return 1
+    print(f"regression: tiny-model completions unchanged ({digest['samples']} samples)")
+    return code
 
 
 if __name__ == "__main__":

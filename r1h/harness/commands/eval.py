@@ -25,6 +25,8 @@ def parse_pairs(flag: str, values: tuple[str, ...]) -> dict[str, str]:
 @click.option("--model", default=None, help="Checkpoint dir, hub id or .gguf (default: the backend's; SmolLM2-135M).")
 @click.option("--bench", default="all", show_default=True, help="'all' or a comma list of benchmarks.")
 @click.option("--backend", default="transformers", show_default=True, help="transformers, vllm, openai, gold ...")
+@click.option("--base-url", "base_url", default=None, metavar="URL",
+              help="OpenAI-compatible server for --backend openai (same as --backend-arg base_url=URL).")
 @click.option("--backend-arg", "backend_args", multiple=True, metavar="KEY=VALUE", help="Backend option (repeatable).")
 @click.option("--data", "data", multiple=True, metavar="NAME=SOURCE",
               help="Data source of a benchmark: hub id, local dataset clone or .jsonl/.json/.parquet/.csv (repeatable).")
@@ -40,7 +42,7 @@ def parse_pairs(flag: str, values: tuple[str, ...]) -> dict[str, str]:
 @click.option("--batch-size", "batch_size", type=int, default=32, show_default=True,
               help="Samples generated, graded and saved per chunk.")
 @click.option("--no-progress", is_flag=True, help="No live progress display.")
-def eval_cmd(model, bench, backend, backend_args, data, limit, n, temperature, top_p, max_tokens, seed, greedy,
+def eval_cmd(model, bench, backend, base_url, backend_args, data, limit, n, temperature, top_p, max_tokens, seed, greedy,
              output, budget, batch_size, no_progress):
     """Evaluate MODEL on benchmarks: pass@1 (mean of n), pass@k, maj@n, bootstrap CI.
 
@@ -48,8 +50,13 @@ def eval_cmd(model, bench, backend, backend_args, data, limit, n, temperature, t
     """
     from ..runner import EvalOptions, run_eval
 
+    pairs = parse_pairs("--backend-arg", backend_args)
+    if base_url:
+        if pairs.get("base_url", base_url) != base_url:
+            raise ConfigError("--base-url and --backend-arg base_url=... disagree; give one")
+        pairs["base_url"] = base_url
     opts = EvalOptions(
-        model=model, bench=bench, backend=backend, backend_args=parse_pairs("--backend-arg", backend_args),
+        model=model, bench=bench, backend=backend, backend_args=pairs,
         data=parse_pairs("--data", data), limit=limit, n=n, temperature=temperature, top_p=top_p,
         max_tokens=max_tokens, seed=seed, greedy=greedy, output=output, budget=budget, batch_size=batch_size,
         progress=not no_progress,

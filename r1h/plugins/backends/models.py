@@ -9,6 +9,7 @@ import importlib.util
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from r1h.harness.errors import ConfigError
 
@@ -121,3 +122,50 @@ def model_slug(name: str | None) -> str:
         last = f"{parts[-2]}-{last}"
     slug = re.sub(r"[^a-z0-9._-]+", "-", last.lower()).strip("-.")
     return slug[:80] or DEFAULT_ALIAS
+
+
+def load_processor(model: str, **kwargs: Any):
+    """``AutoProcessor.from_pretrained(model)``; where transformers 5 insists on torchvision for the (unused) video
+    processor of a vision-language model (Qwen2-VL) and torchvision is absent, the same processor built with the PIL
+    image processor and no video processor (images only)."""
+    from transformers import AutoProcessor
+
+    try:
+        return AutoProcessor.from_pretrained(model, **kwargs)
+    except ImportError as exc:
+        if "torchvision" not in str(exc).lower():
+            raise
+        return processor_without_torchvision(model, **kwargs)
+
+
+def processor_without_torchvision(model: str, padding_side: str = "left", **kwargs: Any):
+    """The model's processor with the PIL image processor and no video processor (images only, no torchvision)."""
+    import json
+    from pathlib import Path
+
+    import transformers
+    from transformers import AutoImageProcessor, AutoTokenizer
+    from transformers.processing_utils import ProcessorMixin
+
+    image_processor = AutoImageProcessor.from_pretrained(model, backend="pil", **kwargs)
+    tokenizer = AutoTokenizer.from_pretrained(model, padding_side=padding_side)
+    name = None
+    for fname in ("processor_config.json", "preprocessor_config.json", "tokenizer_config.json"):
+        f = Path(model) / fname
+        if f.is_file():
+            name = json.loads(f.read_text(encoding="utf-8")).get("processor_class") or name
+    cls = getattr(transformers, name or "Qwen2VLProcessor")
+    original = ProcessorMixin.check_argument_for_proper_class
+    ProcessorMixin.check_argument_for_proper_class = lambda self, attr, arg: type(arg)  # video_processor=None
+    try:
+        processor = cls(image_processor=image_processor, tokenizer=tokenizer, video_processor=None,
+                        chat_template=tokenizer.chat_template)
+    finally:
+        ProcessorMixin.check_argument_for_proper_class = original
+
+    def save_pretrained(save_directory, **save_kwargs):  # ProcessorMixin's would save the missing video processor
+        image_processor.save_pretrained(save_directory, **save_kwargs)
+        tokenizer.save_pretrained(save_directory, **save_kwargs)
+
+    processor.save_pretrained = save_pretrained
+    return processor

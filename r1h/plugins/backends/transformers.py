@@ -193,9 +193,11 @@ class TransformersBackend(Backend):
         model_kwargs: dict[str, Any] = {"dtype": dtype, **common}
         if self.attn_implementation:
             model_kwargs["attn_implementation"] = str(self.attn_implementation)
+        from .models import load_processor
+
         try:
             if self._is_vision():
-                self._processor = transformers.AutoProcessor.from_pretrained(r.tokenizer, **common)
+                self._processor = load_processor(r.tokenizer, **common)
                 self._tokenizer = self._processor.tokenizer
                 self._processor.tokenizer.padding_side = "left"
                 model = transformers.AutoModelForImageTextToText.from_pretrained(r.path_or_id, **model_kwargs)
