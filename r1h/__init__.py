@@ -44,6 +44,20 @@ def _plugins():
     return get_plugins()
 
 
+def _entry(kind: str, name: str):
+    """The registry entry; an unknown name also names the plugins that failed to load (the name may be theirs)."""
+    from .harness.errors import UnknownNameError
+
+    plugins = _plugins()
+    try:
+        return plugins.registry(kind).entry(name)
+    except UnknownNameError as exc:
+        if not plugins.failures:
+            raise
+        failed = "; ".join(f"{f.plugin}: {f.error}" for f in plugins.failures)
+        raise UnknownNameError(f"{exc} (plugins that failed to load: {failed})") from None
+
+
 def _instantiate(target: Any, name: str, kwargs: dict[str, Any]) -> Any:
     if isinstance(target, type):
         return target(name, **kwargs) if issubclass(target, Reward) else target(**kwargs)
@@ -54,19 +68,19 @@ def _instantiate(target: Any, name: str, kwargs: dict[str, Any]) -> Any:
 
 def get_reward(name: str, **params: Any) -> Reward:
     """A reward instance by registered name (or alias); ``params`` override its documented defaults."""
-    entry = _plugins().rewards.entry(name)
+    entry = _entry("reward", name)
     return _instantiate(entry.resolve(), entry.name, params)
 
 
 def get_benchmark(name: str, **params: Any) -> Benchmark:
     """A benchmark instance by registered name (or alias)."""
-    entry = _plugins().benchmarks.entry(name)
+    entry = _entry("benchmark", name)
     return _instantiate(entry.resolve(), entry.name, params)
 
 
 def get_backend(name: str, model: str | None = None, **backend_args: Any) -> Backend:
     """A backend instance by registered name, for ``model`` (None: the backend's default)."""
-    target = _plugins().backends.get(name)
+    target = _entry("backend", name).resolve()
     return target(model=model, **backend_args) if isinstance(target, type) else target
 
 

@@ -75,10 +75,6 @@ def _env_list(name: str) -> list[str] | None:
     return [v.strip() for v in value.split(",") if v.strip()]
 
 
-def _warn(message: str) -> None:
-    print(f"r1h: warning: {message}", file=sys.stderr)
-
-
 def build(
     *,
     default_plugins: tuple[str, ...] = DEFAULT_PLUGINS,
@@ -87,8 +83,8 @@ def build(
 ) -> Plugins:
     """Create a plugin manager, load plugins and fill the registries.
 
-    A plugin that fails to import or to register is recorded in ``failures`` (and warned about); a name registered
-    by two plugins raises :class:`DuplicateNameError` naming both.
+    A plugin that fails to import or to register is recorded in ``failures`` (``r1h list`` reports them, and an
+    unknown-name error mentions them); a name registered by two plugins raises :class:`DuplicateNameError` naming both.
     """
     pm = pluggy.PluginManager("r1h")
     pm.add_hookspecs(hookspecs)
@@ -129,8 +125,6 @@ def build(
     for hook_name, kind in KINDS.items():
         _run_registration(plugins, hook_name, plugins.registry(kind), trace)
 
-    for failure in plugins.failures:
-        _warn(f"plugin {failure.plugin!r} failed to load: {failure.error}")
     return plugins
 
 

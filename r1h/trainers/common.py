@@ -165,3 +165,16 @@ def save_final(trainer, output_dir: str) -> None:
     if trainer.accelerator.is_main_process and trainer.processing_class is not None:
         trainer.processing_class.save_pretrained(output_dir)
     trainer.accelerator.wait_for_everyone()
+
+
+def train_and_save(trainer, options, output_dir: str):
+    """Attach the ``--eval-bench`` callback if asked, train, and save the final checkpoint (shared by SFT and GRPO)."""
+    if options.eval_bench and options.eval_every:
+        from .evaluation import BenchmarkEvalCallback
+
+        trainer.add_callback(BenchmarkEvalCallback(options.eval_bench, options.eval_every, limit=options.eval_limit,
+                                                   source=options.eval_data, max_tokens=options.eval_max_tokens)
+                             .attach(trainer))
+    trainer.train()
+    save_final(trainer, output_dir)
+    return trainer

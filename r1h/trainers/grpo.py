@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .common import Plan, announce, build_config, save_final
+from .common import Plan, announce, build_config, train_and_save
 from .data import check_reward_columns, clevr_dataset, countdown_dataset, prompt_dataset
 
 
@@ -63,7 +63,7 @@ def run(plan: Plan, callbacks: list[Any] | None = None, vision: bool = False):
     """Train; return the trainer (``state.log_history`` holds ``rewards/<name>/mean`` per logging step)."""
     from trl import GRPOTrainer
 
-    from .evaluation import BenchmarkEvalCallback, EvalLogMixin
+    from .evaluation import EvalLogMixin
 
     recipe, options = plan.recipe, plan.options
     config = build_config(plan)
@@ -78,10 +78,4 @@ def run(plan: Plan, callbacks: list[Any] | None = None, vision: bool = False):
 
     trainer = Trainer(model=recipe.model, reward_funcs=list(plan.rewards), args=config, train_dataset=dataset,
                       processing_class=processing_class, callbacks=list(callbacks or []))
-    if options.eval_bench and options.eval_every:
-        trainer.add_callback(BenchmarkEvalCallback(options.eval_bench, options.eval_every, limit=options.eval_limit,
-                                                   source=options.eval_data, max_tokens=options.eval_max_tokens)
-                             .attach(trainer))
-    trainer.train()
-    save_final(trainer, config.output_dir)
-    return trainer
+    return train_and_save(trainer, options, config.output_dir)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .common import Plan, announce, build_config, save_final
+from .common import Plan, announce, build_config, train_and_save
 from .data import sft_dataset
 
 
@@ -75,7 +75,7 @@ def run(plan: Plan, callbacks: list[Any] | None = None):
     from transformers import AutoTokenizer
     from trl import SFTTrainer
 
-    from .evaluation import BenchmarkEvalCallback, EvalLogMixin
+    from .evaluation import EvalLogMixin
 
     recipe, options = plan.recipe, plan.options
     config = build_config(plan)
@@ -94,10 +94,4 @@ def run(plan: Plan, callbacks: list[Any] | None = None):
     trainer = Trainer(model=recipe.model, args=config, train_dataset=dataset, processing_class=tokenizer,
                       callbacks=list(callbacks or []))
     tokenizer.chat_template = original_template  # the data is tokenized; checkpoints keep the model's own template
-    if options.eval_bench and options.eval_every:
-        trainer.add_callback(BenchmarkEvalCallback(options.eval_bench, options.eval_every, limit=options.eval_limit,
-                                                   source=options.eval_data, max_tokens=options.eval_max_tokens)
-                             .attach(trainer))
-    trainer.train()
-    save_final(trainer, config.output_dir)
-    return trainer
+    return train_and_save(trainer, options, config.output_dir)

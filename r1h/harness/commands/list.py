@@ -23,7 +23,8 @@ def list_cmd(kind: str | None, as_json: bool) -> None:
 
     kind = None if kind is None else (KINDS.get(kind.lower()) or kind.lower())
     rows = r1h.list_plugins(kind)
-    get_plugins()  # building the plugins warns on stderr about each plugin that failed to load
+    for failure in get_plugins().failures:
+        click.echo(f"r1h: warning: plugin {failure.plugin!r} failed to load: {failure.error}", err=True)
     for row in rows:  # a registered name whose target cannot be imported
         if row.get("error"):
             click.echo(f"warning: {row['kind']} {row['name']!r} (plugin {row['plugin']!r}): {row['error']}", err=True)
