@@ -4,47 +4,18 @@ from __future__ import annotations
 
 import json
 import math
-import random
 
 import pytest
 from click.testing import CliRunner
 from rundirs import write_run
 
 from r1h.harness.cli import main
-from r1h.harness.compare import bootstrap_ci, compare_runs, load_run, mcnemar, paired_bootstrap
+from r1h.harness.compare import compare_runs, load_run
 from r1h.harness.errors import RunError
 
 
 def _greedy(n: int, correct: set[int]) -> dict[str, list[bool]]:
     return {f"p{i}": [i in correct] for i in range(n)}
-
-
-def test_mcnemar_exact_matches_binomial_closed_form():
-    # 2 problems only A solves, 8 only B solves: p = 2 * P(X <= 2), X ~ Bin(10, 1/2) = 2 * 56 / 1024
-    a = [1] * 2 + [0] * 8 + [1] * 5 + [0] * 5
-    b = [0] * 2 + [1] * 8 + [1] * 5 + [0] * 5
-    stats = mcnemar(a, b)
-    assert (stats["only_a"], stats["only_b"]) == (2, 8)
-    assert stats["p_value"] == pytest.approx(2 * 56 / 1024)
-    assert mcnemar([1, 0], [1, 0])["p_value"] == 1.0
-    assert mcnemar([0] * 10, [1] * 10)["p_value"] == pytest.approx(2 / 1024)
-
-
-def test_paired_bootstrap_detects_real_shift_and_not_noise():
-    rng = random.Random(1)
-    a = [rng.random() for _ in range(200)]
-    shifted = paired_bootstrap(a, [min(1.0, x + 0.1) for x in a], n_boot=2000)
-    assert shifted["p_value"] < 0.01 and shifted["ci_low"] > 0
-    same = paired_bootstrap(a, list(a), n_boot=2000)
-    assert same["delta"] == 0 and same["p_value"] == 1.0
-    noise = paired_bootstrap(a, [rng.random() for _ in range(200)], n_boot=2000)
-    assert noise["ci_low"] < noise["delta"] < noise["ci_high"]
-
-
-def test_bootstrap_ci_covers_the_mean():
-    values = [1.0] * 30 + [0.0] * 70
-    lo, hi = bootstrap_ci(values, n_boot=2000)
-    assert lo < 0.3 < hi and hi - lo < 0.25
 
 
 def test_compare_greedy_runs_uses_mcnemar(tmp_path):
@@ -53,7 +24,7 @@ def test_compare_greedy_runs_uses_mcnemar(tmp_path):
     out = compare_runs([load_run(a), load_run(b)], n_boot=500)
     ref, row = out["benchmarks"]["math500"]
     assert "delta" not in ref and ref["pass@1"] == pytest.approx(0.3)
-    assert row["test"] == "mcnemar" and row["shared"] == 100
+    assert row["test"].startswith("mcnemar") and row["shared"] == 100
     assert row["delta"] == pytest.approx(0.3)
     assert (row["only_ref"], row["only_run"]) == (0, 30)
     assert row["significant"] is True and row["p_value"] < 1e-6

@@ -13,13 +13,13 @@ from __future__ import annotations
 
 import json
 import math
-import random
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from .errors import RunError
+from .metrics import bootstrap_ci, mcnemar, paired_bootstrap
 
 ALPHA = 0.05
 N_BOOT = 5000
@@ -122,65 +122,6 @@ def samples_per_problem(samples: list[dict[str, Any]]) -> int:
     return max(counts.values(), default=0)
 
 
-# -- statistics -------------------------------------------------------------------------------------------------------
-def bootstrap_ci(values: list[float], n_boot: int = N_BOOT, seed: int = 0, alpha: float = ALPHA) -> tuple[float, float]:
-    """Percentile bootstrap CI of the mean over problems."""
-    if not values:
-        return (math.nan, math.nan)
-    rng = random.Random(seed)
-    n = len(values)
-    means = sorted(sum(rng.choices(values, k=n)) / n for _ in range(n_boot))
-    return (_quantile(means, alpha / 2), _quantile(means, 1 - alpha / 2))
-
-
-def paired_bootstrap(
-    a: list[float], b: list[float], n_boot: int = N_BOOT, seed: int = 0, alpha: float = ALPHA
-) -> dict[str, float]:
-    """Paired bootstrap of mean(b - a) over problems: delta, its CI and a two-sided p-value (centred bootstrap)."""
-    if len(a) != len(b):
-        raise ValueError("paired samples must have the same length")
-    diffs = [y - x for x, y in zip(a, b, strict=True)]
-    n = len(diffs)
-    if n == 0:
-        return {"delta": math.nan, "ci_low": math.nan, "ci_high": math.nan, "p_value": math.nan}
-    delta = sum(diffs) / n
-    rng = random.Random(seed)
-    means = sorted(sum(rng.choices(diffs, k=n)) / n for _ in range(n_boot))
-    extreme = sum(1 for m in means if abs(m - delta) >= abs(delta) - 1e-12)
-    p_value = 1.0 if all(d == diffs[0] for d in diffs) and delta == 0 else (extreme + 1) / (n_boot + 1)
-    return {
-        "delta": delta,
-        "ci_low": _quantile(means, alpha / 2),
-        "ci_high": _quantile(means, 1 - alpha / 2),
-        "p_value": min(1.0, p_value),
-    }
-
-
-def mcnemar(a: list[float], b: list[float]) -> dict[str, float]:
-    """McNemar's exact (binomial) two-sided test for paired 0/1 outcomes."""
-    if len(a) != len(b):
-        raise ValueError("paired samples must have the same length")
-    only_a = sum(1 for x, y in zip(a, b, strict=True) if x >= 0.5 > y)
-    only_b = sum(1 for x, y in zip(a, b, strict=True) if y >= 0.5 > x)
-    total = only_a + only_b
-    if total == 0:
-        p_value = 1.0
-    else:
-        k = min(only_a, only_b)
-        tail = sum(math.comb(total, i) for i in range(k + 1)) / 2**total
-        p_value = min(1.0, 2 * tail)
-    n = len(a)
-    return {"delta": (only_b - only_a) / n if n else math.nan, "only_a": only_a, "only_b": only_b, "p_value": p_value}
-
-
-def _quantile(sorted_values: list[float], q: float) -> float:
-    if not sorted_values:
-        return math.nan
-    pos = q * (len(sorted_values) - 1)
-    lo, hi = math.floor(pos), math.ceil(pos)
-    return sorted_values[lo] + (sorted_values[hi] - sorted_values[lo]) * (pos - lo)
-
-
 # -- comparing --------------------------------------------------------------------------------------------------------
 def score_and_ci(run: Run, bench: str) -> tuple[float | None, tuple[float, float] | None]:
     """pass@1 and its 95% CI: from results.json, else computed from the samples."""
@@ -264,11 +205,12 @@ def _paired(base: Run, run: Run, bench: str, base_problems: dict[str, float], *,
     b = [problems[p] for p in shared]
     binary = samples_per_problem(base.samples(bench)) == 1 and samples_per_problem(run.samples(bench)) == 1
     if binary:
-        stats = mcnemar(a, b)
-        result.update(test="mcnemar", p_value=stats["p_value"], only_ref=stats["only_a"], only_run=stats["only_b"])
+        stats = mcnemar([x >= 0.5 for x in a], [y >= 0.5 for y in b])
+        result.update(test=f"mcnemar ({stats['method']})", p_value=stats["p_value"], only_ref=stats["only_a"],
+                      only_run=stats["only_b"])
     else:
-        stats = paired_bootstrap(a, b, n_boot=n_boot, seed=seed)
-        result.update(test="paired-bootstrap", p_value=stats["p_value"], delta_ci95=[stats["ci_low"], stats["ci_high"]])
+        stats = paired_bootstrap(a, b, resamples=n_boot, seed=seed)
+        result.update(test="paired-bootstrap", p_value=stats["p_value"], delta_ci95=stats["ci95"])
     result["paired_delta"] = sum(b) / len(b) - sum(a) / len(a)
     result["significant"] = result["p_value"] < ALPHA
     return result
