@@ -18,7 +18,8 @@ import click
 @click.option("--force", is_flag=True, help="Compare runs of different benchmark versions (warn), overwrite outputs.")
 def compare_cmd(runs, fmt, output, plot_file, n_boot, seed, force):
     """Compare runs against the FIRST one: pass@1 with 95% CI, delta and a paired test over shared problems
-    (McNemar for one sample per problem: exact below 25 discordant pairs, else chi-square; else a paired bootstrap). Scores are shown in percent."""
+    (McNemar for one sample per problem: exact below 25 discordant pairs, else chi-square; otherwise a paired
+    bootstrap). Scores are shown in percent."""
     from ..compare import compare_runs, load_run, plot, to_json, to_markdown, warn
     from ..errors import ConfigError
 
