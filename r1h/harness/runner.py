@@ -7,8 +7,6 @@ killed at any moment and resumed with the same command: only the missing ``(id, 
 from __future__ import annotations
 
 import dataclasses
-import os
-import re
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -16,6 +14,7 @@ from typing import Any
 
 from .errors import ConfigError, DataError, RunError
 from .metrics import aggregate, is_correct
+from .naming import model_slug
 from .reward import Reward
 from .store import RunStore, SampleFile
 from .types import GenerationConfig, Sample, sample_seed
@@ -117,16 +116,6 @@ def generation_config(benchmark: Any, opts: EvalOptions) -> GenerationConfig:
         values.update(n=1, temperature=0.0)
     values["stop"] = list(values.get("stop") or [])
     return GenerationConfig(**values)
-
-
-def model_slug(model_id: str) -> str:
-    """A directory name for a model: a local path's last part, a hub id with ``/`` as ``--``."""
-    text = str(model_id or "default")
-    if os.path.exists(text):
-        text = Path(text).resolve().name
-        text = text[: -len(".gguf")] if text.endswith(".gguf") else text
-    text = text.strip("/").replace("/", "--")
-    return re.sub(r"[^A-Za-z0-9._-]+", "-", text) or "model"
 
 
 def plan_benchmarks(opts: EvalOptions) -> list[BenchPlan]:
