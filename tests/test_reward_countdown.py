@@ -266,3 +266,14 @@ def test_called_like_trl(reward):
     pytest.importorskip("r1h.harness.grading")
     out = reward([ans("44+19+35"), ans("9**9**9**9")], prompts=None, target=[98, 98], nums=[[44, 19, 35]] * 2)
     assert out == [1.0, 0.0]
+
+
+def test_flat_nums_for_several_completions_is_one_puzzle_not_one_number_each():
+    reward = r1h.get_reward("countdown_equation")
+    completions = ["<answer>(44 - 19) + 35 = 60</answer>", "<answer>44 + 19 - 35</answer>", "<answer>60</answer>"]
+    # one puzzle's nums given flat (as a user would for one row) and TRL's per-row list of lists agree
+    flat = reward(completions, target=60, nums=[44, 19, 35])
+    per_row = reward(completions, target=[60, 60, 60], nums=[[44, 19, 35]] * 3)
+    assert flat == per_row == [1.0, 0.0, 0.0]
+    # per-row values that are strings (a CSV column) stay per row
+    assert reward(completions, target=[60] * 3, nums=["[44, 19, 35]"] * 3) == [1.0, 0.0, 0.0]

@@ -16,7 +16,8 @@ class Reward:
     ``float | None`` per completion. ``None`` only where the gold itself cannot be read.
 
     - ``columns``: the gold columns this reward reads; other keyword arguments (TRL's ``completion_ids``,
-      ``trainer_state``, ``log_metric`` ...) are ignored.
+      ``trainer_state``, ``log_metric`` ...) are ignored. ``list_columns``: those whose per-row value is a list;
+      a flat list of numbers given for one of them is that one value for every completion, not one item per row.
     - ``isolate``: True for rewards whose work can blow up (sympy, math-verify); the batch grader then runs them in
       worker processes that are killed when an item overruns its budget. Rewards with ``isolate = False`` must be
       linear-time by construction; their items are still timed and an overrun still scores 0.0 as a timeout.
@@ -26,6 +27,7 @@ class Reward:
     version: str = "1"
     description: str = ""
     columns: tuple[str, ...] = ()
+    list_columns: tuple[str, ...] = ()  # columns whose per-row value is itself a list (Countdown's ``nums``)
     isolate: bool = False
 
     def __init__(self, name: str | None = None, *, budget: float = DEFAULT_BUDGET_S, **params: Any):
@@ -78,13 +80,20 @@ class Reward:
         return GradeResult(score=score, extracted=extracted, error=err)
 
     def rows(self, n: int, columns: dict[str, Any]) -> list[dict[str, Any]]:
-        """Per-completion gold columns from TRL-style keyword lists (a scalar applies to every completion)."""
+        """Per-completion gold columns from TRL-style keyword lists (a scalar applies to every completion).
+
+        A list as long as the completions holds one value per completion (TRL's convention), except for a
+        ``list_columns`` key given a flat list of numbers: that is one list-valued gold shared by all completions.
+        """
         rows: list[dict[str, Any]] = [{} for _ in range(n)]
         for key in self.columns:
             if key not in columns:
                 continue
             value = columns[key]
-            if isinstance(value, (list, tuple)) and len(value) == n:
+            per_row = isinstance(value, (list, tuple)) and len(value) == n
+            if per_row and key in self.list_columns and all(isinstance(v, (int, float)) for v in value):
+                per_row = False  # nums=[44, 19, 35] for three completions of one puzzle, not one number each
+            if per_row:
                 for i in range(n):
                     rows[i][key] = value[i]
             else:
