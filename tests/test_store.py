@@ -102,3 +102,13 @@ def test_results_roundtrip_and_missing(tmp_path):
         store.read_results()
     store.write_results({"model": "m", "benchmarks": {}})
     assert store.read_results() == {"model": "m", "benchmarks": {}}
+
+
+def test_a_completion_with_a_lone_surrogate_is_stored_and_read_back(tmp_path):
+    from r1h.harness.store import SampleFile
+
+    f = SampleFile(tmp_path / "s.jsonl")
+    assert f.append([{"id": "p", "sample_index": 0, "completion": "bad \ud800 text é"}]) == 1
+    again = SampleFile(tmp_path / "s.jsonl")
+    again.load()
+    assert again.records[0]["completion"] == "bad \ud800 text é"

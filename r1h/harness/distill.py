@@ -240,7 +240,7 @@ def write_training_files(kept: list[dict[str, Any]], report: dict[str, Any], out
         raise ConfigError(f"{existing[0]} exists; use --force to overwrite it")
     out_dir.mkdir(parents=True, exist_ok=True)
     for key, convert in (("stratos", to_stratos), ("messages", to_messages)):
-        with open(paths[key], "w", encoding="utf-8") as fh:
+        with open(paths[key], "w", encoding="utf-8", errors="backslashreplace") as fh:  # lone surrogates stay escapes
             for trace in kept:
                 fh.write(json.dumps(convert(trace), ensure_ascii=False) + "\n")
     paths["report"].write_text(json.dumps(report, indent=2) + "\n")

@@ -113,7 +113,9 @@ class SampleFile:
             fresh.append(json.dumps(record, ensure_ascii=False, default=_json_default) + "\n")
         if not fresh:
             return 0
-        payload = "".join(fresh).encode("utf-8")
+        # A lone surrogate (an OpenAI-style server can return "\ud800") cannot be UTF-8: write it as the JSON escape
+        # it came as, which reads back as the same string.
+        payload = "".join(fresh).encode("utf-8", errors="backslashreplace")
         self.path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         try:
