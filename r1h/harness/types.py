@@ -60,6 +60,14 @@ class GenerationRequest:
     continue_final_message: bool = False
     reference: str | None = None  # filled by the runner for backends with ``needs_reference`` (the gold backend)
 
+    def wanted(self) -> int:
+        """How many samples are wanted; a seed count that does not match is a ConfigError (a backend's input check)."""
+        if len(self.seeds) != len(self.sample_indices):
+            from .errors import ConfigError
+
+            raise ConfigError(f"request {self.id}: {len(self.seeds)} seeds for {len(self.sample_indices)} samples")
+        return len(self.sample_indices)
+
 
 @dataclass
 class Completion:

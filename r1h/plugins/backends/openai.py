@@ -259,9 +259,7 @@ class OpenAIBackend(Backend):
     def _tasks(self, requests: list[GenerationRequest], config: GenerationConfig) -> list[_Task]:
         tasks = []
         for i, request in enumerate(requests):
-            wanted = len(request.sample_indices)
-            if len(request.seeds) != wanted:
-                raise ConfigError(f"request {request.id}: {len(request.seeds)} seeds for {wanted} samples")
+            wanted = request.wanted()
             if not wanted:
                 continue
             if config.greedy:

@@ -237,9 +237,7 @@ class TransformersBackend(Backend):
         else:
             lengths = [len(p) for p in prompts]
         for i, request in enumerate(requests):
-            if len(request.seeds) != len(request.sample_indices):
-                raise ConfigError(f"request {request.id}: {len(request.seeds)} seeds for "
-                                  f"{len(request.sample_indices)} samples")
+            request.wanted()
             images = [_load_image(im) for im in request.images] if self._processor is not None else []
             if greedy and request.sample_indices:  # every greedy sample of a prompt is the same: generate one
                 rows.append(_Row(i, list(range(len(request.sample_indices))), prompts[i], 0, lengths[i], images))

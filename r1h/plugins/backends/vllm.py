@@ -137,9 +137,7 @@ def plan_calls(requests: list[GenerationRequest], config: GenerationConfig) -> l
     """Turn requests into ``LLM.chat`` calls (one per prefill mode): one conversation per wanted sample."""
     calls: dict[bool, ChatCall] = {}
     for i, request in enumerate(requests):
-        wanted = len(request.sample_indices)
-        if len(request.seeds) != wanted:
-            raise ConfigError(f"request {request.id}: {len(request.seeds)} seeds for {wanted} samples")
+        wanted = request.wanted()
         if not wanted:
             continue
         cont = bool(request.continue_final_message)
