@@ -164,7 +164,8 @@ def test_full_run_writes_consistent_outputs(tmp_path, capsys):
     on_disk = json.loads((run / "results.json").read_text())
     assert on_disk == json.loads(json.dumps(results))
     assert on_disk["config"]["benchmarks"]["h6_bench"]["generation"] == {
-        "n": 4, "temperature": 0.6, "top_p": 0.95, "max_tokens": 64, "seed": 0, "stop": []}
+        "n": 4, "temperature": 0.6, "top_p": 0.95, "max_tokens": 64, "seed": 0, "stop": [],
+        "policy": "neutral", "top_k": None, "min_p": 0.0, "repetition_penalty": 1.0}
     assert on_disk["versions"]["benchmarks"] == {"h6_bench": "3"}
     assert json.loads((run / "run.json").read_text()) == on_disk["config"]
     report = (run / "report.md").read_text()
@@ -205,7 +206,8 @@ def test_resume_with_another_config_is_refused(tmp_path):
 def test_generation_config_precedence():
     bench = GreedyBench()
     assert generation_config(bench, EvalOptions()).to_dict() == {
-        "n": 1, "temperature": 0.0, "top_p": 0.95, "max_tokens": 256, "seed": 0, "stop": []}
+        "n": 1, "temperature": 0.0, "top_p": 0.95, "max_tokens": 256, "seed": 0, "stop": [],
+        "policy": "neutral", "top_k": None, "min_p": 0.0, "repetition_penalty": 1.0}
     g = generation_config(FakeBench(), EvalOptions(n=2, temperature=1.0, top_p=0.5, max_tokens=9, seed=4))
     assert (g.n, g.temperature, g.top_p, g.max_tokens, g.seed) == (2, 1.0, 0.5, 9, 4)
     g = generation_config(FakeBench(), EvalOptions(greedy=True))

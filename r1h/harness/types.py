@@ -34,6 +34,14 @@ class GenerationConfig:
     max_tokens: int = 32768
     seed: int = 0
     stop: list[str] = field(default_factory=list)
+    # One sampling policy for every backend. "neutral" (the default): the backend sends explicit neutral values for
+    # everything but temperature and top-p (repetition_penalty 1.0, no top-k, no min-p), so transformers, offline vLLM
+    # and ``vllm serve`` sample the same distribution. "model": the checkpoint's generation_config.json fills the
+    # fields below (``--generation-config model``); temperature, top-p and max_tokens stay as given.
+    policy: str = "neutral"
+    top_k: int | None = None  # None or 0: disabled
+    min_p: float = 0.0
+    repetition_penalty: float = 1.0
 
     @property
     def greedy(self) -> bool:
@@ -76,6 +84,20 @@ class Completion:
     text: str
     finish_reason: str = "stop"
     num_tokens: int = 0
+
+
+@dataclass
+class Generated:
+    """One finished sample, as a streaming backend yields it: the request it answers, which of the request's wanted
+    samples (``sample_index`` is one of ``request.sample_indices``) and the completion."""
+
+    request: GenerationRequest
+    sample_index: int
+    completion: Completion
+
+    @property
+    def seed(self) -> int:
+        return int(self.request.seeds[self.request.sample_indices.index(self.sample_index)])
 
 
 @dataclass
