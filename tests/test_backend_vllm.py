@@ -1,75 +1,42 @@
-"""The vllm backend's request building and output handling, with a fake ``vllm`` module (vLLM needs a GPU)."""
+"""The vllm backend against a fake ``vllm`` package (tests/fakes/vllm) whose engine batches continuously."""
 
 from __future__ import annotations
 
+import os
 import sys
-import types
-from dataclasses import dataclass, field
+import time
+from pathlib import Path
 
 import pytest
 
 import r1h
-from r1h.harness.errors import ConfigError
+from r1h.harness.errors import ConfigError, RunError
 from r1h.harness.types import GenerationConfig, GenerationRequest
-from r1h.plugins.backends.vllm import VLLMBackend, engine_kwargs, plan_calls, sampling_kwargs
+from r1h.plugins.backends.vllm import (
+    DEFAULT_GGUF_TOKENIZER,
+    VLLMBackend,
+    effective_sampling,
+    engine_kwargs,
+    sampling_kwargs,
+)
+from r1h.plugins.backends.vllm_dp import device_env_name, device_groups
 
-
-@dataclass
-class _Out:
-    text: str
-    finish_reason: str
-    token_ids: list[int]
-
-
-@dataclass
-class _RequestOutput:
-    outputs: list[_Out]
-
-
-@dataclass
-class FakeLLM:
-    """Records what the backend asks; answers with text naming the conversation and its seed."""
-
-    kwargs: dict
-    calls: list = field(default_factory=list)
-
-    def chat(self, messages, sampling_params=None, use_tqdm=True, add_generation_prompt=True,
-             continue_final_message=False, **_):
-        assert not (add_generation_prompt and continue_final_message)
-        assert len(sampling_params) == len(messages)
-        self.calls.append({"messages": messages, "params": sampling_params,
-                           "add_generation_prompt": add_generation_prompt,
-                           "continue_final_message": continue_final_message})
-        outs = []
-        for conv, params in zip(messages, sampling_params, strict=True):
-            last = conv[-1]["content"]
-            last = last if isinstance(last, str) else "+".join(p.get("type", "") for p in last)
-            n_tokens = 5 if params.kwargs["max_tokens"] > 5 else params.kwargs["max_tokens"]
-            reason = "length" if n_tokens == params.kwargs["max_tokens"] else "stop"
-            outs.append(_RequestOutput([_Out(f"{last}|seed={params.kwargs.get('seed')}", reason, [0] * n_tokens)]))
-        return outs
-
-
-class FakeSamplingParams:
-    def __init__(self, **kwargs):
-        self.kwargs = kwargs
+FAKES = Path(__file__).resolve().parent / "fakes"
 
 
 @pytest.fixture
 def fake_vllm(monkeypatch):
-    module = types.ModuleType("vllm")
-    created = []
+    """The fake vllm on sys.path and PYTHONPATH (data-parallel ranks are spawned processes)."""
+    monkeypatch.syspath_prepend(str(FAKES))
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(FAKES), os.environ.get("PYTHONPATH", "")]))
+    for name in [m for m in sys.modules if m == "vllm" or m.startswith("vllm.")]:
+        monkeypatch.delitem(sys.modules, name)
+    monkeypatch.setenv("FAKE_VLLM_SLOTS", "4")
+    monkeypatch.setenv("FAKE_VLLM_STEP_S", "0.001")
+    import vllm
 
-    def make_llm(**kwargs):
-        llm = FakeLLM(kwargs)
-        created.append(llm)
-        return llm
-
-    module.LLM = make_llm
-    module.SamplingParams = FakeSamplingParams
-    module.created = created
-    monkeypatch.setitem(sys.modules, "vllm", module)
-    return module
+    assert vllm.__version__.endswith("+fake")
+    return vllm
 
 
 def _chat(text):
@@ -83,7 +50,7 @@ def test_engine_kwargs_convert_types(tmp_path):
     kwargs = engine_kwargs(str(ckpt), {
         "tensor_parallel_size": "2", "data_parallel_size": "4", "gpu_memory_utilization": "0.85",
         "max_model_len": "32768", "dtype": "bfloat16", "seed": "0", "trust_remote_code": "true",
-        "limit_mm_per_prompt": '{"image": 1}',
+        "limit_mm_per_prompt": '{"image": 1}', "max_in_flight": "64",
     })
     assert kwargs == {
         "model": str(ckpt), "tensor_parallel_size": 2, "data_parallel_size": 4, "gpu_memory_utilization": 0.85,
@@ -97,80 +64,169 @@ def test_engine_kwargs_convert_types(tmp_path):
         engine_kwargs("m/x", {"gpu_memory_utilization": "1.5"})
     with pytest.raises(ConfigError, match="does not know --backend-arg batch_size"):
         engine_kwargs("m/x", {"batch_size": "8"})
+    with pytest.raises(ConfigError, match="swap_space: not an EngineArgs field"):
+        engine_kwargs("m/x", {"swap_space": "4"})
 
 
-def test_gguf_model_is_passed_as_a_file_path(smollm2):
-    assert engine_kwargs(None, {})["model"] == str(smollm2)
+def test_backend_args_are_checked_against_engine_args(fake_vllm):
+    with pytest.raises(ConfigError, match=r"tensor_paralel_size \(not a vllm.EngineArgs field\); did you mean "
+                                          r"tensor_parallel_size\?"):
+        engine_kwargs("m/x", {"tensor_paralel_size": "2"})
+    # any EngineArgs field passes, typed from its text
+    assert engine_kwargs("m/x", {"kv_cache_dtype": "fp8", "generation_config": "vllm"})["kv_cache_dtype"] == "fp8"
+    with pytest.raises(ConfigError, match="swap_space"):
+        VLLMBackend("m/x", swap_space="4")
 
 
-def test_sampling_kwargs():
+def test_gguf_model_gets_the_base_model_tokenizer(smollm2, tmp_path):
+    kwargs = engine_kwargs(None, {})
+    assert kwargs == {"model": str(smollm2), "tokenizer": DEFAULT_GGUF_TOKENIZER}
+    assert engine_kwargs(None, {"tokenizer": "/tok"})["tokenizer"] == "/tok"
+    lone = tmp_path / "lone"
+    lone.mkdir()
+    (lone / "m.gguf").write_bytes(b"GGUF")
+    with pytest.raises(ConfigError, match="needs its base model's tokenizer.*tokenizer="):
+        engine_kwargs(str(lone / "m.gguf"), {})
+    (lone / "tokenizer.json").write_text("{}")
+    assert engine_kwargs(str(lone / "m.gguf"), {})["tokenizer"] == str(lone)
+
+
+def test_sampling_kwargs_neutral_and_model_policy():
     config = GenerationConfig(temperature=0.6, top_p=0.95, max_tokens=32768, stop=["</answer>"])
     assert sampling_kwargs(config, 42) == {"n": 1, "max_tokens": 32768, "temperature": 0.6, "top_p": 0.95,
-                                           "seed": 42, "stop": ["</answer>"]}
-    assert sampling_kwargs(GenerationConfig(temperature=0.0, max_tokens=7), 42) == {
+                                           "seed": 42, "top_k": -1, "min_p": 0.0, "repetition_penalty": 1.0,
+                                           "stop": ["</answer>"]}
+    assert sampling_kwargs(GenerationConfig(temperature=0.0, max_tokens=7, policy="model"), 42) == {
         "n": 1, "max_tokens": 7, "temperature": 0.0, "top_p": 1.0}
+    assert effective_sampling(config) == {"temperature": 0.6, "top_p": 0.95, "top_k": None, "min_p": 0.0,
+                                          "repetition_penalty": 1.0}
 
 
-def test_plan_one_conversation_per_seed_and_prefill_in_its_own_call(tmp_path):
+def test_stream_yields_short_completions_first_and_pulls_lazily(fake_vllm):
+    backend = r1h.get_backend("vllm", "Qwen/Qwen2.5-Math-1.5B", max_in_flight="4")
+    pulled = []
+
+    def requests():
+        for i, length in enumerate([40, 3, 30, 2, 20, 1, 1, 1, 1, 1]):
+            pulled.append(i)
+            yield GenerationRequest(f"p{i}", _chat(f"q{i} len={length}"), [0], [100 + i])
+
+    stream = backend.stream(requests(), GenerationConfig(temperature=0.6, max_tokens=100))
+    first = next(stream)
+    assert first.request.id == "p3" and first.completion.num_tokens == 2  # the shortest in flight, not the first sent
+    assert len(pulled) <= 5  # the window (4) plus one being added, not the whole iterator
+    rest = [first, *stream]
+    order = [g.request.id for g in rest]
+    assert sorted(order) == [f"p{i}" for i in range(10)] and order[-1] == "p0" and order[:2] == ["p3", "p1"]
+    assert all(g.completion.text.endswith(f"seed={g.seed}|n={g.completion.num_tokens}|dev=None") for g in rest)
+    (llm,) = fake_vllm.created
+    # overlap: the freed slots were refilled while p0 (40 tokens) ran, so the engine never ran more than the window
+    # and the later one-token ones finished before p2 (30 tokens, sent early)
+    assert llm.llm_engine.engine.max_running == 4
+    assert order.index("p9") < order.index("p2")
+
+
+def test_prefill_images_seeds_and_greedy(fake_vllm, tmp_path):
     from PIL import Image
 
     image = tmp_path / "img.png"
     Image.new("RGB", (4, 4), "red").save(image)
-    prefill = [*_chat("Solve it."), {"role": "assistant", "content": "Let me solve this step by step.\n<think>"}]
-    requests = [
-        GenerationRequest("a", _chat("q1"), [0, 1, 2], [10, 11, 12]),
-        GenerationRequest("b", prefill, [3], [13], continue_final_message=True),
-        GenerationRequest("c", [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": "How many?"}]}],
-                          [0], [14], images=[str(image)]),
-        GenerationRequest("d", _chat("resumed, nothing missing"), [], []),
-    ]
-    calls = plan_calls(requests, GenerationConfig(temperature=0.6, top_p=0.95, max_tokens=100))
-    assert [c.continue_final_message for c in calls] == [False, True]
-    plain, cont = calls
-    assert plain.chat_flags == {"add_generation_prompt": True, "continue_final_message": False}
-    assert cont.chat_flags == {"add_generation_prompt": False, "continue_final_message": True}
-    assert [p["seed"] for p in plain.params] == [10, 11, 12, 14]
-    assert plain.targets == [(0, [0]), (0, [1]), (0, [2]), (2, [0])]
-    assert cont.targets == [(1, [0])] and cont.conversations[0][-1]["role"] == "assistant"
-    image_parts = plain.conversations[3][0]["content"]
-    assert image_parts[0]["type"] == "image_url"
-    assert image_parts[0]["image_url"]["url"].startswith("data:image/png;base64,")
-    assert image_parts[1] == {"type": "text", "text": "How many?"}
-
-    greedy = plan_calls(requests[:1], GenerationConfig(temperature=0.0, max_tokens=100))
-    assert greedy[0].targets == [(0, [0, 1, 2])] and "seed" not in greedy[0].params[0]
-
-    with pytest.raises(ConfigError, match="request x: 1 seeds for 2 samples"):
-        plan_calls([GenerationRequest("x", _chat("q"), [0, 1], [5])], GenerationConfig())
-
-
-def test_generate_through_fake_vllm(fake_vllm, tmp_path):
-    backend = r1h.get_backend("vllm", "Qwen/Qwen2.5-Math-1.5B", tensor_parallel_size="2", max_model_len="4096")
-    assert isinstance(backend, VLLMBackend)
-    assert backend.model_id == "Qwen/Qwen2.5-Math-1.5B"
-    counted = []
-    backend.on_tokens = counted.append
-    prefill = [*_chat("Solve it."), {"role": "assistant", "content": "<think>"}]
+    backend = VLLMBackend("Qwen/Qwen2-VL-2B-Instruct")
+    prefill = [*_chat("Solve it."), {"role": "assistant", "content": "Let me solve this.\n<think>"}]
     requests = [
         GenerationRequest("a", _chat("q1"), [4, 7], [10, 11]),
         GenerationRequest("b", prefill, [0], [13], continue_final_message=True),
+        GenerationRequest("c", [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": "How?"}]}],
+                          [0], [14], images=[str(image)]),
+        GenerationRequest("d", _chat("no placeholder"), [0], [15], images=[str(image)]),
+        GenerationRequest("e", _chat("resumed, nothing missing"), [], []),
     ]
-    out = backend.generate(requests, GenerationConfig(temperature=0.6, max_tokens=100))
-    assert [[c.text for c in per] for per in out] == [["q1|seed=10", "q1|seed=11"], ["<think>|seed=13"]]
-    assert all(c.finish_reason == "stop" and c.num_tokens == 5 for per in out for c in per)
-    assert sum(counted) == 15
-    (llm,) = fake_vllm.created  # loaded once, reused
-    assert llm.kwargs == {"model": "Qwen/Qwen2.5-Math-1.5B", "tensor_parallel_size": 2, "max_model_len": 4096}
-    assert [c["continue_final_message"] for c in llm.calls] == [False, True]
+    got = {(g.request.id, g.sample_index): g.completion for g in backend.stream(requests, GenerationConfig())}
+    assert set(got) == {("a", 4), ("a", 7), ("b", 0), ("c", 0), ("d", 0)}
+    assert got[("a", 4)].text.startswith("<|im_start|>assistant|seed=10")
+    assert got[("a", 7)].text.startswith("<|im_start|>assistant|seed=11")
+    assert got[("b", 0)].text.startswith("<think>|seed=13")  # continued, no new assistant turn
+    engine = fake_vllm.created[0].llm_engine
+    prompts = {rid: p for rid, (p, _, _) in engine.requests.items()} or None
+    assert prompts is None  # all finished
+    out = backend.generate(requests[:1], GenerationConfig(temperature=0.0, max_tokens=3))
+    assert [c.finish_reason for c in out[0]] == ["length", "length"] and out[0][0] is out[0][1]
+    assert len(fake_vllm.created) == 1  # loaded once, reused across streams
+    with pytest.raises(ConfigError, match="request x: 1 seeds for 2 samples"):
+        list(backend.stream([GenerationRequest("x", _chat("q"), [0, 1], [5])], GenerationConfig()))
 
-    truncated = backend.generate(requests[:1], GenerationConfig(temperature=0.0, max_tokens=3))
-    assert [(c.finish_reason, c.num_tokens) for c in truncated[0]] == [("length", 3), ("length", 3)]
-    assert len(llm.calls[-1]["messages"]) == 1  # greedy: one row for both samples
-    assert len(fake_vllm.created) == 1
+
+def test_sampling_params_sent_per_policy(fake_vllm, monkeypatch):
+    monkeypatch.setenv("FAKE_VLLM_GENCONFIG", '{"top_k": 20, "repetition_penalty": 1.05, "min_p": 0.0}')
+    backend = VLLMBackend("m/x")
+    sent = []
+    original = fake_vllm.LLMEngine.add_request
+
+    def spy(self, request_id, prompt, params, **kw):
+        sent.append(params)
+        return original(self, request_id, prompt, params, **kw)
+
+    monkeypatch.setattr(fake_vllm.LLMEngine, "add_request", spy)
+    request = GenerationRequest("a", _chat("q"), [0], [3])
+    list(backend.stream([request], GenerationConfig(temperature=0.6, top_p=0.95)))
+    list(backend.stream([request], GenerationConfig(temperature=0.6, top_p=0.95, policy="model")))
+    neutral, model = sent
+    assert (neutral.top_k, neutral.min_p, neutral.repetition_penalty, neutral.seed) == (-1, 0.0, 1.0, 3)
+    assert (model.top_k, model.min_p, model.repetition_penalty, model.temperature) == (20, 0.0, 1.05, 0.6)
+    assert neutral.output_kind is fake_vllm.RequestOutputKind.FINAL_ONLY
+    info = backend.describe()
+    assert info["engine"] == "vllm" and info["data_parallel_size"] == 1 and "top_k" not in info["sampling"]
 
 
 def test_missing_vllm_says_how_to_install(monkeypatch):
     monkeypatch.setitem(sys.modules, "vllm", None)  # import vllm -> ImportError
     backend = VLLMBackend("Qwen/Qwen2.5-Math-1.5B")
     with pytest.raises(ConfigError, match=r"pip install 'r1h\[vllm\]'"):
-        backend.generate([GenerationRequest("a", _chat("q"))], GenerationConfig())
+        list(backend.stream([GenerationRequest("a", _chat("q"))], GenerationConfig()))
+
+
+def test_device_groups():
+    assert device_groups(2, 2, "CUDA_VISIBLE_DEVICES", {}) == ["0,1", "2,3"]
+    assert device_groups(2, 1, "CUDA_VISIBLE_DEVICES", {"CUDA_VISIBLE_DEVICES": "4,5,6"}) == ["4", "5"]
+    assert device_env_name(None, {"ROCR_VISIBLE_DEVICES": "0,1"}) == "HIP_VISIBLE_DEVICES"
+    assert device_env_name(None, {"ASCEND_RT_VISIBLE_DEVICES": "0"}) == "ASCEND_RT_VISIBLE_DEVICES"
+    assert device_env_name("MY_DEVICES", {}) == "MY_DEVICES"
+    with pytest.raises(ConfigError, match="needs 4 devices, but CUDA_VISIBLE_DEVICES=0,1 lists 2"):
+        device_groups(2, 2, "CUDA_VISIBLE_DEVICES", {"CUDA_VISIBLE_DEVICES": "0,1"})
+
+
+@pytest.mark.slow
+def test_data_parallel_ranks_share_the_work(fake_vllm, monkeypatch):
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0,1,2,3")
+    backend = VLLMBackend("m/x", data_parallel_size="2", tensor_parallel_size="2", max_in_flight="4")
+    requests = [GenerationRequest(f"p{i}", _chat(f"q{i} len={1 + i % 5}"), [0, 1], [i, i + 100]) for i in range(20)]
+    try:
+        got = list(backend.stream(iter(requests), GenerationConfig(max_tokens=50)))
+        again = list(backend.stream(iter(requests[:2]), GenerationConfig(max_tokens=50)))  # ranks reused
+    finally:
+        backend.close()
+    assert sorted((g.request.id, g.sample_index) for g in got) == sorted(
+        (f"p{i}", s) for i in range(20) for s in (0, 1))
+    devices = {g.completion.text.rsplit("|dev=", 1)[1] for g in got}
+    assert devices == {"0,1", "2,3"}  # each rank saw only its own group, and both got work
+    assert len(again) == 4 and backend.describe()["data_parallel_size"] == 2
+
+
+@pytest.mark.slow
+def test_a_crashed_rank_is_one_line_and_earlier_samples_are_kept(fake_vllm, monkeypatch):
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0,1,2")
+    monkeypatch.setenv("FAKE_VLLM_CRASH_DEVICE", "1")
+    monkeypatch.setenv("FAKE_VLLM_CRASH_AFTER", "0")  # at its first finished sample
+    backend = VLLMBackend("m/x", data_parallel_size="3", max_in_flight="2")
+    requests = [GenerationRequest(f"p{i}", _chat(f"q{i} len=20"), [0], [i]) for i in range(30)]
+    kept = []
+    start = time.monotonic()
+    with pytest.raises(RunError) as info:
+        for g in backend.stream(iter(requests), GenerationConfig(max_tokens=50)):
+            kept.append(g)
+    message = str(info.value)
+    assert "\n" not in message
+    assert "vllm data-parallel rank 1 (CUDA_VISIBLE_DEVICES=1) exited with code 3" in message
+    assert kept and all(g.completion.text.endswith(("dev=0", "dev=2", "dev=1")) for g in kept)
+    assert time.monotonic() - start < 60
+    backend.close()
