@@ -17,8 +17,10 @@ from pathlib import Path
 import pytest
 
 import r1h
-from r1h.harness.errors import ConfigError
+from r1h.harness.errors import ConfigError, R1HError
 from r1h.harness.types import GenerationConfig, GenerationRequest
+from r1h.plugins.backends import openai as openai_backend
+from r1h.plugins.backends import vllm as vllm_backend
 from r1h.plugins.backends.openai import (
     BackendError,
     OpenAIBackend,
@@ -27,6 +29,10 @@ from r1h.plugins.backends.openai import (
     parse_choices,
     to_openai_messages,
 )
+from r1h.plugins.backends.openai_pool import retry_after_seconds
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "perf"))
+from simserver import SimServer  # noqa: E402
 
 
 def _chat(text):
@@ -55,6 +61,11 @@ def test_base_url_and_key(monkeypatch):
     backend = r1h.get_backend("openai", "served-model", concurrency="3")
     assert (backend.base_url, backend.api_key, backend.concurrency) == ("http://127.0.0.1:9/v1", "sk-test", 3)
     assert backend.model_id == "served-model"
+    assert OpenAIBackend("m").concurrency == 256
+    two = OpenAIBackend("m", base_url="http://a:1, http://b:2/v1,http://a:1")
+    assert two.base_urls == ["http://a:1/v1", "http://b:2/v1"]
+    with pytest.raises(ConfigError, match="max_body_mb=big"):
+        OpenAIBackend("m", max_body_mb="big")
     with pytest.raises(ConfigError, match="concurrency=many"):
         OpenAIBackend("m", concurrency="many")
     with pytest.raises(ConfigError, match="does not know --backend-arg batch_size"):
@@ -67,12 +78,13 @@ def test_build_body_and_images(tmp_path):
     config = GenerationConfig(temperature=0.6, top_p=0.95, max_tokens=99, stop=["</answer>"])
     prefill = [*_chat("q"), {"role": "assistant", "content": "<think>"}]
     body = build_body(GenerationRequest("a", prefill, continue_final_message=True), config, model="m", seed=7, n=3)
-    assert body == {"messages": prefill, "max_tokens": 99, "temperature": 0.6, "top_p": 0.95, "model": "m",
+    assert body == {"messages": prefill, "max_completion_tokens": 99, "temperature": 0.6, "top_p": 0.95,
+                    "top_k": -1, "min_p": 0.0, "repetition_penalty": 1.0, "model": "m",
                     "seed": 7, "n": 3, "stop": ["</answer>"], "continue_final_message": True,
                     "add_generation_prompt": False}
-    body = build_body(GenerationRequest("a", _chat("q")), GenerationConfig(temperature=0, max_tokens=5),
-                      model=None, seed=7, prefill_keys=False)
-    assert body == {"messages": _chat("q"), "max_tokens": 5, "temperature": 0.0, "top_p": 0.95}
+    body = build_body(GenerationRequest("a", _chat("q")), GenerationConfig(temperature=0, max_tokens=5, policy="model"),
+                      model=None, seed=7, prefill_keys=False, tokens_field="max_tokens")
+    assert body == {"messages": _chat("q"), "max_tokens": 5, "temperature": 0.0, "top_p": 1.0}
 
     path = tmp_path / "a.png"
     Image.new("RGB", (2, 2)).save(path)
@@ -96,6 +108,32 @@ def test_parse_choices():
     single = parse_choices({"choices": [{"message": {"content": None}, "finish_reason": "stop"}],
                             "usage": {"completion_tokens": 4}}, [])
     assert (single[0].text, single[0].num_tokens) == ("", 4)
+    for bad, why in [([1, 2], "the body is a JSON list"), ({"choices": []}, "'choices' is missing"),
+                     ({"choices": [{"message": "hi"}]}, "choices\\[0\\].message is a str"),
+                     ({"choices": [{"message": {"content": 5}}]}, "choices\\[0\\].message.content is a int")]:
+        with pytest.raises(BackendError, match=f"http://h/v1/chat/completions: malformed response for problem p7: {why}"):
+            parse_choices(bad, [], url="http://h/v1", problem="p7")
+
+
+def test_neutral_sampling_is_the_same_for_vllm_and_openai():
+    """The hook every backend mirrors (``effective_sampling``), and the raw values each sends."""
+    for config in (GenerationConfig(temperature=0.6, top_p=0.95), GenerationConfig(temperature=0.0),
+                   GenerationConfig(temperature=1.0, top_p=1.0, policy="model")):
+        assert openai_backend.effective_sampling(config) == vllm_backend.effective_sampling(config)
+        body = build_body(GenerationRequest("a", _chat("q")), config, model=None, seed=1)
+        params = vllm_backend.sampling_kwargs(config, 1)
+        keys = ("temperature", "top_p", "top_k", "min_p", "repetition_penalty")
+        assert {k: body.get(k) for k in keys} == {k: params.get(k) for k in keys}
+    neutral = openai_backend.effective_sampling(GenerationConfig(temperature=0.6, top_p=0.95))
+    assert neutral == {"temperature": 0.6, "top_p": 0.95, "top_k": None, "min_p": 0.0, "repetition_penalty": 1.0}
+    model = openai_backend.effective_sampling(GenerationConfig(policy="model"))
+    assert model["top_k"] is None and model["min_p"] is None and model["repetition_penalty"] is None
+
+
+def test_retry_after_forms():
+    assert retry_after_seconds("3") == 3.0
+    assert retry_after_seconds(None) is None and retry_after_seconds("soon") is None
+    assert 59 <= retry_after_seconds("Wed, 21 Oct 2026 07:28:00 GMT", now=1792567620.0) <= 61
 
 
 # ----- a scripted loopback server: retries, concurrency, seeds, fallbacks -----
@@ -142,7 +180,8 @@ def scripted():
             n = 1 if script.ignore_n else body.get("n", 1)
             text = f"{body['messages'][-1]['content']}|seed={body.get('seed')}"
             choices = [{"index": i, "message": {"role": "assistant", "content": f"{text}#{i}"},
-                        "finish_reason": "length" if body["max_tokens"] <= 3 else "stop"} for i in range(n)]
+                        "finish_reason": "length" if body.get("max_completion_tokens", body.get("max_tokens")) <= 3 else "stop"}
+                       for i in range(n)]
             self._send(200, {"choices": choices, "usage": {"completion_tokens": 3 * n}})
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
@@ -192,12 +231,202 @@ def test_prefill_fallback_and_errors(scripted):
     assert out[0][0].text == "<think>|seed=1#0"
     assert backend.prefill_keys is False and "continue_final_message" not in scripted.bodies[-1]
 
-    with pytest.raises(BackendError, match=r"HTTP 404 for problem a: model 'wrong' does not exist"):
+    with pytest.raises(BackendError, match=r"/v1/chat/completions: HTTP 404 for problem a: model .wrong. does not exist"):
         OpenAIBackend("wrong", base_url=scripted.url).generate([request], GenerationConfig())
     dead = f"http://127.0.0.1:{_free_port()}"
-    with pytest.raises(BackendError, match=r"no answer after 2 tries"):
+    with pytest.raises(BackendError, match=r"no answer for problem a after 2 tries \(last: http.*ConnectError"):
         OpenAIBackend("m", base_url=dead, retry_backoff="0.01", max_retries="1").generate(
             [GenerationRequest("a", _chat("q"))], GenerationConfig())
+
+
+# ----- raw-socket faults: each request takes the next mode of the script -----
+
+
+def _ok_body(body: dict) -> bytes:
+    text = f"{body['messages'][-1]['content']}|seed={body.get('seed')}"
+    return json.dumps({"choices": [{"index": 0, "message": {"content": text}, "finish_reason": "stop"}],
+                       "usage": {"completion_tokens": 2}}).encode()
+
+
+def _http(status: str, payload: bytes, extra: str = "") -> bytes:
+    return (f"HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {len(payload)}\r\n{extra}"
+            f"Connection: close\r\n\r\n").encode() + payload
+
+
+class _Faults:
+    def __init__(self):
+        self.modes: list[str] = []
+        self.times: list[float] = []
+        self.bodies: list[dict] = []
+        self.lock = threading.Lock()
+
+
+@pytest.fixture
+def faulty():
+    import socketserver
+    import struct
+
+    script = _Faults()
+
+    class Handler(socketserver.StreamRequestHandler):
+        def handle(self):
+            head = b""
+            while b"\r\n\r\n" not in head:
+                chunk = self.request.recv(65536)
+                if not chunk:
+                    return
+                head += chunk
+            header, _, rest = head.partition(b"\r\n\r\n")
+            length = int(next((h.split(b":")[1] for h in header.split(b"\r\n") if h.lower().startswith(
+                b"content-length")), b"0"))
+            while len(rest) < length:
+                rest += self.request.recv(65536)
+            body = json.loads(rest[:length])
+            with script.lock:
+                mode = script.modes.pop(0) if script.modes else "ok"
+                script.times.append(time.monotonic())
+                script.bodies.append(body)
+            w = self.request.sendall
+            if mode == "ok":
+                w(_http("200 OK", _ok_body(body)))
+            elif mode == "incomplete":  # Content-Length promises more than comes: IncompleteRead
+                w(b"HTTP/1.1 200 OK\r\nContent-Length: 500\r\n\r\n{\"choices\": [")
+            elif mode == "badstatus":
+                w(b"GARBAGE NOT HTTP\r\n\r\n")
+            elif mode == "reset":
+                self.request.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            elif mode == "nonutf8":
+                w(_http("200 OK", b"\xff\xfe{\"choices\": \xc3\x28}"))
+            elif mode == "nonjson":
+                w(_http("200 OK", b"<html>502 from a proxy</html>"))
+            elif mode == "oversize":
+                w(_http("200 OK", b" " * (1024 * 1024 + 10)))
+            elif mode == "oversize_stream":  # no Content-Length: the cap must stop the read
+                w(b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n")
+                for _ in range(40):
+                    w(b" " * 65536)
+            elif mode == "list":
+                w(_http("200 OK", b"[1, 2]"))
+            elif mode == "msgstr":
+                w(_http("200 OK", b'{"choices": [{"message": "hi"}]}'))
+            elif mode == "contentnum":
+                w(_http("200 OK", b'{"choices": [{"message": {"content": 5}}]}'))
+            elif mode == "429":
+                w(_http("429 Too Many Requests", b'{"detail": "slow down"}', "Retry-After: 1\r\n"))
+            elif mode == "reject_mct":
+                if "max_completion_tokens" in body:
+                    w(_http("400 Bad Request", b'{"detail": "Unrecognized request argument: max_completion_tokens"}'))
+                else:
+                    w(_http("200 OK", _ok_body(body)))
+            elif mode == "hang":
+                time.sleep(3)
+
+    server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    script.url = f"http://127.0.0.1:{server.server_address[1]}"
+    yield script
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.mark.parametrize("mode", ["incomplete", "badstatus", "reset", "nonutf8", "nonjson", "429"])
+def test_transient_faults_are_retried(faulty, mode):
+    faulty.modes = [mode]
+    backend = OpenAIBackend(None, base_url=faulty.url, retry_backoff="0.01", max_retries="2")
+    out = list(backend.stream([GenerationRequest("a", _chat("q"), [0], [5])], GenerationConfig(max_tokens=9)))
+    assert [g.completion.text for g in out] == ["q|seed=5"]
+    assert len(faulty.times) == 2
+    if mode == "429":  # Retry-After: 1 was honoured (backoff alone would have been 0.01 s)
+        assert faulty.times[1] - faulty.times[0] >= 0.9
+    backend.close()
+
+
+@pytest.mark.parametrize("mode, message", [
+    ("incomplete", r"no answer for problem a after 2 tries \(last: http://127.0.0.1:\d+/v1: RemoteProtocolError"),
+    ("nonjson", r"after 2 tries \(last: .*: the body is not JSON"),
+    ("nonutf8", r"after 2 tries \(last: .*: the body is not UTF-8"),
+    ("oversize", r"/v1/chat/completions: response body of 1048586 bytes is over the cap of 1048576 bytes"),
+    ("oversize_stream", r"/v1/chat/completions: response body over the cap of 1048576 bytes \(--backend-arg max_body_mb"),
+    ("list", r"/v1/chat/completions: malformed response for problem a: the body is a JSON list, expected an object"),
+    ("msgstr", r"malformed response for problem a: choices\[0\].message is a str, expected an object"),
+    ("contentnum", r"malformed response for problem a: choices\[0\].message.content is a int, expected a string"),
+    ("hang", r"no answer for problem a within the 0.5 s deadline \(--backend-arg deadline\); servers: http"),
+])
+def test_fatal_faults_are_one_line_and_earlier_samples_are_kept(faulty, mode, message):
+    faulty.modes = ["ok", mode, mode]
+    backend = OpenAIBackend(None, base_url=faulty.url, retry_backoff="0.01", max_retries="1", concurrency="1",
+                            max_body_mb="1", deadline="0.5")
+    requests = [GenerationRequest("z", _chat("first"), [0], [1]), GenerationRequest("a", _chat("q"), [0], [5])]
+    kept = []
+    with pytest.raises(BackendError, match=message) as info:
+        for g in backend.stream(iter(requests), GenerationConfig(max_tokens=9)):
+            kept.append(g)
+    assert "\n" not in str(info.value) and isinstance(info.value, R1HError)
+    assert [g.completion.text for g in kept] == ["first|seed=1"]
+    backend.close()
+
+
+def test_max_completion_tokens_falls_back_once_per_server(faulty):
+    faulty.modes = ["reject_mct"] * 4
+    backend = OpenAIBackend(None, base_url=faulty.url, concurrency="1")
+    requests = [GenerationRequest("a", _chat("q"), [0, 1], [5, 6])]
+    out = list(backend.stream(requests, GenerationConfig(max_tokens=9)))
+    assert len(out) == 2
+    assert ["max_completion_tokens" in b for b in faulty.bodies] == [True, False, False]
+    assert faulty.bodies[-1]["max_tokens"] == 9
+    assert backend.describe()["server_adaptations"] == {f"{faulty.url}/v1": {"tokens_field": "max_tokens"}}
+    backend.close()
+
+
+# ----- the continuous-batching simulator: streaming order and replicas -----
+
+
+@pytest.fixture
+def sim():
+    servers = []
+
+    def make(**kw):
+        server = SimServer(**{"slots": 4, "step_s": 0.002, "max_requests": 500, **kw}).start()
+        servers.append(server)
+        return server
+
+    yield make
+    for server in servers:
+        server.stop()
+
+
+def test_completions_stream_as_they_finish(sim):
+    server = sim()
+    backend = OpenAIBackend(None, base_url=server.url)
+    lengths = [60, 2, 40, 1, 30]
+    requests = [GenerationRequest(f"p{i}", _chat(f"q len={n}"), [0], [i]) for i, n in enumerate(lengths)]
+    order = [g.request.id for g in backend.stream(iter(requests), GenerationConfig(max_tokens=100))]
+    assert order == ["p3", "p1", "p4", "p2", "p0"]  # shortest first, not the order sent
+    assert server.engine.max_running == 4  # every slot busy: the backend kept more than the slots in flight
+    backend.close()
+
+
+def test_two_replicas_one_broken(sim):
+    good, broken = sim(), sim(fail=True)
+    backend = OpenAIBackend(None, base_url=f"{broken.url},{good.url}", retry_backoff="0.01", max_retries="2",
+                            concurrency="3")
+    requests = [GenerationRequest(f"p{i}", _chat(f"q{i} len=3"), [0, 1], [i, 100 + i]) for i in range(6)]
+    got = list(backend.stream(iter(requests), GenerationConfig(max_tokens=10)))
+    assert sorted((g.request.id, g.sample_index) for g in got) == sorted((f"p{i}", s) for i in range(6) for s in (0, 1))
+    assert broken.bodies and len(good.bodies) == 12  # every sample retried on the good replica
+    backend.close()
+
+
+def test_two_healthy_replicas_share_the_work(sim):
+    a, b = sim(), sim()
+    backend = OpenAIBackend(None, base_url=f"{a.url},{b.url}", concurrency="2")
+    requests = [GenerationRequest(f"p{i}", _chat(f"q{i} len={1 + i % 4}"), [0], [i]) for i in range(20)]
+    got = list(backend.stream(iter(requests), GenerationConfig(max_tokens=10)))
+    assert len(got) == 20 and len(a.bodies) + len(b.bodies) == 20 and min(len(a.bodies), len(b.bodies)) >= 5
+    assert backend.describe()["base_urls"] == [f"{a.url}/v1", f"{b.url}/v1"]
+    backend.close()
 
 
 # ----- the real thing: transformers serve on loopback with SmolLM2 -----

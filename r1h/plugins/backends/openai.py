@@ -1,20 +1,33 @@
 """Any OpenAI-compatible chat server (``vllm serve``, sglang, ``transformers serve``) through ``/v1/chat/completions``.
 
-Standard library HTTP only (``urllib``), so the backend needs no extra package.
+Streams: every wanted sample is one request, up to ``concurrency`` in flight per replica, and each is yielded as its
+response arrives. HTTP, retries, deadlines and the body cap live in ``openai_pool.py``.
 
-- ``--base-url`` (backend arg ``base_url``, else ``$OPENAI_BASE_URL``); ``/v1`` is appended when missing.
+- ``--base-url`` (repeatable, or comma-separated in backend arg ``base_url``, else ``$OPENAI_BASE_URL``): one or
+  more replicas; ``/v1`` is appended when missing. Requests go to the replica with the most free room in its window;
+  a request that fails on one replica is retried on another. This is the multi-node evaluation path.
+- ``concurrency`` (256 per replica): vLLM's default ``max_num_seqs`` is 256, so a default ``vllm serve`` has every
+  scheduler slot filled and its own queue holds the rest; a larger engine wants ``concurrency`` = its
+  ``max_num_seqs`` or more. A fixed number rather than adaptive: the server's continuous batching already adapts, and
+  requests waiting in its queue cost only their prompt.
 - ``api_key`` from the backend arg, else ``$OPENAI_API_KEY``, else ``EMPTY``. ``--model`` is the served model id
   (left out of the request when not given: single-model servers then use theirs).
-- Per-sample seeds: by default one request per wanted sample with ``n=1`` and ``seed`` = that sample's seed, so a
-  server that honours ``seed`` (vLLM does) reproduces a resumed run. ``use_n=true`` sends one request per problem with
-  ``n`` = the number wanted and the first sample's seed; missing choices (servers that ignore ``n``, e.g.
-  ``transformers serve``) are filled with per-sample requests. Greedy (temperature 0) sends one request per problem.
-- Prefill (``continue_final_message``): the assistant prefill is sent as the last message with vLLM's extra body keys
-  ``continue_final_message: true, add_generation_prompt: false``. Plain OpenAI servers may ignore them (the model then
-  answers after the prefill instead of continuing it); a server that rejects them (HTTP 400/422 naming the key, e.g.
-  ``transformers serve``) is retried once without them, with a warning. ``prefill_keys=false`` never sends them.
-- ``concurrency`` (8) requests in flight; ``max_retries`` (5) retries with exponential backoff (``retry_backoff``
-  seconds, 1.0) on connection errors, timeouts, HTTP 408/409/429 and 5xx; ``timeout`` (600 s) per request.
+- Max tokens: sent as ``max_completion_tokens`` (the OpenAI API's name; vLLM's protocol.py takes both and prefers it);
+  a server answering 400/422 naming that field gets ``max_tokens`` from then on (once per server).
+- One sampling policy: with ``policy="neutral"`` the body carries ``top_k: -1, min_p: 0.0, repetition_penalty: 1.0``
+  (vLLM serve's and sglang's extra sampling params), so ``vllm serve`` does not fill them from the checkpoint's
+  generation_config.json; with ``"model"`` only temperature, top-p and max tokens are sent. A server that rejects
+  the extra keys (400/422 naming one) gets the body without them, with a warning, once per server.
+- Per-sample seeds: one request per wanted sample with ``n=1`` and ``seed`` = that sample's seed, so a server that
+  honours ``seed`` (vLLM does) reproduces a resumed run. ``use_n=true`` sends one request per problem with ``n`` =
+  the number wanted and the first sample's seed; missing choices (servers that ignore ``n``) are filled with
+  per-sample requests. Greedy (temperature 0) sends one request per problem.
+- Prefill (``continue_final_message``): the assistant prefill is the last message with vLLM's extra body keys
+  ``continue_final_message: true, add_generation_prompt: false``; a server that rejects them (400/422 naming the key,
+  e.g. ``transformers serve``) is retried without them, with a warning. ``prefill_keys=false`` never sends them.
+- Robustness: ``max_retries`` (5) with exponential backoff from ``retry_backoff`` (1 s) honouring ``Retry-After``;
+  ``deadline`` (3600 s) bounds each request overall, retries included; ``timeout`` (per read, default the deadline:
+  a non-streamed response sends nothing until the whole completion is done); ``max_body_mb`` (16) caps a body.
 - Images: base64 ``data:`` URLs in ``image_url`` parts, in place of ``{"type": "image"}`` placeholders (or before the
   first user text when the messages have none).
 """
@@ -22,27 +35,25 @@ Standard library HTTP only (``urllib``), so the backend needs no extra package.
 from __future__ import annotations
 
 import base64
-import json
 import mimetypes
 import os
 import sys
 import threading
-import time
-import urllib.error
-import urllib.request
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor, as_completed
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 from r1h.harness.backend import Backend
-from r1h.harness.errors import ConfigError, R1HError
+from r1h.harness.errors import ConfigError
 from r1h.harness.hookspecs import hookimpl
-from r1h.harness.types import Completion, GenerationConfig, GenerationRequest
+from r1h.harness.types import Completion, Generated, GenerationConfig, GenerationRequest
 
+from .openai_pool import BackendError, ClientError, Replica, ReplicaPool
 from .transformers import check_known, parse_bool, parse_int, truncate_at_stop
 
-RETRY_STATUS = {408, 409, 429}
+__all__ = ["BackendError", "OpenAIBackend", "build_body", "parse_choices", "to_openai_messages"]
+NEUTRAL_KEYS = ("top_k", "min_p", "repetition_penalty")
+PREFILL_KEYS = ("continue_final_message", "add_generation_prompt")
 
 
 @hookimpl
@@ -50,13 +61,9 @@ def r1h_register_backends(register):
     register(
         "openai",
         "r1h.plugins.backends.openai:OpenAIBackend",
-        version="1",
-        description="any OpenAI-compatible server (vllm serve, sglang, transformers serve) by --base-url",
+        version="2",
+        description="OpenAI-compatible servers (vllm serve, sglang, transformers serve) by --base-url; replicas",
     )
-
-
-class BackendError(R1HError):
-    """A server that keeps failing or answers with an error."""
 
 
 def normalize_base_url(url: str) -> str:
@@ -64,6 +71,15 @@ def normalize_base_url(url: str) -> str:
     if not url.startswith(("http://", "https://")):
         raise ConfigError(f"--base-url {url}: expected an http:// or https:// URL")
     return url if url.endswith("/v1") else f"{url}/v1"
+
+
+def base_urls(value: Any) -> list[str]:
+    """One or more replicas: a list, or a comma-separated string."""
+    items = value if isinstance(value, (list, tuple)) else str(value).split(",")
+    urls = [normalize_base_url(str(u)) for u in items if str(u).strip()]
+    if not urls:
+        raise ConfigError("backend 'openai' needs --base-url (or $OPENAI_BASE_URL), e.g. http://127.0.0.1:8000/v1")
+    return list(dict.fromkeys(urls))
 
 
 def image_data_url(image: Any) -> str:
@@ -116,6 +132,27 @@ def to_openai_messages(messages: list[dict[str, Any]], images: list[Any]) -> lis
     return out
 
 
+def sampling_fields(config: GenerationConfig) -> dict[str, Any]:
+    """The sampling keys of a body: temperature and top-p always; the neutral values unless policy is "model"."""
+    fields: dict[str, Any] = {"temperature": float(config.temperature), "top_p": float(config.top_p)}
+    if config.greedy:
+        fields.update(temperature=0.0, top_p=1.0)
+    if config.policy != "model":
+        fields.update(top_k=-1 if not config.top_k else int(config.top_k), min_p=float(config.min_p),
+                      repetition_penalty=float(config.repetition_penalty))
+    return fields
+
+
+def effective_sampling(config: GenerationConfig) -> dict[str, Any]:
+    """The test hook every backend mirrors: the distribution sent, in r1h's terms (top_k None = off); None for a
+    field left to the checkpoint."""
+    f = sampling_fields(config)
+    top_k = f.get("top_k")
+    return {"temperature": f["temperature"], "top_p": f["top_p"],
+            "top_k": None if top_k is None or top_k <= 0 else top_k,
+            "min_p": f.get("min_p"), "repetition_penalty": f.get("repetition_penalty")}
+
+
 def build_body(
     request: GenerationRequest,
     config: GenerationConfig,
@@ -124,14 +161,16 @@ def build_body(
     seed: int | None,
     n: int = 1,
     prefill_keys: bool = True,
+    tokens_field: str = "max_completion_tokens",
+    extra_sampling: bool = True,
 ) -> dict[str, Any]:
     """The JSON body of one ``/v1/chat/completions`` request."""
-    body: dict[str, Any] = {
-        "messages": to_openai_messages(request.messages, request.images),
-        "max_tokens": int(config.max_tokens),
-        "temperature": float(config.temperature),
-        "top_p": float(config.top_p),
-    }
+    body: dict[str, Any] = {"messages": to_openai_messages(request.messages, request.images),
+                            tokens_field: int(config.max_tokens)}
+    fields = sampling_fields(config)
+    if not extra_sampling:
+        fields = {k: v for k, v in fields.items() if k not in NEUTRAL_KEYS}
+    body.update(fields)
     if model:
         body["model"] = model
     if seed is not None and not config.greedy:
@@ -146,23 +185,45 @@ def build_body(
     return body
 
 
-def parse_choices(response: dict[str, Any], stop: list[str]) -> list[Completion]:
-    """Completions of a chat response. ``num_tokens`` comes from ``usage`` (split by text length when n > 1)."""
-    choices = sorted(response.get("choices") or [], key=lambda c: c.get("index", 0))
-    texts = []
-    for choice in choices:
-        message = choice.get("message") or {}
-        text = message.get("content") or ""
+def _shape(url: str, problem: str, why: str) -> BackendError:
+    return BackendError(f"{url}/chat/completions: malformed response for problem {problem}: {why}")
+
+
+def parse_choices(response: Any, stop: list[str], *, url: str = "server", problem: str = "?") -> list[Completion]:
+    """Completions of a chat response, checked for shape. ``num_tokens`` comes from ``usage`` (split by text length
+    when n > 1)."""
+    if not isinstance(response, dict):
+        raise _shape(url, problem, f"the body is a JSON {type(response).__name__}, expected an object")
+    raw = response.get("choices")
+    if not isinstance(raw, list) or not raw:
+        raise _shape(url, problem, "'choices' is missing or not a non-empty list")
+    texts, reasons, indices = [], [], []
+    for i, choice in enumerate(raw):
+        if not isinstance(choice, dict):
+            raise _shape(url, problem, f"choices[{i}] is a {type(choice).__name__}, expected an object")
+        message = choice.get("message")
+        if not isinstance(message, dict):
+            raise _shape(url, problem, f"choices[{i}].message is a {type(message).__name__}, expected an object")
+        content = message.get("content")
+        if content is not None and not isinstance(content, str):
+            raise _shape(url, problem, f"choices[{i}].message.content is a {type(content).__name__}, expected a "
+                                       f"string")
+        text = content or ""
         texts.append(truncate_at_stop(text, stop)[0] if stop else text)
-    usage = (response.get("usage") or {}).get("completion_tokens")
+        reasons.append("length" if choice.get("finish_reason") == "length" else "stop")
+        index = choice.get("index", i)
+        indices.append(index if isinstance(index, int) else i)
+    usage = response.get("usage")
+    tokens = usage.get("completion_tokens") if isinstance(usage, dict) else None
+    if isinstance(tokens, bool) or not isinstance(tokens, int):
+        tokens = None
     total_chars = sum(len(t) for t in texts) or 1
     completions = []
-    for choice, text in zip(choices, texts, strict=True):
-        reason = "length" if choice.get("finish_reason") == "length" else "stop"
-        if isinstance(usage, int) and len(choices) == 1:
-            num = usage
-        elif isinstance(usage, int):
-            num = round(usage * len(text) / total_chars)
+    for _, text, reason in sorted(zip(indices, texts, reasons, strict=True), key=lambda t: t[0]):
+        if tokens is not None and len(texts) == 1:
+            num = tokens
+        elif tokens is not None:
+            num = round(tokens * len(text) / total_chars)
         else:
             num = max(1, len(text) // 4) if text else 0  # no usage: a rough estimate
         completions.append(Completion(text=text, finish_reason=reason, num_tokens=num))
@@ -170,159 +231,159 @@ def parse_choices(response: dict[str, Any], stop: list[str]) -> list[Completion]
 
 
 @dataclass
-class _Task:
-    request: int
-    slots: list[int]
+class _Job:
+    request: GenerationRequest
+    indices: list[int]  # sample indices this job fills
     seed: int | None
     n: int
 
 
+def _names(detail: str, keys: Iterable[str]) -> bool:
+    return any(k in detail for k in keys)
+
+
 class OpenAIBackend(Backend):
-    """Any OpenAI-compatible server by --base-url, with concurrent requests and retries."""
+    """OpenAI-compatible servers by --base-url (one or more replicas), requests streamed as they complete."""
 
     name = "openai"
-    description = "any OpenAI-compatible server (vllm serve, sglang, transformers serve) by --base-url"
-    KNOWN_ARGS = {"base_url", "api_key", "concurrency", "max_retries", "retry_backoff", "timeout", "use_n",
-                  "prefill_keys"}
+    description = "OpenAI-compatible servers (vllm serve, sglang, transformers serve) by --base-url; replicas"
+    KNOWN_ARGS = {"base_url", "api_key", "concurrency", "max_retries", "retry_backoff", "timeout", "deadline",
+                  "max_body_mb", "use_n", "prefill_keys"}
 
     def __init__(self, model: str | None = None, **backend_args: Any):
         super().__init__(model, **backend_args)
         check_known(self.name, backend_args, self.KNOWN_ARGS)
-        base_url = backend_args.get("base_url") or os.environ.get("OPENAI_BASE_URL")
-        if not base_url:
+        raw = backend_args.get("base_url") or os.environ.get("OPENAI_BASE_URL")
+        if not raw:
             raise ConfigError("backend 'openai' needs --base-url (or $OPENAI_BASE_URL), e.g. http://127.0.0.1:8000/v1")
-        self.base_url = normalize_base_url(str(base_url))
+        self.base_urls = base_urls(raw)
+        self.base_url = self.base_urls[0]
         self.api_key = str(backend_args.get("api_key") or os.environ.get("OPENAI_API_KEY") or "EMPTY")
-        self.concurrency = parse_int("concurrency", backend_args.get("concurrency", 8))
+        self.concurrency = parse_int("concurrency", backend_args.get("concurrency", 256))
         self.max_retries = parse_int("max_retries", backend_args.get("max_retries", 5), minimum=0)
         self.use_n = parse_bool("use_n", backend_args.get("use_n", False))
         self.prefill_keys = parse_bool("prefill_keys", backend_args.get("prefill_keys", True))
+        numbers = {}
+        for key, default in (("retry_backoff", 1.0), ("deadline", 3600.0), ("max_body_mb", 16.0)):
+            try:
+                numbers[key] = float(backend_args.get(key, default))
+            except ValueError:
+                raise ConfigError(f"--backend-arg {key}={backend_args[key]}: expected a number") from None
+            if numbers[key] < 0 or (key != "retry_backoff" and numbers[key] == 0):
+                raise ConfigError(f"--backend-arg {key}={backend_args[key]}: must be > 0")
         try:
-            self.retry_backoff = float(backend_args.get("retry_backoff", 1.0))
-            self.timeout = float(backend_args.get("timeout", 600))
-        except ValueError as exc:
-            raise ConfigError(f"--backend-arg retry_backoff/timeout: expected a number ({exc})") from None
+            timeout = float(backend_args.get("timeout", numbers["deadline"]))
+        except ValueError:
+            raise ConfigError(f"--backend-arg timeout={backend_args['timeout']}: expected a number") from None
+        self.retry_backoff, self.deadline = numbers["retry_backoff"], numbers["deadline"]
+        self.max_body = int(numbers["max_body_mb"] * 1024 * 1024)
+        self.timeout = timeout
         self.on_tokens: Callable[[int], None] | None = None
         self._lock = threading.Lock()
+        self._pool: ReplicaPool | None = None
+        self._last_sampling: dict[str, Any] | None = None
 
     @property
     def model_id(self) -> str:
         return self.model or f"openai:{self.base_url}"
 
-    # ----- HTTP -----
+    def _get_pool(self) -> ReplicaPool:
+        if self._pool is None:
+            self._pool = ReplicaPool(self.base_urls, window=self.concurrency, api_key=self.api_key,
+                                     max_retries=self.max_retries, backoff=self.retry_backoff,
+                                     read_timeout=self.timeout, deadline=self.deadline, max_body=self.max_body)
+        return self._pool
 
-    def _post(self, body: dict[str, Any]) -> dict[str, Any]:
-        url = f"{self.base_url}/chat/completions"
-        data = json.dumps(body).encode("utf-8")
-        headers = {"Content-Type": "application/json", "Authorization": f"Bearer {self.api_key}"}
-        last = ""
-        for attempt in range(self.max_retries + 1):
-            if attempt:
-                time.sleep(min(self.retry_backoff * 2 ** (attempt - 1), 60.0))
-            req = urllib.request.Request(url, data=data, headers=headers, method="POST")  # noqa: S310 - http(s) only
-            try:
-                with urllib.request.urlopen(req, timeout=self.timeout) as resp:  # noqa: S310
-                    return json.loads(resp.read().decode("utf-8"))
-            except urllib.error.HTTPError as exc:
-                detail = _error_detail(exc)
-                if exc.code in RETRY_STATUS or exc.code >= 500:
-                    last = f"HTTP {exc.code}: {detail}"
-                    continue
-                raise _ClientError(exc.code, detail) from None
-            except (urllib.error.URLError, ConnectionError, TimeoutError, OSError) as exc:
-                last = f"{type(exc).__name__}: {getattr(exc, 'reason', exc)}"
-                continue
-            except json.JSONDecodeError as exc:
-                last = f"invalid JSON in the response: {exc}"
-                continue
-        raise BackendError(f"{url}: no answer after {self.max_retries + 1} tries ({last})")
+    # ----- adapting the body to a server -----
 
-    def _complete(self, body: dict[str, Any], request: GenerationRequest, config: GenerationConfig) -> list[Completion]:
-        try:
-            response = self._post(body)
-        except _ClientError as exc:
-            prefill = "continue_final_message" in body
-            if prefill and exc.code in (400, 422) and "continue_final_message" in exc.detail:
-                with self._lock:
-                    if self.prefill_keys:
-                        self.prefill_keys = False
-                        print("r1h: warning: the server rejects 'continue_final_message'; sending the prefill as a "
-                              "plain assistant message (the model may not continue it)", file=sys.stderr)
-                body = {k: v for k, v in body.items() if k not in ("continue_final_message", "add_generation_prompt")}
-                return self._complete(body, request, config)
-            raise BackendError(f"{self.base_url}/chat/completions: HTTP {exc.code} for problem {request.id}: "
-                               f"{exc.detail}") from None
-        return parse_choices(response, list(config.stop))
+    def _adapt(self, replica: Replica, exc: ClientError, body: dict[str, Any]) -> bool:
+        """Change what this server gets after a 400/422 that names a field we can drop or rename; once each."""
+        if exc.code not in (400, 422):
+            return False
+        flags = replica.flags
+        if "max_completion_tokens" in body and "max_completion_tokens" in exc.detail and "tokens_field" not in flags:
+            flags["tokens_field"] = "max_tokens"
+            return True
+        if "continue_final_message" in body and _names(exc.detail, PREFILL_KEYS) and self.prefill_keys:
+            with self._lock:
+                if self.prefill_keys:
+                    self.prefill_keys = False
+                    print("r1h: warning: the server rejects 'continue_final_message'; sending the prefill as a "
+                          "plain assistant message (the model may not continue it)", file=sys.stderr)
+            return True
+        if _names(exc.detail, NEUTRAL_KEYS) and any(k in body for k in NEUTRAL_KEYS) and "no_extra" not in flags:
+            flags["no_extra"] = True
+            print(f"r1h: warning: {replica.url} rejects top_k/min_p/repetition_penalty; it samples with its own "
+                  f"defaults for them", file=sys.stderr)
+            return True
+        return False
+
+    def _body(self, replica: Replica, job: _Job, config: GenerationConfig, seed: int | None, n: int) -> dict[str, Any]:
+        return build_body(job.request, config, model=self.model, seed=seed, n=n, prefill_keys=self.prefill_keys,
+                          tokens_field=replica.flags.get("tokens_field", "max_completion_tokens"),
+                          extra_sampling="no_extra" not in replica.flags)
+
+    async def _work(self, job: _Job, config: GenerationConfig) -> list[Completion]:
+        pool = self._get_pool()
+        stop = list(config.stop)
+
+        async def one(seed: int | None, n: int) -> list[Completion]:
+            replica, response = await pool._request(lambda r: self._body(r, job, config, seed, n), self._adapt,
+                                                    job.request.id)
+            return parse_choices(response, stop, url=replica.url, problem=job.request.id)
+
+        got = await one(job.seed, job.n)
+        if config.greedy:
+            return [got[0]] * len(job.indices)
+        seeds = job.request.seeds
+        positions = {index: i for i, index in enumerate(job.request.sample_indices)}
+        for index in job.indices[len(got):]:  # the server ignored n: one request per missing sample
+            got.extend((await one(int(seeds[positions[index]]), 1))[:1])
+        return got[: len(job.indices)]
 
     # ----- generation -----
 
-    def _tasks(self, requests: list[GenerationRequest], config: GenerationConfig) -> list[_Task]:
-        tasks = []
-        for i, request in enumerate(requests):
+    def _jobs(self, requests: Iterable[GenerationRequest], config: GenerationConfig) -> Iterator[_Job]:
+        for request in requests:
             wanted = request.wanted()
             if not wanted:
                 continue
             if config.greedy:
-                tasks.append(_Task(i, list(range(wanted)), None, 1))
+                yield _Job(request, list(request.sample_indices), None, 1)
             elif self.use_n and wanted > 1:
-                tasks.append(_Task(i, list(range(wanted)), int(request.seeds[0]), wanted))
+                yield _Job(request, list(request.sample_indices), int(request.seeds[0]), wanted)
             else:
-                tasks.extend(_Task(i, [slot], int(seed), 1) for slot, seed in enumerate(request.seeds))
-        return tasks
+                for index, seed in zip(request.sample_indices, request.seeds, strict=True):
+                    yield _Job(request, [index], int(seed), 1)
 
-    def _run(self, task: _Task, requests: list[GenerationRequest], config: GenerationConfig) -> list[Completion]:
-        request = requests[task.request]
-        body = build_body(request, config, model=self.model, seed=task.seed, n=task.n, prefill_keys=self.prefill_keys)
-        got = self._complete(body, request, config)
-        if not got:
-            raise BackendError(f"{self.base_url}: the server returned no choices for problem {request.id}")
-        if config.greedy:
-            return [got[0]] * len(task.slots)
-        for slot in task.slots[len(got):]:  # the server ignored n: one request per missing sample
-            body = build_body(request, config, model=self.model, seed=int(request.seeds[slot]), n=1,
-                              prefill_keys=self.prefill_keys)
-            got.extend(self._complete(body, request, config)[:1])
-        return got[: len(task.slots)]
+    def stream(self, requests: Iterable[GenerationRequest], config: GenerationConfig) -> Iterator[Generated]:
+        pool = self._get_pool()
+        self._last_sampling = sampling_fields(config)
+        jobs = self._jobs(requests, config)
+        for job, completions in pool.run(jobs, lambda job: self._work(job, config), lambda job: job.request.id):
+            if self.on_tokens is not None:
+                self.on_tokens(sum(c.num_tokens for c in {id(c): c for c in completions}.values()))
+            for index, completion in zip(job.indices, completions, strict=True):
+                yield Generated(job.request, index, completion)
 
     def generate(self, requests: list[GenerationRequest], config: GenerationConfig) -> list[list[Completion]]:
+        """The batch form, collected from :meth:`stream`."""
+        position = {id(r): (i, {index: k for k, index in enumerate(r.sample_indices)}) for i, r in enumerate(requests)}
         results: list[list[Completion | None]] = [[None] * len(r.sample_indices) for r in requests]
-        tasks = self._tasks(requests, config)
-        with ThreadPoolExecutor(max_workers=self.concurrency) as pool:
-            futures = {pool.submit(self._run, task, requests, config): task for task in tasks}
-            try:
-                for future in as_completed(futures):
-                    task = futures[future]
-                    completions = future.result()
-                    for slot, completion in zip(task.slots, completions, strict=True):
-                        results[task.request][slot] = completion
-                    if self.on_tokens is not None:
-                        self.on_tokens(sum(c.num_tokens for c in completions))
-            except BaseException:
-                for future in futures:
-                    future.cancel()
-                raise
+        for got in self.stream(requests, config):
+            row, slots = position[id(got.request)]
+            results[row][slots[got.sample_index]] = got.completion
         return [[c if c is not None else Completion("", "stop", 0) for c in per] for per in results]
 
+    def describe(self) -> dict[str, Any]:
+        pool = self._pool
+        flags = {r.url: dict(r.flags) for r in pool.replicas if r.flags} if pool else {}
+        return {"backend": self.name, "engine": "openai-compatible server", "base_urls": list(self.base_urls),
+                "model": self.model, "concurrency_per_replica": self.concurrency, "deadline_s": self.deadline,
+                "sampling": self._last_sampling, "server_adaptations": flags or None,
+                "prefill_keys": self.prefill_keys}
 
-class _ClientError(Exception):
-    def __init__(self, code: int, detail: str):
-        super().__init__(f"HTTP {code}: {detail}")
-        self.code = code
-        self.detail = detail
-
-
-def _error_detail(exc: urllib.error.HTTPError) -> str:
-    try:
-        text = exc.read().decode("utf-8", "replace")
-    except Exception:
-        text = ""
-    try:
-        payload = json.loads(text)
-        if isinstance(payload, dict):
-            detail = payload.get("detail") or payload.get("error") or payload.get("message") or text
-            if isinstance(detail, dict):
-                detail = detail.get("message") or json.dumps(detail)
-            text = str(detail)
-    except json.JSONDecodeError:
-        pass
-    return " ".join((text or exc.reason or "").split())[:500]
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.close()
+            self._pool = None
