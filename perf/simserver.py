@@ -50,6 +50,8 @@ class SimServer:
         self.max_requests = max_requests
         self.port = port
         self.bodies: list[dict] = []
+        self.arrivals: list[tuple[float, int]] = []  # (time, output length) per completion request, arrival order
+        self.last_done = 0.0
         self.served = 0
         self._futures: dict[str, asyncio.Future] = {}
         self._ids = 0
@@ -78,6 +80,7 @@ class SimServer:
         if self.fail:
             return 503, {"detail": "this replica is broken"}
         length = request_length(body, self.lengths)
+        self.arrivals.append((time.monotonic(), length))
         self._ids += 1
         rid = str(self._ids)
         future = asyncio.get_running_loop().create_future()
@@ -86,6 +89,7 @@ class SimServer:
         assert self._wake is not None
         self._wake.set()
         tokens = await future
+        self.last_done = time.monotonic()
         cap = body.get("max_completion_tokens") or body.get("max_tokens") or 16
         content = body["messages"][-1].get("content", "")
         tail = content if isinstance(content, str) else "parts"
@@ -117,6 +121,8 @@ class SimServer:
                     status, payload = 503, {"detail": "request budget of this test server spent"}
                 elif method == "GET" and path in ("/health", "/v1/models"):
                     status, payload = 200, {"ok": True}
+                elif method == "GET" and path == "/stats":  # what the benchmark needs for the ideal time
+                    status, payload = 200, self.stats()
                 elif method == "POST" and path == "/v1/chat/completions":
                     status, payload = await self._complete(json.loads(data))
                 else:
@@ -129,6 +135,10 @@ class SimServer:
             return
         finally:
             writer.close()
+            try:
+                await writer.wait_closed()
+            except (ConnectionError, asyncio.CancelledError):
+                pass
 
     async def _serve(self, started: threading.Event) -> None:
         self._wake = asyncio.Event()
@@ -140,8 +150,16 @@ class SimServer:
         async with server:
             await self._stop.wait()
         engine.cancel()
-        for future in self._futures.values():
-            future.cancel()
+        current = asyncio.current_task()
+        tasks = [t for t in asyncio.all_tasks() if t is not current]
+        for task in tasks:  # the connection handlers: end them before the loop closes
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    def stats(self) -> dict:
+        first = self.arrivals[0][0] if self.arrivals else 0.0
+        return {"lengths": [n for _, n in self.arrivals], "span_s": max(0.0, self.last_done - first),
+                "slots": self.slots, "step_s": self.step_s, "max_running": self.engine.max_running}
 
     @property
     def url(self) -> str:

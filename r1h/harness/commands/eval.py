@@ -25,8 +25,9 @@ def parse_pairs(flag: str, values: tuple[str, ...]) -> dict[str, str]:
 @click.option("--model", default=None, help="Checkpoint dir, hub id or .gguf (default: the backend's; SmolLM2-135M).")
 @click.option("--bench", default="all", show_default=True, help="'all' or a comma list of benchmarks.")
 @click.option("--backend", default="transformers", show_default=True, help="transformers, vllm, openai, gold ...")
-@click.option("--base-url", "base_url", default=None, metavar="URL",
-              help="OpenAI-compatible server for --backend openai (same as --backend-arg base_url=URL).")
+@click.option("--base-url", "base_url", multiple=True, metavar="URL",
+              help="OpenAI-compatible server for --backend openai (repeatable: replicas; same as --backend-arg "
+                   "base_url=URL[,URL...]).")
 @click.option("--backend-arg", "backend_args", multiple=True, metavar="KEY=VALUE", help="Backend option (repeatable).")
 @click.option("--data", "data", multiple=True, metavar="NAME=SOURCE",
               help="Data source of a benchmark: hub id, local dataset clone or .jsonl/.json/.parquet/.csv (repeatable).")
@@ -52,9 +53,10 @@ def eval_cmd(model, bench, backend, base_url, backend_args, data, limit, n, temp
 
     pairs = parse_pairs("--backend-arg", backend_args)
     if base_url:
-        if pairs.get("base_url", base_url) != base_url:
+        joined = ",".join(base_url)
+        if pairs.get("base_url", joined) != joined:
             raise ConfigError("--base-url and --backend-arg base_url=... disagree; give one")
-        pairs["base_url"] = base_url
+        pairs["base_url"] = joined
     opts = EvalOptions(
         model=model, bench=bench, backend=backend, backend_args=pairs,
         data=parse_pairs("--data", data), limit=limit, n=n, temperature=temperature, top_p=top_p,

@@ -1,23 +1,27 @@
 """The HTTP side of the openai backend: replicas, in-flight windows, retries, deadlines and the body cap.
 
-Built on ``httpx`` (the package ``openai`` itself uses; installed as ``httpx2``, the name current ``openai`` releases
-depend on, or as ``httpx``), driven by one asyncio loop in a background thread so hundreds of requests can be in
-flight without hundreds of threads. We do not use the ``openai`` client: it has no response-size cap, it validates
-bodies into models that accept a string ``message`` or a numeric ``content`` silently or fail with a long traceback,
-and its retries cannot move a request to another replica. What is hand-written here, and why:
+One asyncio loop in a background thread keeps hundreds of requests in flight without hundreds of threads, over a
+small hand-written HTTP/1.1 client (keep-alive connections per replica, ``Content-Length``, chunked or read-to-close
+bodies, TLS through ``ssl``). Why not a library:
 
-- the body cap (``max_body_mb``): httpx has none; the body is read in chunks and abandoned past the cap;
-- the overall deadline per request (``deadline``): httpx timeouts are per read/connect, so a server that trickles
-  bytes or keeps answering 503 could hold a request forever; ``asyncio.wait_for`` bounds the whole request, retries
-  included;
-- ``Retry-After`` (seconds or an HTTP date) honoured in the backoff between tries;
-- replica choice: each request goes to the replica with the most free room in its window, and a retry avoids the
-  replica that just failed when another one is up.
+- ``httpx`` (what ``openai`` uses; installed here as ``httpx2``) spends 4-9 ms of CPU per request in its connection
+  pool at 64-256 requests in flight (measured with perf/stream_sim.py's simulator: its pool scan is linear in the
+  open connections), so the client, not the engine, set the pace: 9x the engine's ideal time on the simulator,
+  where this client is within a few percent. Eight replicas finishing short Countdown answers need hundreds of
+  requests a second;
+- the ``openai`` client adds that cost, has no response-size cap, validates bodies into models that either accept a
+  string ``message`` and a numeric ``content`` or fail with a long traceback, and cannot move a retry to another
+  replica.
 
-Transient (retried): transport errors (connection refused/reset, ``RemoteProtocolError``: a truncated body (Python's
-``IncompleteRead``), a bad status line), timeouts, HTTP 408/409/429/5xx, a body that is not UTF-8 or not JSON.
-Fatal (one :class:`BackendError` line naming the server and the problem): other 4xx, an oversize body, a JSON body of
-the wrong shape, the deadline.
+What it does: a body cap (``max_body_mb``) checked against ``Content-Length`` and while reading; a per-try timeout
+(``timeout``) and an overall deadline per request, retries included (``deadline``, ``asyncio.wait_for``), so a server
+that trickles bytes or keeps answering 503 cannot hold a request forever; ``Retry-After`` (seconds or an HTTP date)
+honoured in the backoff; each request to the replica with the most free room in its window, a retry to another
+replica when one is up. No proxy support (``HTTP_PROXY`` is ignored): point ``--base-url`` at the servers.
+
+Transient (retried): connection refused/reset/closed, a truncated body (``IncompleteRead``), a bad status line, a
+try past ``timeout``, HTTP 408/409/429/5xx, a body that is not UTF-8 or not JSON. Fatal (one :class:`BackendError`
+line naming the server and the problem): other 4xx, an oversize body, a JSON body of the wrong shape, the deadline.
 """
 
 from __future__ import annotations
@@ -26,13 +30,15 @@ import asyncio
 import email.utils
 import json
 import queue
+import ssl
 import threading
 import time
+import urllib.parse
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from r1h.harness.errors import ConfigError, R1HError
+from r1h.harness.errors import R1HError
 
 RETRY_STATUS = {408, 409, 429}
 MAX_RETRY_AFTER_S = 120.0
@@ -56,17 +62,6 @@ class Transient(Exception):
     def __init__(self, why: str, retry_after: float | None = None):
         super().__init__(why)
         self.retry_after = retry_after
-
-
-def import_httpx():
-    try:
-        import httpx2 as httpx
-    except ImportError:
-        try:
-            import httpx
-        except ImportError:
-            raise ConfigError("the openai backend needs httpx; install it with: pip install 'r1h[openai]'") from None
-    return httpx
 
 
 def retry_after_seconds(value: str | None, now: float | None = None) -> float | None:
@@ -99,6 +94,9 @@ def error_detail(data: bytes) -> str:
     return " ".join(text.split())[:500]
 
 
+MAX_HEADER_BYTES = 64 * 1024
+
+
 @dataclass
 class Replica:
     url: str  # ".../v1"
@@ -106,9 +104,68 @@ class Replica:
     in_flight: int = 0
     down_until: float = 0.0
     flags: dict[str, Any] = field(default_factory=dict)  # per-server body adaptations (max-tokens field, ...)
+    idle: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = field(default_factory=list)
+
+    def __post_init__(self):
+        parts = urllib.parse.urlsplit(self.url)
+        self.tls = parts.scheme == "https"
+        self.host = parts.hostname or "127.0.0.1"
+        self.port = parts.port or (443 if self.tls else 80)
+        self.path = f"{parts.path.rstrip('/')}/chat/completions"
+        self.host_header = parts.netloc
 
     def up(self, now: float) -> bool:
         return now >= self.down_until
+
+
+class _Stale(Exception):
+    """A reused keep-alive connection the server had closed: resend on a fresh one (not a failed try)."""
+
+
+async def _read_body(reader: asyncio.StreamReader, headers: dict[str, str], cap: int, url: str) -> tuple[bytes, bool]:
+    """The body, and whether the connection can be reused."""
+    def over(size: int) -> BackendError:
+        return BackendError(f"{url}: response body over the cap of {cap} bytes (--backend-arg max_body_mb)"
+                            if size < 0 else
+                            f"{url}: response body of {size} bytes is over the cap of {cap} bytes "
+                            f"(--backend-arg max_body_mb)")
+
+    try:
+        if "chunked" in headers.get("transfer-encoding", "").lower():
+            chunks, size = [], 0
+            while True:
+                line = await reader.readline()
+                try:
+                    n = int(line.split(b";")[0].strip(), 16)
+                except ValueError:
+                    raise Transient(f"bad chunk header {line[:40]!r}") from None
+                if n == 0:
+                    while (await reader.readline()) not in (b"\r\n", b"\n", b""):
+                        pass
+                    return b"".join(chunks), True
+                size += n
+                if size > cap:
+                    raise over(-1)
+                chunks.append(await reader.readexactly(n))
+                await reader.readexactly(2)
+        length = headers.get("content-length")
+        if length is not None:
+            if not length.strip().isdigit():
+                raise Transient(f"bad Content-Length {length[:40]!r}")
+            n = int(length)
+            if n > cap:
+                raise over(n)
+            return await reader.readexactly(n), True
+        chunks, size = [], 0  # no length: read to the end of the connection
+        while chunk := await reader.read(65536):
+            size += len(chunk)
+            if size > cap:
+                raise over(-1)
+            chunks.append(chunk)
+        return b"".join(chunks), False
+    except asyncio.IncompleteReadError as exc:
+        raise Transient(f"IncompleteRead: the connection closed after {len(exc.partial)} of "
+                        f"{exc.expected} body bytes") from None
 
 
 class ReplicaPool:
@@ -152,22 +209,25 @@ class ReplicaPool:
         return self._loop
 
     async def _setup(self) -> None:
-        httpx = import_httpx()
-        self._httpx = httpx
-        limit = self.capacity + 8
-        self._client = httpx.AsyncClient(
-            timeout=httpx.Timeout(self.read_timeout, connect=min(30.0, self.read_timeout)),
-            limits=httpx.Limits(max_connections=limit, max_keepalive_connections=limit),
-            headers={"Authorization": f"Bearer {self.api_key}"},
-        )
         self._room = asyncio.Condition()
+        self._ssl = None
 
     def close(self) -> None:
         loop, self._loop = self._loop, None
         if loop is None:
             return
+
+        async def shut():
+            writers = [w for replica in self.replicas for _, w in replica.idle]
+            for replica in self.replicas:
+                replica.idle.clear()
+            for writer in writers:
+                writer.close()
+            if writers:
+                await asyncio.wait([asyncio.ensure_future(w.wait_closed()) for w in writers], timeout=2)
+
         try:
-            asyncio.run_coroutine_threadsafe(self._client.aclose(), loop).result(timeout=10)
+            asyncio.run_coroutine_threadsafe(shut(), loop).result(timeout=10)
         except Exception:  # noqa: BLE001,S110 - closing anyway
             pass
         loop.call_soon_threadsafe(loop.stop)
@@ -178,15 +238,19 @@ class ReplicaPool:
     # ----- one request -----
 
     async def _acquire(self, avoid: Replica | None) -> Replica:
+        """A slot on the replica with the most free room: among the others that are up when this request just failed
+        on ``avoid`` (waiting for their room rather than going back), else among those up, else any."""
         assert self._room is not None
         async with self._room:
             while True:
                 now = time.monotonic()
-                free = [r for r in self.replicas if r.in_flight < r.window]
-                preferred = [r for r in free if r is not avoid and r.up(now)] or [r for r in free if r.up(now)]
-                choice = preferred or ([r for r in free if r is not avoid] or free)
-                if choice:
-                    best = min(choice, key=lambda r: r.in_flight / r.window)
+                others = [r for r in self.replicas if r is not avoid]
+                groups = ([r for r in others if r.up(now)], [r for r in self.replicas if r.up(now)],
+                          others or self.replicas)
+                group = next(g for g in groups if g)
+                free = [r for r in group if r.in_flight < r.window]
+                if free:
+                    best = min(free, key=lambda r: r.in_flight / r.window)
                     best.in_flight += 1
                     return best
                 await self._room.wait()
@@ -195,29 +259,85 @@ class ReplicaPool:
         assert self._room is not None
         async with self._room:
             replica.in_flight -= 1
-            self._room.notify()
+            self._room.notify_all()
 
-    async def _post_once(self, replica: Replica, body: dict[str, Any]) -> Any:
-        httpx = self._httpx
+    async def _connect(self, replica: Replica) -> tuple[asyncio.StreamReader, asyncio.StreamWriter, bool]:
+        if replica.idle:
+            reader, writer = replica.idle.pop()
+            if not reader.at_eof() and not writer.is_closing():
+                return reader, writer, True
+            writer.close()
+        context = None
+        if replica.tls:
+            if self._ssl is None:
+                self._ssl = ssl.create_default_context()
+            context = self._ssl
+        reader, writer = await asyncio.wait_for(
+            asyncio.open_connection(replica.host, replica.port, ssl=context, limit=MAX_HEADER_BYTES),
+            min(30.0, self.read_timeout))
+        return reader, writer, False
+
+    async def _exchange(self, replica: Replica, payload: bytes) -> tuple[int, dict[str, str], bytes]:
         url = f"{replica.url}/chat/completions"
         try:
-            async with self._client.stream("POST", url, json=body) as resp:
-                length = resp.headers.get("content-length")
-                if length and length.isdigit() and int(length) > self.max_body:
-                    raise BackendError(f"{url}: response body of {int(length)} bytes is over the cap of "
-                                       f"{self.max_body} bytes (--backend-arg max_body_mb)")
-                chunks, size = [], 0
-                async for chunk in resp.aiter_bytes():
-                    size += len(chunk)
-                    if size > self.max_body:
-                        raise BackendError(f"{url}: response body over the cap of {self.max_body} bytes "
-                                           f"(--backend-arg max_body_mb)")
-                    chunks.append(chunk)
-                data = b"".join(chunks)
-                status = resp.status_code
-                retry_after = retry_after_seconds(resp.headers.get("retry-after"))
-        except httpx.TransportError as exc:  # refused, reset, truncated body, bad status line, timeouts
+            reader, writer, reused = await self._connect(replica)
+        except OSError as exc:  # refused, unreachable, TLS handshake
             raise Transient(f"{type(exc).__name__}: {' '.join(str(exc).split())[:200] or 'no detail'}") from None
+        keep = False
+        try:
+            head = (f"POST {replica.path} HTTP/1.1\r\nHost: {replica.host_header}\r\nContent-Type: application/json"
+                    f"\r\nAccept: application/json\r\nAuthorization: Bearer {self.api_key}\r\n"
+                    f"Content-Length: {len(payload)}\r\n\r\n")
+            writer.write(head.encode("latin-1") + payload)
+            await writer.drain()
+            line = await reader.readline()
+            if not line:
+                if reused:
+                    raise _Stale()
+                raise Transient("ConnectionClosed: the server closed the connection without answering")
+            parts = line.split(None, 2)
+            if len(parts) < 2 or not parts[0].startswith(b"HTTP/1.") or not parts[1].isdigit():
+                raise Transient(f"BadStatusLine: {line[:60]!r}")
+            status = int(parts[1])
+            headers: dict[str, str] = {}
+            while True:
+                raw = await reader.readline()
+                if raw in (b"\r\n", b"\n"):
+                    break
+                if not raw:
+                    raise Transient("IncompleteRead: the connection closed inside the response headers")
+                key, _, value = raw.decode("latin-1").partition(":")
+                headers[key.strip().lower()] = value.strip()
+            data, reusable = await _read_body(reader, headers, self.max_body, url)
+            keep = reusable and headers.get("connection", "").lower() != "close"
+            return status, headers, data
+        except (ConnectionError, OSError) as exc:
+            if reused and isinstance(exc, (ConnectionResetError, BrokenPipeError)):
+                raise _Stale() from None
+            raise Transient(f"{type(exc).__name__}: {' '.join(str(exc).split())[:200] or 'no detail'}") from None
+        except ValueError as exc:  # a header line over the limit
+            raise Transient(f"bad response headers ({exc})") from None
+        finally:
+            if keep:
+                replica.idle.append((reader, writer))
+            else:
+                writer.close()
+
+    async def _post_once(self, replica: Replica, body: dict[str, Any]) -> Any:
+        url = f"{replica.url}/chat/completions"
+        payload = json.dumps(body).encode("utf-8")
+        for _ in range(3):
+            try:
+                status, headers, data = await asyncio.wait_for(self._exchange(replica, payload), self.read_timeout)
+                break
+            except _Stale:
+                continue
+            except asyncio.TimeoutError:
+                raise Transient(f"Timeout: no complete answer within {self.read_timeout:g} s (--backend-arg "
+                                f"timeout)") from None
+        else:
+            raise Transient("ConnectionClosed: the server keeps closing connections")
+        retry_after = retry_after_seconds(headers.get("retry-after"))
         if status in RETRY_STATUS or status >= 500:
             raise Transient(f"HTTP {status}: {error_detail(data)}", retry_after)
         if status >= 400:
@@ -252,8 +372,7 @@ class ReplicaPool:
                 delay = min(self.backoff * 2 ** (tries - 1), 60.0)
                 if exc.retry_after is not None:
                     delay = max(delay, min(exc.retry_after, MAX_RETRY_AFTER_S))
-                if str(exc).startswith(("ConnectError", "ConnectTimeout")):
-                    replica.down_until = time.monotonic() + delay
+                replica.down_until = time.monotonic() + delay  # new requests prefer the other replicas meanwhile
                 if tries > self.max_retries:
                     raise BackendError(f"no answer for problem {problem} after {tries} tries (last: {last})") from None
             finally:

@@ -101,6 +101,7 @@ class LLMEngine:
         self.requests: dict[str, tuple[Any, SamplingParams, int]] = {}
         self.added: list[tuple[str, float]] = []  # (request id, time) in add order
         self.finished_order: list[str] = []
+        self.lengths_seen: dict[str, int] = {}  # request id -> output length (perf/stream_sim.py's ideal time)
         self.vllm_config = type("VllmConfig", (), {})()
         self.vllm_config.scheduler_config = type("SchedulerConfig", (), {"max_num_seqs": max_num_seqs})()
         self.crash_after = None
@@ -128,6 +129,7 @@ class LLMEngine:
         length = min(self._length(prompt, params), params.max_tokens or 16)
         self.requests[request_id] = (prompt, params, length)
         self.added.append((request_id, time.monotonic()))
+        self.lengths_seen[request_id] = length
         self.engine.add(request_id, length)
 
     def abort_request(self, request_ids) -> None:
