@@ -159,7 +159,8 @@ class SimServer:
     def stats(self) -> dict:
         first = self.arrivals[0][0] if self.arrivals else 0.0
         return {"lengths": [n for _, n in self.arrivals], "span_s": max(0.0, self.last_done - first),
-                "slots": self.slots, "step_s": self.step_s, "max_running": self.engine.max_running}
+                "slots": self.slots, "step_s": self.step_s, "max_running": self.engine.max_running,
+                "cpu_s": time.process_time()}
 
     @property
     def url(self) -> str:

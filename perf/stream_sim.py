@@ -106,16 +106,21 @@ def run_openai(args, requests, chunked, lengths, lengths_file) -> dict:
         extra = {"concurrency": "8"} if chunked else {}
         backend = OpenAIBackend(None, base_url=url, **extra)
         config = GenerationConfig(temperature=0.6, max_tokens=args.max_tokens)
-        stream = stream_from_generate(backend, requests, config, 32) if chunked else backend.stream(iter(requests),
-                                                                                                   config)
+        chunk = max(1, 32 // len(requests[0].seeds))  # 32 samples per generate call, as --batch-size 32 did
+        stream = stream_from_generate(backend, requests, config, chunk) if chunked else backend.stream(
+            iter(requests), config)
+        cpu, server_cpu = time.process_time(), server_stats(url)["cpu_s"]
         wall, count = timed(stream)
+        cpu = time.process_time() - cpu
         backend.close()
         stats = server_stats(url)
     finally:
         proc.terminate()
         proc.wait(timeout=10)
     ideal = ideal_steps(stats["lengths"], args.slots) * args.step_ms / 1000  # the lengths in arrival order
-    return {"wall": wall, "ideal": ideal, "samples": count, "max_running": stats["max_running"]}
+    return {"wall": wall, "ideal": ideal, "samples": count, "max_running": stats["max_running"],
+            "cpu": f"client {cpu / count * 1000:.2f} / server {(stats['cpu_s'] - server_cpu) / count * 1000:.2f} ms per "
+                   f"request"}
 
 
 def run_vllm(args, requests, chunked, lengths, lengths_file) -> dict:
@@ -128,7 +133,9 @@ def run_vllm(args, requests, chunked, lengths, lengths_file) -> dict:
     backend = VLLMBackend("sim/model", max_num_seqs=str(args.slots))
     config = GenerationConfig(temperature=0.6, max_tokens=args.max_tokens)
     backend.load()
-    stream = stream_from_generate(backend, requests, config, 32) if chunked else backend.stream(iter(requests), config)
+    chunk = max(1, 32 // len(requests[0].seeds))  # 32 samples per generate call, as --batch-size 32 did
+    stream = stream_from_generate(backend, requests, config, chunk) if chunked else backend.stream(iter(requests),
+                                                                                                   config)
     wall, count = timed(stream)
     engine = vllm.created[-1].llm_engine
     seq = [engine_len for _, engine_len in engine_lengths(engine)]
@@ -173,7 +180,7 @@ def main() -> None:
     parser.add_argument("--backend", choices=["openai", "vllm", "both"], default="both")
     parser.add_argument("--slots", type=int, default=128)
     parser.add_argument("--step-ms", type=float, default=2.0)
-    parser.add_argument("--scale", type=float, default=8.0, help="divide the traces' token counts by this")
+    parser.add_argument("--scale", type=float, default=4.0, help="divide the traces' token counts by this")
     parser.add_argument("--problems", type=int, default=250)
     parser.add_argument("-n", type=int, default=4)
     parser.add_argument("--chunked-samples", type=int, default=256)
@@ -205,7 +212,9 @@ def main() -> None:
     for name, mode, r in rows:
         print(f"{name:8} {mode:38} {r['samples']:>7} {r['wall']:>8.2f} {r['ideal']:>8.2f} "
               f"{r['wall'] / r['ideal']:>5.2f}x {r['max_running']:>11}"
-              + (f"  (server span {r['server_span']:.2f} s)" if "server_span" in r else ""))
+              + (f"  (server span {r['server_span']:.2f} s)" if "server_span" in r else "")
+              + (f"  cpu: {r['cpu']}" if "cpu" in r else ""))
+    print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
     os.unlink(lengths_file)
 
 
