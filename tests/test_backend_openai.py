@@ -400,9 +400,9 @@ def sim():
 def test_completions_stream_as_they_finish(sim):
     server = sim()
     backend = OpenAIBackend(None, base_url=server.url)
-    lengths = [60, 2, 40, 1, 30]
+    lengths = [200, 2, 120, 1, 60]
     requests = [GenerationRequest(f"p{i}", _chat(f"q len={n}"), [0], [i]) for i, n in enumerate(lengths)]
-    order = [g.request.id for g in backend.stream(iter(requests), GenerationConfig(max_tokens=100))]
+    order = [g.request.id for g in backend.stream(iter(requests), GenerationConfig(max_tokens=500))]
     assert order == ["p3", "p1", "p4", "p2", "p0"]  # shortest first, not the order sent
     assert server.engine.max_running == 4  # every slot busy: the backend kept more than the slots in flight
     backend.close()
@@ -507,3 +507,19 @@ def test_real_transformers_serve(smol_server):
     cont = backend.generate([GenerationRequest("p", prefill, [0], [0], continue_final_message=True)],
                             GenerationConfig(temperature=0, max_tokens=4))
     assert cont[0][0].text and backend.prefill_keys is False
+
+
+def test_base_url_is_repeatable_on_the_command_line(monkeypatch):
+    from click.testing import CliRunner
+
+    from r1h.harness import runner
+    from r1h.harness.commands.eval import eval_cmd
+
+    seen = {}
+    monkeypatch.setattr(runner, "run_eval", lambda opts: seen.setdefault("opts", opts))
+    result = CliRunner().invoke(eval_cmd, ["--backend", "openai", "--base-url", "http://a:1", "--base-url",
+                                           "http://b:2/v1"])
+    assert result.exit_code == 0, result.output
+    assert seen["opts"].backend_args["base_url"] == "http://a:1,http://b:2/v1"
+    backend = OpenAIBackend(None, **seen["opts"].backend_args)
+    assert backend.base_urls == ["http://a:1/v1", "http://b:2/v1"]

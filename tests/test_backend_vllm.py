@@ -32,7 +32,7 @@ def fake_vllm(monkeypatch):
     for name in [m for m in sys.modules if m == "vllm" or m.startswith("vllm.")]:
         monkeypatch.delitem(sys.modules, name)
     monkeypatch.setenv("FAKE_VLLM_SLOTS", "4")
-    monkeypatch.setenv("FAKE_VLLM_STEP_S", "0.001")
+    monkeypatch.setenv("FAKE_VLLM_STEP_S", "0")  # a virtual clock: one step per step() call
     import vllm
 
     assert vllm.__version__.endswith("+fake")
@@ -175,7 +175,8 @@ def test_sampling_params_sent_per_policy(fake_vllm, monkeypatch):
     assert (model.top_k, model.min_p, model.repetition_penalty, model.temperature) == (20, 0.0, 1.05, 0.6)
     assert neutral.output_kind is fake_vllm.RequestOutputKind.FINAL_ONLY
     info = backend.describe()
-    assert info["engine"] == "vllm" and info["data_parallel_size"] == 1 and "top_k" not in info["sampling"]
+    assert info["engine"] == "vllm" and info["data_parallel_size"] == 1
+    assert info["sampling"]["top_k"] == 20 and info["sampling"]["from_generation_config"] is True
 
 
 def test_missing_vllm_says_how_to_install(monkeypatch):

@@ -311,8 +311,21 @@ class VLLMBackend(Backend):
             "tensor_parallel_size": kw.get("tensor_parallel_size", 1),
             "pipeline_parallel_size": kw.get("pipeline_parallel_size", 1), "data_parallel_size": self.dp,
             "device_env": self.device_env if self.dp > 1 else None, "max_in_flight": self.max_in_flight,
-            "sampling": self._last_sampling,
+            "sampling": self._sampling_sent(),
         }
+
+    def _sampling_sent(self) -> dict[str, Any] | None:
+        """The sampling parameters sent; with the model policy, the checkpoint's values where this process knows
+        them (in-process engine; data-parallel ranks read them in their own process)."""
+        if self._last_sampling is None:
+            return None
+        sent = dict(self._last_sampling)
+        if "top_k" not in sent and self._engine is not None and self._engine._defaults_loaded:
+            defaults = self._engine._defaults
+            sent.update({k: getattr(defaults, k) for k in ("top_k", "min_p", "repetition_penalty")
+                         if hasattr(defaults, k)})
+            sent["from_generation_config"] = True
+        return sent
 
     def close(self) -> None:
         if self._pool is not None:

@@ -69,7 +69,7 @@ def worker_main(rank: int, env_name: str, devices: str, llm_kwargs: dict[str, An
 
         llm = vllm.LLM(**llm_kwargs)
         stream = EngineStream(llm, vllm, window or engine_window(llm))
-        results.put(("ready", rank, None))
+        results.put(("ready", rank, stream.window))
         cancelled = -1
 
         def pull(block: bool) -> WorkItem | None:
@@ -110,7 +110,7 @@ class DataParallelPool:
         self.tasks = [ctx.Queue() for _ in range(ranks)]
         self.procs = []
         self.epoch = 0
-        self.max_in_flight = window or 512
+        self.limits = [window or 512] * ranks  # until each rank reports its engine's window
         for rank in range(ranks):
             proc = ctx.Process(
                 target=worker_main, name=f"r1h-vllm-dp{rank}", daemon=True,
@@ -147,7 +147,7 @@ class DataParallelPool:
                     checked = time.monotonic()
                 while not exhausted:
                     rank = min(range(self.ranks), key=in_flight.__getitem__)
-                    if in_flight[rank] >= self.max_in_flight:
+                    if in_flight[rank] >= self.limits[rank]:
                         break
                     item = next(items, None)
                     if item is None:
@@ -167,6 +167,8 @@ class DataParallelPool:
                     continue
                 if kind == "error":
                     self._fail(rank, f"failed: {payload}", in_flight[rank])
+                if kind == "ready":
+                    self.limits[rank] = int(payload)
                 if kind != "done":
                     continue
                 (got_epoch, got_id), text, reason, tokens = payload

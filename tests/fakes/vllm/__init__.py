@@ -3,7 +3,7 @@ continuous-batching scheduler (``sim.ClockedEngine``) behind ``LLMEngine.step``.
 
 Put ``tests/fakes`` first on ``sys.path`` (or ``PYTHONPATH`` for data-parallel worker processes). Knobs, read from the
 environment when an ``LLM`` is built: ``FAKE_VLLM_SLOTS`` (default 8), ``FAKE_VLLM_STEP_S`` (0.001),
-``FAKE_VLLM_LENGTHS`` (a JSON file holding a list of output lengths; a request's length is drawn from it by its prompt
+(0: a virtual clock, one step per ``step()`` call, for deterministic tests), ``FAKE_VLLM_LENGTHS`` (a JSON file holding a list of output lengths; a request's length is drawn from it by its prompt
 and seed; without it a prompt containing ``len=K`` generates K tokens, else 5), ``FAKE_VLLM_CRASH_DEVICE`` with
 ``FAKE_VLLM_CRASH_AFTER`` (the engine whose ``CUDA_VISIBLE_DEVICES`` equals it exits the process with code 3 after
 that many finished requests), ``FAKE_VLLM_GENCONFIG`` (JSON: the checkpoint's generation-config sampling defaults).
@@ -96,7 +96,10 @@ class FakeTokenizer:
 
 class LLMEngine:
     def __init__(self, slots: int, step_s: float, lengths: list[int] | None, max_num_seqs: int):
-        self.engine = ClockedEngine(slots, step_s)
+        self.virtual = step_s <= 0  # each step() call is one step, whatever the wall time (deterministic tests)
+        self.vtime = 0.0
+        self.engine = ClockedEngine(slots, 1.0, clock=lambda: self.vtime) if self.virtual else ClockedEngine(
+            slots, step_s)
         self.lengths = lengths
         self.requests: dict[str, tuple[Any, SamplingParams, int]] = {}
         self.added: list[tuple[str, float]] = []  # (request id, time) in add order
@@ -147,13 +150,15 @@ class LLMEngine:
         """Block until at least one engine step has run; return the requests that finished."""
         if not self.engine.busy:
             return []
-        while True:
+        if self.virtual:
+            self.vtime = self.engine.next_tick()
+        while not self.virtual:
             now = time.monotonic()
             if now >= self.engine.next_tick():
                 break
             time.sleep(self.engine.next_tick() - now)
         outputs = []
-        for rid, tokens in self.engine.advance():
+        for rid, tokens in self.engine.advance(self.vtime if self.virtual else None):
             prompt, params, _ = self.requests.pop(rid)
             text = prompt["prompt"] if isinstance(prompt, dict) else str(prompt)
             tail = text.rstrip("\n").rsplit("\n", 1)[-1]
