@@ -192,6 +192,9 @@ def test_device_groups():
     assert device_env_name(None, {"ROCR_VISIBLE_DEVICES": "0,1"}) == "HIP_VISIBLE_DEVICES"
     assert device_env_name(None, {"ASCEND_RT_VISIBLE_DEVICES": "0"}) == "ASCEND_RT_VISIBLE_DEVICES"
     assert device_env_name("MY_DEVICES", {}) == "MY_DEVICES"
+    assert device_env_name(None, {"MACA_PATH": "/opt/maca"}) == "MACA_VISIBLE_DEVICES"
+    assert device_env_name(None, {"MACA_VISIBLE_DEVICES": "0,1"}) == "MACA_VISIBLE_DEVICES"
+    assert device_env_name(None, {}) == "CUDA_VISIBLE_DEVICES"
     with pytest.raises(ConfigError, match="needs 4 devices, but CUDA_VISIBLE_DEVICES=0,1 lists 2"):
         device_groups(2, 2, "CUDA_VISIBLE_DEVICES", {"CUDA_VISIBLE_DEVICES": "0,1"})
 

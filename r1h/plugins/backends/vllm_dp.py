@@ -6,7 +6,11 @@ importing vLLM). We start ``data_parallel_size`` independent engines with ``mult
 forked), each seeing only its ``tensor_parallel_size x pipeline_parallel_size`` devices through the device
 variable:
 
-- NVIDIA CUDA and MetaX MACA (its CUDA-compatible runtime reads ``CUDA_VISIBLE_DEVICES``): ``CUDA_VISIBLE_DEVICES``;
+- NVIDIA CUDA: ``CUDA_VISIBLE_DEVICES`` (the default);
+- MetaX MACA (the guide's C500): ``MACA_VISIBLE_DEVICES``, when it is set or MACA is found (``$MACA_PATH`` or
+  /opt/maca). MetaX tooling selects cards with it (e.g. FlagCX's and Ray-on-MetaX's launchers, which note that
+  MetaX's runtime reads ``MACA_VISIBLE_DEVICES``); we could not run a C500 here, so check a rank's cards with
+  ``mx-smi`` and pass ``device_env=CUDA_VISIBLE_DEVICES`` if your build reads that instead;
 - AMD ROCm: ``HIP_VISIBLE_DEVICES`` when it (or ``ROCR_VISIBLE_DEVICES``) is set in the environment;
 - Huawei Ascend (vllm-ascend): ``ASCEND_RT_VISIBLE_DEVICES`` when set;
 - any other: ``--backend-arg device_env=NAME``.
@@ -33,7 +37,7 @@ from r1h.harness.errors import ConfigError, RunError
 
 from .vllm_engine import EngineStream, WorkItem, engine_window, output_fields
 
-VENDOR_ENVS = ("ASCEND_RT_VISIBLE_DEVICES", "HIP_VISIBLE_DEVICES", "ROCR_VISIBLE_DEVICES")
+VENDOR_ENVS = ("ASCEND_RT_VISIBLE_DEVICES", "HIP_VISIBLE_DEVICES", "ROCR_VISIBLE_DEVICES", "MACA_VISIBLE_DEVICES")
 POLL_S = 0.25
 
 
@@ -44,6 +48,8 @@ def device_env_name(explicit: str | None = None, environ: dict[str, str] | None 
     for name in VENDOR_ENVS:
         if environ.get(name):
             return "HIP_VISIBLE_DEVICES" if name == "ROCR_VISIBLE_DEVICES" else name
+    if environ.get("MACA_PATH") or (environ is os.environ and os.path.isdir("/opt/maca")):
+        return "MACA_VISIBLE_DEVICES"
     return "CUDA_VISIBLE_DEVICES"
 
 
