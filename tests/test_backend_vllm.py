@@ -36,7 +36,9 @@ def fake_vllm(monkeypatch):
     import vllm
 
     assert vllm.__version__.endswith("+fake")
-    return vllm
+    yield vllm
+    for name in [m for m in sys.modules if m == "vllm" or m.startswith("vllm.")]:
+        del sys.modules[name]  # later tests must not import the fake
 
 
 def _chat(text):

@@ -144,7 +144,7 @@ def engine_kwargs(model: str | None, backend_args: dict[str, Any], fields: set[s
     for key in backend_args:
         if key in BACKEND_ARGS:
             continue
-        if key == "swap_space":
+        if key == "swap_space" and (fields is None or key not in fields):
             raise ConfigError("--backend-arg swap_space: not an EngineArgs field in current vLLM (V1 has no CPU swap); "
                               "drop it")
         if fields is not None and key not in fields:
