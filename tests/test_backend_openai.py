@@ -318,6 +318,12 @@ def faulty():
                     w(_http("400 Bad Request", b'{"detail": "Unrecognized request argument: max_completion_tokens"}'))
                 else:
                     w(_http("200 OK", _ok_body(body)))
+            elif mode == "reject_extra":  # transformers serve's answer to vLLM's extra sampling keys
+                if "top_k" in body:
+                    w(_http("422 Unprocessable Entity",
+                            b'{"detail": "Unexpected fields in the request: {\'top_k\', \'min_p\', \'repetition_penalty\'}"}'))
+                else:
+                    w(_http("200 OK", _ok_body(body)))
             elif mode == "hang":
                 time.sleep(3)
 
@@ -377,6 +383,16 @@ def test_max_completion_tokens_falls_back_once_per_server(faulty):
     assert ["max_completion_tokens" in b for b in faulty.bodies] == [True, False, False]
     assert faulty.bodies[-1]["max_tokens"] == 9
     assert backend.describe()["server_adaptations"] == {f"{faulty.url}/v1": {"tokens_field": "max_tokens"}}
+    backend.close()
+
+
+def test_a_server_that_rejects_the_neutral_keys_gets_them_dropped(faulty, capsys):
+    faulty.modes = ["reject_extra"] * 6
+    backend = OpenAIBackend(None, base_url=faulty.url, concurrency="2")
+    requests = [GenerationRequest(f"p{i}", _chat("q"), [0], [i]) for i in range(2)]
+    out = list(backend.stream(requests, GenerationConfig(max_tokens=9)))
+    assert len(out) == 2 and "top_k" not in faulty.bodies[-1] and faulty.bodies[0]["top_k"] == -1
+    assert capsys.readouterr().err.count("rejects top_k/min_p/repetition_penalty") == 1
     backend.close()
 
 

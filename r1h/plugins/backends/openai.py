@@ -297,24 +297,28 @@ class OpenAIBackend(Backend):
     # ----- adapting the body to a server -----
 
     def _adapt(self, replica: Replica, exc: ClientError, body: dict[str, Any]) -> bool:
-        """Change what this server gets after a 400/422 that names a field we can drop or rename; once each."""
+        """Change what this server gets after a 400/422 naming a field of the body we sent that we can rename or drop.
+        Decided on the body (not on a flag) so concurrent requests that hit the same error all resend; the new body
+        lacks the field, so each adaptation happens at most once per request."""
         if exc.code not in (400, 422):
             return False
         flags = replica.flags
-        if "max_completion_tokens" in body and "max_completion_tokens" in exc.detail and "tokens_field" not in flags:
+        if "max_completion_tokens" in body and "max_completion_tokens" in exc.detail:
             flags["tokens_field"] = "max_tokens"
             return True
-        if "continue_final_message" in body and _names(exc.detail, PREFILL_KEYS) and self.prefill_keys:
+        if "continue_final_message" in body and _names(exc.detail, PREFILL_KEYS):
             with self._lock:
                 if self.prefill_keys:
                     self.prefill_keys = False
                     print("r1h: warning: the server rejects 'continue_final_message'; sending the prefill as a "
                           "plain assistant message (the model may not continue it)", file=sys.stderr)
             return True
-        if _names(exc.detail, NEUTRAL_KEYS) and any(k in body for k in NEUTRAL_KEYS) and "no_extra" not in flags:
-            flags["no_extra"] = True
-            print(f"r1h: warning: {replica.url} rejects top_k/min_p/repetition_penalty; it samples with its own "
-                  f"defaults for them", file=sys.stderr)
+        if any(k in body for k in NEUTRAL_KEYS) and _names(exc.detail, NEUTRAL_KEYS):
+            with self._lock:
+                if "no_extra" not in flags:
+                    flags["no_extra"] = True
+                    print(f"r1h: warning: {replica.url} rejects top_k/min_p/repetition_penalty; it samples with its "
+                          f"own defaults for them", file=sys.stderr)
             return True
         return False
 
