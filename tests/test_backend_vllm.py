@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -219,20 +218,21 @@ def test_data_parallel_ranks_share_the_work(fake_vllm, monkeypatch):
 
 
 @pytest.mark.slow
-def test_a_crashed_rank_is_one_line_and_earlier_samples_are_kept(fake_vllm, monkeypatch):
+def test_a_crashed_rank_is_one_line_and_earlier_samples_are_kept(fake_vllm, monkeypatch, tmp_path):
+    flag = tmp_path / "crash-now"
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0,1,2")
     monkeypatch.setenv("FAKE_VLLM_CRASH_DEVICE", "1")
-    monkeypatch.setenv("FAKE_VLLM_CRASH_AFTER", "0")  # at its first finished sample
+    monkeypatch.setenv("FAKE_VLLM_CRASH_AFTER", "0")
+    monkeypatch.setenv("FAKE_VLLM_CRASH_FILE", str(flag))  # rank 1 dies at its next finished sample after this
     backend = VLLMBackend("m/x", data_parallel_size="3", max_in_flight="2")
-    requests = [GenerationRequest(f"p{i}", _chat(f"q{i} len=20"), [0], [i]) for i in range(30)]
+    requests = [GenerationRequest(f"p{i}", _chat(f"q{i} len=20"), [0], [i]) for i in range(300)]
     kept = []
-    start = time.monotonic()
     with pytest.raises(RunError) as info:
         for g in backend.stream(iter(requests), GenerationConfig(max_tokens=50)):
             kept.append(g)
+            flag.touch()
     message = str(info.value)
     assert "\n" not in message
     assert "vllm data-parallel rank 1 (CUDA_VISIBLE_DEVICES=1) exited with code 3" in message
-    assert kept and all(g.completion.text.endswith(("dev=0", "dev=2", "dev=1")) for g in kept)
-    assert time.monotonic() - start < 60
+    assert kept and len(kept) < 300 and len({(g.request.id, g.sample_index) for g in kept}) == len(kept)
     backend.close()

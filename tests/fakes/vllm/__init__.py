@@ -6,7 +6,8 @@ environment when an ``LLM`` is built: ``FAKE_VLLM_SLOTS`` (default 8), ``FAKE_VL
 (0: a virtual clock, one step per ``step()`` call, for deterministic tests), ``FAKE_VLLM_LENGTHS`` (a JSON file holding a list of output lengths; a request's length is drawn from it by its prompt
 and seed; without it a prompt containing ``len=K`` generates K tokens, else 5), ``FAKE_VLLM_CRASH_DEVICE`` with
 ``FAKE_VLLM_CRASH_AFTER`` (the engine whose ``CUDA_VISIBLE_DEVICES`` equals it exits the process with code 3 after
-that many finished requests), ``FAKE_VLLM_GENCONFIG`` (JSON: the checkpoint's generation-config sampling defaults).
+that many finished requests, and once the file ``FAKE_VLLM_CRASH_FILE`` exists where that is set),
+``FAKE_VLLM_GENCONFIG`` (JSON: the checkpoint's generation-config sampling defaults).
 
 Upstream shapes followed (vllm-project/vllm): ``vllm/entrypoints/llm.py`` (``LLM.llm_engine``, ``get_tokenizer``,
 ``get_default_sampling_params``, and its refusal of ``data_parallel_size > 1``), ``vllm/v1/engine/llm_engine.py``
@@ -168,7 +169,9 @@ class LLMEngine:
             outputs.append(RequestOutput(rid, text, [completion], True))
             self.finished_order.append(rid)
             if self.crash_after is not None and len(self.finished_order) > self.crash_after:
-                os._exit(3)
+                flag = os.environ.get("FAKE_VLLM_CRASH_FILE")
+                if not flag or os.path.exists(flag):
+                    os._exit(3)
         return outputs
 
 
