@@ -325,7 +325,7 @@ def faulty():
                 else:
                     w(_http("200 OK", _ok_body(body)))
             elif mode == "hang":
-                time.sleep(3)
+                time.sleep(5)
 
     server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), Handler)
     server.daemon_threads = True
@@ -358,12 +358,12 @@ def test_transient_faults_are_retried(faulty, mode):
     ("list", r"/v1/chat/completions: malformed response for problem a: the body is a JSON list, expected an object"),
     ("msgstr", r"malformed response for problem a: choices\[0\].message is a str, expected an object"),
     ("contentnum", r"malformed response for problem a: choices\[0\].message.content is a int, expected a string"),
-    ("hang", r"no answer for problem a within the 0.5 s deadline \(--backend-arg deadline\); servers: http"),
+    ("hang", r"no answer for problem a within the 2 s deadline \(--backend-arg deadline\); servers: http"),
 ])
 def test_fatal_faults_are_one_line_and_earlier_samples_are_kept(faulty, mode, message):
     faulty.modes = ["ok", mode, mode]
     backend = OpenAIBackend(None, base_url=faulty.url, retry_backoff="0.01", max_retries="1", concurrency="1",
-                            max_body_mb="1", deadline="0.5")
+                            max_body_mb="1", deadline="2" if mode == "hang" else "60")
     requests = [GenerationRequest("z", _chat("first"), [0], [1]), GenerationRequest("a", _chat("q"), [0], [5])]
     kept = []
     with pytest.raises(BackendError, match=message) as info:
@@ -416,7 +416,7 @@ def sim():
 def test_completions_stream_as_they_finish(sim):
     server = sim()
     backend = OpenAIBackend(None, base_url=server.url)
-    lengths = [200, 2, 120, 1, 60]
+    lengths = [400, 2, 240, 1, 120]  # wide margins: the simulator's clock is real time
     requests = [GenerationRequest(f"p{i}", _chat(f"q len={n}"), [0], [i]) for i, n in enumerate(lengths)]
     order = [g.request.id for g in backend.stream(iter(requests), GenerationConfig(max_tokens=500))]
     assert order == ["p3", "p1", "p4", "p2", "p0"]  # shortest first, not the order sent
