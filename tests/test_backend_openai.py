@@ -29,7 +29,7 @@ from r1h.plugins.backends.openai import (
     parse_choices,
     to_openai_messages,
 )
-from r1h.plugins.backends.openai_pool import retry_after_seconds
+from r1h.plugins.backends.openai_http import retry_after_seconds
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "perf"))
 from simserver import SimServer  # noqa: E402

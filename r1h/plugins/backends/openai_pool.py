@@ -1,23 +1,11 @@
-"""The HTTP side of the openai backend: replicas, in-flight windows, retries, deadlines and the body cap.
+"""The request side of the openai backend: replicas, in-flight windows, retries and deadlines.
 
-One asyncio loop in a background thread keeps hundreds of requests in flight without hundreds of threads, over a
-small hand-written HTTP/1.1 client (keep-alive connections per replica, ``Content-Length``, chunked or read-to-close
-bodies, TLS through ``ssl``). Why not a library:
-
-- ``httpx`` (what ``openai`` uses; installed here as ``httpx2``) spends 4-9 ms of CPU per request in its connection
-  pool at 64-256 requests in flight (measured with perf/stream_sim.py's simulator: its pool scan is linear in the
-  open connections), so the client, not the engine, set the pace: 9x the engine's ideal time on the simulator,
-  where this client is within a few percent. Eight replicas finishing short Countdown answers need hundreds of
-  requests a second;
-- the ``openai`` client adds that cost, has no response-size cap, validates bodies into models that either accept a
-  string ``message`` and a numeric ``content`` or fail with a long traceback, and cannot move a retry to another
-  replica.
-
-What it does: a body cap (``max_body_mb``) checked against ``Content-Length`` and while reading; a per-try timeout
-(``timeout``) and an overall deadline per request, retries included (``deadline``, ``asyncio.wait_for``), so a server
-that trickles bytes or keeps answering 503 cannot hold a request forever; ``Retry-After`` (seconds or an HTTP date)
-honoured in the backoff; each request to the replica with the most free room in its window, a retry to another
-replica when one is up. No proxy support (``HTTP_PROXY`` is ignored): point ``--base-url`` at the servers.
+One asyncio loop in a background thread keeps hundreds of requests in flight without hundreds of threads, over the
+small HTTP/1.1 client in ``openai_http.py`` (why it is hand-written is said there). Each request goes to the replica
+with the most free room in its window; a retry goes to another replica when one is up, and a replica that just failed
+is avoided by new requests while it cools down. A per-try timeout (``timeout``) and an overall deadline per request,
+retries included (``deadline``, ``asyncio.wait_for``), so a server that trickles bytes or keeps answering 503 cannot
+hold a request forever; ``Retry-After`` (seconds or an HTTP date) is honoured in the backoff.
 
 Transient (retried): connection refused/reset/closed, a truncated body (``IncompleteRead``), a bad status line, a
 try past ``timeout``, HTTP 408/409/429/5xx, a body that is not UTF-8 or not JSON. Fatal (one :class:`BackendError`
@@ -27,145 +15,27 @@ line naming the server and the problem): other 4xx, an oversize body, a JSON bod
 from __future__ import annotations
 
 import asyncio
-import email.utils
 import json
 import queue
-import ssl
 import threading
 import time
-import urllib.parse
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 from typing import Any
 
-from r1h.harness.errors import R1HError
+from .openai_http import (
+    MAX_RETRY_AFTER_S,
+    RETRY_STATUS,
+    BackendError,
+    ClientError,
+    Replica,
+    Transient,
+    _Stale,
+    error_detail,
+    exchange,
+    retry_after_seconds,
+)
 
-RETRY_STATUS = {408, 409, 429}
-MAX_RETRY_AFTER_S = 120.0
-
-
-class BackendError(R1HError):
-    """A server that keeps failing or answers with an error or a malformed body."""
-
-
-class ClientError(Exception):
-    """HTTP 4xx other than the retried ones: the caller may adapt the body once (prefill keys, max-tokens field)."""
-
-    def __init__(self, url: str, code: int, detail: str):
-        super().__init__(f"HTTP {code}: {detail}")
-        self.url = url
-        self.code = code
-        self.detail = detail
-
-
-class Transient(Exception):
-    def __init__(self, why: str, retry_after: float | None = None):
-        super().__init__(why)
-        self.retry_after = retry_after
-
-
-def retry_after_seconds(value: str | None, now: float | None = None) -> float | None:
-    """``Retry-After`` as seconds: a number, or an HTTP date (RFC 9110 10.2.3)."""
-    if not value:
-        return None
-    value = value.strip()
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, when.timestamp() - (time.time() if now is None else now))
-
-
-def error_detail(data: bytes) -> str:
-    text = data.decode("utf-8", "replace")
-    try:
-        payload = json.loads(text)
-    except json.JSONDecodeError:
-        payload = None
-    if isinstance(payload, dict):
-        detail = payload.get("detail") or payload.get("error") or payload.get("message") or text
-        if isinstance(detail, dict):
-            detail = detail.get("message") or json.dumps(detail)
-        text = str(detail)
-    return " ".join(text.split())[:500]
-
-
-MAX_HEADER_BYTES = 64 * 1024
-
-
-@dataclass
-class Replica:
-    url: str  # ".../v1"
-    window: int
-    in_flight: int = 0
-    down_until: float = 0.0
-    flags: dict[str, Any] = field(default_factory=dict)  # per-server body adaptations (max-tokens field, ...)
-    idle: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = field(default_factory=list)
-
-    def __post_init__(self):
-        parts = urllib.parse.urlsplit(self.url)
-        self.tls = parts.scheme == "https"
-        self.host = parts.hostname or "127.0.0.1"
-        self.port = parts.port or (443 if self.tls else 80)
-        self.path = f"{parts.path.rstrip('/')}/chat/completions"
-        self.host_header = parts.netloc
-
-    def up(self, now: float) -> bool:
-        return now >= self.down_until
-
-
-class _Stale(Exception):
-    """A reused keep-alive connection the server had closed: resend on a fresh one (not a failed try)."""
-
-
-async def _read_body(reader: asyncio.StreamReader, headers: dict[str, str], cap: int, url: str) -> tuple[bytes, bool]:
-    """The body, and whether the connection can be reused."""
-    def over(size: int) -> BackendError:
-        return BackendError(f"{url}: response body over the cap of {cap} bytes (--backend-arg max_body_mb)"
-                            if size < 0 else
-                            f"{url}: response body of {size} bytes is over the cap of {cap} bytes "
-                            f"(--backend-arg max_body_mb)")
-
-    try:
-        if "chunked" in headers.get("transfer-encoding", "").lower():
-            chunks, size = [], 0
-            while True:
-                line = await reader.readline()
-                try:
-                    n = int(line.split(b";")[0].strip(), 16)
-                except ValueError:
-                    raise Transient(f"bad chunk header {line[:40]!r}") from None
-                if n == 0:
-                    while (await reader.readline()) not in (b"\r\n", b"\n", b""):
-                        pass
-                    return b"".join(chunks), True
-                size += n
-                if size > cap:
-                    raise over(-1)
-                chunks.append(await reader.readexactly(n))
-                await reader.readexactly(2)
-        length = headers.get("content-length")
-        if length is not None:
-            if not length.strip().isdigit():
-                raise Transient(f"bad Content-Length {length[:40]!r}")
-            n = int(length)
-            if n > cap:
-                raise over(n)
-            return await reader.readexactly(n), True
-        chunks, size = [], 0  # no length: read to the end of the connection
-        while chunk := await reader.read(65536):
-            size += len(chunk)
-            if size > cap:
-                raise over(-1)
-            chunks.append(chunk)
-        return b"".join(chunks), False
-    except asyncio.IncompleteReadError as exc:
-        raise Transient(f"IncompleteRead: the connection closed after {len(exc.partial)} of "
-                        f"{exc.expected} body bytes") from None
+__all__ = ["BackendError", "ClientError", "Replica", "ReplicaPool"]
 
 
 class ReplicaPool:
@@ -261,74 +131,14 @@ class ReplicaPool:
             replica.in_flight -= 1
             self._room.notify_all()
 
-    async def _connect(self, replica: Replica) -> tuple[asyncio.StreamReader, asyncio.StreamWriter, bool]:
-        if replica.idle:
-            reader, writer = replica.idle.pop()
-            if not reader.at_eof() and not writer.is_closing():
-                return reader, writer, True
-            writer.close()
-        context = None
-        if replica.tls:
-            if self._ssl is None:
-                self._ssl = ssl.create_default_context()
-            context = self._ssl
-        reader, writer = await asyncio.wait_for(
-            asyncio.open_connection(replica.host, replica.port, ssl=context, limit=MAX_HEADER_BYTES),
-            min(30.0, self.read_timeout))
-        return reader, writer, False
-
-    async def _exchange(self, replica: Replica, payload: bytes) -> tuple[int, dict[str, str], bytes]:
-        url = f"{replica.url}/chat/completions"
-        try:
-            reader, writer, reused = await self._connect(replica)
-        except OSError as exc:  # refused, unreachable, TLS handshake
-            raise Transient(f"{type(exc).__name__}: {' '.join(str(exc).split())[:200] or 'no detail'}") from None
-        keep = False
-        try:
-            head = (f"POST {replica.path} HTTP/1.1\r\nHost: {replica.host_header}\r\nContent-Type: application/json"
-                    f"\r\nAccept: application/json\r\nAuthorization: Bearer {self.api_key}\r\n"
-                    f"Content-Length: {len(payload)}\r\n\r\n")
-            writer.write(head.encode("latin-1") + payload)
-            await writer.drain()
-            line = await reader.readline()
-            if not line:
-                if reused:
-                    raise _Stale()
-                raise Transient("ConnectionClosed: the server closed the connection without answering")
-            parts = line.split(None, 2)
-            if len(parts) < 2 or not parts[0].startswith(b"HTTP/1.") or not parts[1].isdigit():
-                raise Transient(f"BadStatusLine: {line[:60]!r}")
-            status = int(parts[1])
-            headers: dict[str, str] = {}
-            while True:
-                raw = await reader.readline()
-                if raw in (b"\r\n", b"\n"):
-                    break
-                if not raw:
-                    raise Transient("IncompleteRead: the connection closed inside the response headers")
-                key, _, value = raw.decode("latin-1").partition(":")
-                headers[key.strip().lower()] = value.strip()
-            data, reusable = await _read_body(reader, headers, self.max_body, url)
-            keep = reusable and headers.get("connection", "").lower() != "close"
-            return status, headers, data
-        except (ConnectionError, OSError) as exc:
-            if reused and isinstance(exc, (ConnectionResetError, BrokenPipeError)):
-                raise _Stale() from None
-            raise Transient(f"{type(exc).__name__}: {' '.join(str(exc).split())[:200] or 'no detail'}") from None
-        except ValueError as exc:  # a header line over the limit
-            raise Transient(f"bad response headers ({exc})") from None
-        finally:
-            if keep:
-                replica.idle.append((reader, writer))
-            else:
-                writer.close()
-
     async def _post_once(self, replica: Replica, body: dict[str, Any]) -> Any:
         url = f"{replica.url}/chat/completions"
         payload = json.dumps(body).encode("utf-8")
         for _ in range(3):
             try:
-                status, headers, data = await asyncio.wait_for(self._exchange(replica, payload), self.read_timeout)
+                status, headers, data = await asyncio.wait_for(
+                    exchange(replica, payload, api_key=self.api_key, max_body=self.max_body, timeout=self.read_timeout),
+                    self.read_timeout)
                 break
             except _Stale:
                 continue
