@@ -200,7 +200,7 @@ def test_missing_column_is_one_line_with_path_and_expected(tmp_path, fmt):
 
 def test_missing_column_in_a_later_row_names_the_row(tmp_path):
     path = write_jsonl(tmp_path / "x.jsonl", [ROWS[0], ROWS[1], {"problem": "p"}])
-    with pytest.raises(DataError, match=r"x\.jsonl \(row 2\): missing column\(s\) answer"):
+    with pytest.raises(DataError, match=r"x\.jsonl:3: missing column\(s\) answer"):
         load(path)
 
 

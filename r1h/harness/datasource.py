@@ -44,6 +44,20 @@ class Source:
     hub_id: str | None = None
     config: str | None = None
     split: str = "test"
+    # where each loaded row came from: (index into ``files``, or -1 for the hub; line number or row index)
+    rows_at: list[tuple[int, int]] = field(default_factory=list, repr=False)
+    line_numbered: set[int] = field(default_factory=set, repr=False)  # indices of files whose numbers are lines
+
+    def locate(self, index: int) -> str:
+        """Where row ``index`` (of the rows returned) came from: ``FILE:LINE`` for JSON Lines, else ``FILE: row N``
+        (the row's index in that file or hub split, 0-based)."""
+        if not 0 <= index < len(self.rows_at):
+            return f"{self.spec}: row {index}"
+        file_index, number = self.rows_at[index]
+        if file_index < 0:
+            return f"hub dataset {self.hub_id} (split {self.split}): row {number}"
+        path = self.files[file_index]
+        return f"{path}:{number}" if file_index in self.line_numbered else f"{path}: row {number}"
 
     @property
     def label(self) -> str:
@@ -165,26 +179,40 @@ def find_split_files(
 
 
 # -- readers ------------------------------------------------------------------------------------------------------
-def _read_jsonl(path: Path, name: str) -> list[dict[str, Any]]:
+def _read_jsonl(path: Path, name: str, lines: list[int] | None = None) -> list[dict[str, Any]]:
+    """JSON Lines rows; ``lines`` (if given) receives each row's line number."""
     rows: list[dict[str, Any]] = []
     try:
         with open(path, encoding="utf-8") as fh:
             for lineno, line in enumerate(fh, 1):
                 if not line.strip():
                     continue
-                try:
-                    row = json.loads(line)
-                except json.JSONDecodeError as exc:
-                    raise DataError(f"{name}: {path}:{lineno}: not valid JSON ({exc.msg})") from None
+                row = _json_line(line, f"{name}: {path}:{lineno}")
                 if not isinstance(row, dict):
                     raise DataError(f"{name}: {path}:{lineno}: expected a JSON object, got {type(row).__name__}")
                 rows.append(row)
+                if lines is not None:
+                    lines.append(lineno)
     except UnicodeDecodeError as exc:
         raise DataError(f"{name}: {path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
     return rows
 
 
-def _read_json(path: Path, name: str) -> list[dict[str, Any]]:
+def _json_line(line: str, where: str) -> Any:
+    """One JSON value; a line the parser cannot finish (too deep, an over-long integer) names its column."""
+    try:
+        return json.loads(line)
+    except json.JSONDecodeError as exc:
+        raise DataError(f"{where}: not valid JSON ({exc.msg})") from None
+    except (RecursionError, ValueError):
+        from .columns import bad_json_column
+
+        column, why = bad_json_column(line)
+        raise DataError(f"{where}: " + (f"column {column!r} {why}" if column else f"line {why}")) from None
+
+
+def _read_json(path: Path, name: str, lines: list[int] | None = None) -> list[dict[str, Any]]:
+    """A JSON list (or ``{"data": [...]}``); JSON Lines saved as .json fill ``lines`` with line numbers."""
     try:
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError as exc:
@@ -193,8 +221,14 @@ def _read_json(path: Path, name: str) -> list[dict[str, Any]]:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
         if exc.msg == "Extra data":  # JSON Lines saved as .json (the hub does this)
-            return _read_jsonl(path, name)
+            return _read_jsonl(path, name, lines)
         raise DataError(f"{name}: {path}:{exc.lineno}: not valid JSON ({exc.msg})") from None
+    except RecursionError:
+        raise DataError(f"{name}: {path}: nested too deeply to read") from None
+    except ValueError as exc:  # an integer over the int/str digit limit
+        if "\n" in text.strip():
+            return _read_jsonl(path, name, lines)  # JSON Lines: name the line and column
+        raise DataError(f"{name}: {path}: {_one_line(exc)}") from None
     if isinstance(data, dict):
         for key in ("data", "rows", "examples"):
             if isinstance(data.get(key), list):
@@ -221,7 +255,7 @@ def _read_csv(path: Path, name: str) -> list[dict[str, Any]]:
         raise DataError(f"{name}: {path}: bad CSV ({_one_line(exc)})") from None
 
 
-def _read_parquet(path: Path, name: str, select: Selector | None) -> list[dict[str, Any]]:
+def _read_parquet(path: Path, name: str, select: Selector | None) -> tuple[list[dict[str, Any]], int]:
     try:
         import pyarrow.parquet as pq
     except ImportError:  # pragma: no cover - pyarrow ships with datasets
@@ -233,24 +267,38 @@ def _read_parquet(path: Path, name: str, select: Selector | None) -> list[dict[s
     picked = select(table.num_rows) if select else None
     if picked is not None:
         table = table.slice(picked.start, len(picked))
-    return table.to_pylist()
+    return table.to_pylist(), (picked.start if picked is not None else 0)
 
 
 def read_file(path: Path, *, name: str = "data", select: Selector | None = None) -> list[dict[str, Any]]:
     """Rows of one data file (``select`` is applied by parquet before materialising; the caller applies it else)."""
+    return read_file_located(path, name=name, select=select)[0]
+
+
+def read_file_located(
+    path: Path, *, name: str = "data", select: Selector | None = None
+) -> tuple[list[dict[str, Any]], list[int], bool]:
+    """Rows of one data file, each row's number, and whether the numbers are line numbers (JSON Lines) rather than
+    0-based row indices (parquet, CSV, a JSON list)."""
     suffix = path.suffix.lower()
+    lines: list[int] = []
     try:
         if suffix == ".parquet":
-            return _read_parquet(path, name, select)
+            rows, start = _read_parquet(path, name, select)
+            return rows, list(range(start, start + len(rows))), False
         if suffix == ".jsonl":
-            return _read_jsonl(path, name)
-        if suffix == ".json":
-            return _read_json(path, name)
-        if suffix == ".csv":
-            return _read_csv(path, name)
+            rows = _read_jsonl(path, name, lines)
+        elif suffix == ".json":
+            rows = _read_json(path, name, lines)
+        elif suffix == ".csv":
+            rows = _read_csv(path, name)
+        else:
+            raise DataError(f"{name}: {path}: unsupported file type {suffix!r}")
     except OSError as exc:
         raise DataError(f"{name}: {path}: cannot read ({exc.strerror or exc})") from None
-    raise DataError(f"{name}: {path}: unsupported file type {suffix!r}")
+    if lines:
+        return rows, lines, True
+    return rows, list(range(len(rows))), False
 
 
 def _load_hub(src: Source, name: str, select: Selector | None) -> tuple[list[dict[str, Any]], list[str]]:
@@ -271,18 +319,23 @@ def _load_hub(src: Source, name: str, select: Selector | None) -> tuple[list[dic
     picked = select(len(ds)) if select else None
     if picked is not None:
         ds = ds.select(picked)
+    start = picked.start if picked is not None else 0
+    src.rows_at = [(-1, start + i) for i in range(len(ds))]
     return ds.to_list(), list(ds.column_names)
 
 
-def check_columns(rows: list[dict[str, Any]], required: Iterable[str], where: str, name: str = "data") -> None:
-    """A one-line DataError naming ``where`` and the expected columns when a row lacks one of ``required``."""
+def check_columns(
+    rows: list[dict[str, Any]], required: Iterable[str], where: str, name: str = "data", lines: list[int] | None = None
+) -> None:
+    """A one-line DataError naming ``where`` and the expected columns when a row lacks one of ``required``
+    (``lines``: each row's line number, named instead of the row index)."""
     required = list(required)
     if not required:
         return
     for i, row in enumerate(rows):
         missing = [c for c in required if c not in row]
         if missing:
-            at = "" if i == 0 else f" (row {i})"
+            at = f":{lines[i]}" if lines else ("" if i == 0 else f" (row {i})")
             found = ", ".join(list(row)[:12]) or "none"
             raise DataError(
                 f"{name}: {where}{at}: missing column(s) {', '.join(missing)}; {_expected(required)} (found: {found})"
@@ -343,14 +396,18 @@ def load_rows_with_source(
         return rows, src
     rows: list[dict[str, Any]] = []
     single_parquet = len(src.files) == 1 and src.files[0].suffix.lower() == ".parquet"
-    for path in src.files:
-        part = read_file(path, name=name, select=select if single_parquet else None)
-        check_columns(part, required, str(path), name)
+    for file_index, path in enumerate(src.files):
+        part, numbers, are_lines = read_file_located(path, name=name, select=select if single_parquet else None)
+        check_columns(part, required, str(path), name, numbers if are_lines else None)
         rows.extend(part)
+        src.rows_at.extend((file_index, n) for n in numbers)
+        if are_lines:
+            src.line_numbered.add(file_index)
     if not single_parquet and select is not None:
         picked = select(len(rows))
         if picked is not None:
             rows = rows[picked.start:picked.stop]
+            src.rows_at = src.rows_at[picked.start:picked.stop]
     if not rows:
         raise DataError(f"{name}: {src.spec}: no rows ({_expected(required)})")
     return rows, src
