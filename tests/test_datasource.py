@@ -240,8 +240,8 @@ def test_unreachable_hub_is_one_line_suggesting_data(monkeypatch):
     with pytest.raises(DataError) as exc:
         load(None, default_hub_id="r1h-test-nobody/no-such-dataset", name="math500")
     msg = one_line(exc)
-    assert "could not load hub dataset r1h-test-nobody/no-such-dataset" in msg
-    assert "--data math500=PATH" in msg
+    assert "hub dataset r1h-test-nobody/no-such-dataset split 'test' is not in the local cache" in msg
+    assert "(HF_HUB_OFFLINE is set" in msg and "--data math500=PATH" in msg
 
 
 def test_apply_limit():

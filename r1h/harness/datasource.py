@@ -302,7 +302,14 @@ def read_file_located(
 
 
 def _load_hub(src: Source, name: str, select: Selector | None) -> tuple[list[dict[str, Any]], list[str]]:
+    from . import hub
+
     hint = f"pass --data {name}=PATH to a local clone or a .jsonl/.json/.parquet/.csv file"
+    label = f"hub dataset {src.hub_id}" + (f" (config {src.config})" if src.config else "")
+    try:
+        hub.require_hub(f"{name}: {label}")  # seconds, not datasets' retry loop, when the hub is down
+    except hub.HubUnreachableError as exc:
+        raise hub.HubUnreachableError(f"{exc}; {hint}") from None
     try:
         import datasets
     except ImportError:
@@ -310,10 +317,13 @@ def _load_hub(src: Source, name: str, select: Selector | None) -> tuple[list[dic
     try:
         ds = datasets.load_dataset(src.hub_id, src.config, split=src.split)
     except Exception as exc:
+        if hub.offline_mode():
+            raise DataError(
+                f"{name}: {label} split {src.split!r} is not in the local cache (HF_HUB_OFFLINE is set; "
+                f"{type(exc).__name__}: {_one_line(exc)}); {hint}"
+            ) from None
         raise DataError(
-            f"{name}: could not load hub dataset {src.hub_id}"
-            + (f" (config {src.config})" if src.config else "")
-            + f" split {src.split!r}: the hub could not be reached or has no such dataset "
+            f"{name}: could not load {label} split {src.split!r}: the hub has no such dataset or refused it "
             f"({type(exc).__name__}: {_one_line(exc)}); {hint}"
         ) from None
     picked = select(len(ds)) if select else None
