@@ -1,6 +1,12 @@
 """Training data: load a hub dataset, a local clone or a single file, check its columns, and convert it to what TRL
 expects (``messages`` for SFT; a plain-text ``prompt`` for Countdown GRPO; a conversational ``prompt`` + ``image``
-for GRPO-VL). Every failure is a one-line :class:`DataError` naming the source and the column."""
+for GRPO-VL). Every failure is a one-line :class:`DataError` naming the source and the column.
+
+``datasets`` reports a corrupt JSON line as ``DatasetGenerationError: An error occurred while generating the
+dataset`` with no file or line; when it fails on local JSON data, the file is read again with r1h's own reader
+(:mod:`r1h.harness.datasource`) to name ``FILE:LINE``, or the first line whose column changes type.
+:func:`check_training_data` is ``r1h train ... --dry-run``'s data check: the recipe's format columns, their types
+row by row, and the columns each reward reads, without a tokenizer or a model."""
 
 from __future__ import annotations
 
@@ -54,8 +60,50 @@ def load_source(source: str, split: str = "train", limit: int | None = None):
     except DataError:
         raise
     except Exception as exc:
+        locate_bad_json(path)  # raises a DataError naming FILE:LINE when the cause is in a local JSON file
         message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise DataError(f"cannot load data {source!r}: {type(exc).__name__}: {message}") from exc
+
+
+def locate_bad_json(path: Path) -> None:
+    """For a local .jsonl/.json file (or a folder of them) that ``datasets`` could not load: a one-line DataError
+    naming the first bad line (invalid JSON, not an object, a column whose type changes). Returns if none is found."""
+    from ..harness.datasource import _data_files, read_file_located
+
+    if path.is_dir():
+        files = [f for f in _data_files(path) if f.suffix.lower() in (".jsonl", ".json")]
+    elif path.is_file() and path.suffix.lower() in (".jsonl", ".json"):
+        files = [path]
+    else:
+        return
+    for file in files:
+        rows, numbers, are_lines = read_file_located(file, name="data")
+        first: dict[str, tuple[str, int]] = {}
+        for row, number in zip(rows, numbers, strict=True):
+            where = f"{file}:{number}" if are_lines else f"{file}: row {number}"
+            for key, value in row.items():
+                kind = _json_kind(value)
+                if kind is None:
+                    continue
+                seen = first.setdefault(key, (kind, number))
+                if seen[0] != kind:
+                    at = f"line {seen[1]}" if are_lines else f"row {seen[1]}"
+                    raise DataError(f"data: {where}: column {key!r} is {kind} but {at} has {seen[0]} "
+                                    "(datasets needs one type per column)")
+
+
+def _json_kind(value: Any) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, (int, float)):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "a list"
+    return "an object"
 
 
 def require_columns(dataset, columns: tuple[str, ...], source: str) -> None:
@@ -192,12 +240,161 @@ def clevr_dataset(source: str, limit: int | None = None):
 
 
 def check_reward_columns(rewards: list[Any], dataset, source: str) -> None:
-    """Each reward's declared gold columns must be in the training data (TRL passes dataset columns as kwargs)."""
+    """Each reward's required gold columns must be in the training data (TRL passes dataset columns as kwargs)."""
+    _check_rewards(rewards, list(dataset.column_names), source)
+
+
+def _check_rewards(rewards: list[Any], columns: list[str], source: str, shown: list[str] | None = None) -> None:
     for reward in rewards:
-        needed = tuple(getattr(reward, "columns", ()) or ())
-        missing = [c for c in needed if c not in dataset.column_names]
+        groups = reward.column_groups() if hasattr(reward, "column_groups") else [
+            (c,) for c in getattr(reward, "columns", ()) or ()]
+        missing = [g for g in groups if not set(columns).intersection(g)]
         if missing:
-            raise DataError(
-                f"data {source}: reward {getattr(reward, '__name__', reward)!r} needs column(s) {', '.join(missing)} "
-                f"(has: {', '.join(dataset.column_names)})"
-            )
+            word = "column" if len(missing) == 1 else "columns"
+            needs = f"{word} " + " and ".join(" or ".join(repr(c) for c in g) for g in missing)
+            raise DataError(f"data {source}: reward {getattr(reward, '__name__', reward)!r} reads {needs}; "
+                            f"{source} has: {', '.join(shown if shown is not None else columns) or 'no columns'}")
+
+
+# -- --dry-run: columns and types against the recipe ----------------------------------------------------------------
+# The columns each format's conversion adds (what the rewards then see besides the source's own columns).
+PRODUCED_COLUMNS = {"countdown": ("prompt",), "clevr": ("prompt", "answer"), "stratos": ("messages",)}
+
+
+def _check_countdown(row: dict[str, Any]) -> None:
+    from ..harness import columns as typed
+
+    typed.integer(row["target"], "target")
+    typed.integer_list(row["nums"], "nums")
+
+
+def _check_clevr(row: dict[str, Any]) -> None:
+    from ..harness import columns as typed
+
+    typed.text(row["problem"], "problem")
+    typed.answer(row["solution"], "solution")
+
+
+def _check_turns(value: Any, column: str, role_key: str, text_key: str, roles: Any) -> None:
+    from ..harness.columns import ColumnError, kind
+
+    if not isinstance(value, list):
+        raise ColumnError(column, f"is {kind(value)} (expected a list of turns)")
+    if not value:
+        raise ColumnError(column, "is an empty list (expected a list of turns)")
+    for i, turn in enumerate(value):
+        if not isinstance(turn, dict):
+            raise ColumnError(column, f"turn {i} is {kind(turn)} (expected an object with {role_key!r} and "
+                                      f"{text_key!r})")
+        role = turn.get(role_key)
+        if not isinstance(role, str) or role.lower() not in roles:
+            raise ColumnError(column, f"turn {i} has {role_key!r} {role!r} (expected one of {', '.join(roles)})")
+        text = turn.get(text_key)
+        if not isinstance(text, (str, list)):
+            raise ColumnError(column, f"turn {i} {text_key!r} is {kind(text)} (expected a string)")
+
+
+def _check_prompt(row: dict[str, Any]) -> None:
+    from ..harness import columns as typed
+
+    if isinstance(row["prompt"], list):
+        _check_turns(row["prompt"], "prompt", "role", "content", ("system", "user", "assistant"))
+    else:
+        typed.text(row["prompt"], "prompt")
+
+
+ROW_CHECKS = {
+    "countdown": _check_countdown,
+    "clevr": _check_clevr,
+    "prompt": _check_prompt,
+    "stratos": lambda row: _check_turns(row["conversations"], "conversations", "from", "value", tuple(ROLE_MAP)),
+    "messages": lambda row: _check_turns(row["messages"], "messages", "role", "content", ("system", "user",
+                                                                                         "assistant", "tool")),
+}
+
+
+def _rows_to_check(source: str, needed: tuple[str, ...], limit: int | None):
+    """``(columns, rows, locate)`` of a training source: local files through r1h's reader (FILE:LINE), anything else
+    through ``datasets`` (row index; image columns are never decoded)."""
+    path = Path(source).expanduser()
+    if path.is_file() and path.suffix.lower() in FILE_LOADERS:
+        from ..harness.datasource import load_rows_with_source
+
+        rows, src = load_rows_with_source(str(path), default_hub_id=None, split="train", name="data")
+        rows = rows[:limit] if limit else rows
+        columns: dict[str, None] = {}
+        for row in rows:
+            columns.update(dict.fromkeys(row))
+        return list(columns), rows, src.locate
+    dataset = load_source(source, limit=limit)
+    present = [c for c in needed if c in dataset.column_names]
+
+    def rows_of():
+        if not present:
+            return
+        for batch in dataset.select_columns(present).iter(batch_size=1024):
+            yield from (dict(zip(present, values, strict=True)) for values in zip(*batch.values(), strict=True))
+
+    return list(dataset.column_names), rows_of(), lambda i: f"{source} row {i}"
+
+
+def _unreachable(source: str) -> str | None:
+    """Why a hub source cannot be checked here (offline mode, hub down); None for local data or a reachable hub."""
+    from ..harness import hub
+
+    path = Path(source).expanduser()
+    if path.exists() or looks_like_file(source):
+        return None
+    if hub.offline_mode():
+        return f"{source} is a hub dataset and HF_HUB_OFFLINE is set (not in the local cache?)"
+    reason = hub.unreachable_reason()
+    return None if reason is None else f"{source} is a hub dataset and the hub cannot be reached ({reason})"
+
+
+def check_training_data(plan) -> dict[str, Any]:
+    """``r1h train ... --dry-run``: the data has the recipe format's columns, of the right type in every row used,
+    and the columns every reward reads. A one-line DataError names the file and line (or row) and the column.
+    Returns ``{"format", "rows_checked", "columns"}`` for the dry-run summary."""
+    from ..harness.columns import ColumnError
+
+    recipe, options = plan.recipe, plan.options
+    data = recipe.data
+    source = str(data["source"])
+    fmt = data.get("format")
+    if recipe.workflow != "sft" and not fmt:
+        fmt = "clevr" if recipe.workflow == "grpo-vl" else "prompt"
+    limit = options.limit or data.get("limit")
+    if fmt == "countdown" and not limit:  # only the training rows are used (held-out rows are checked too)
+        from r1h.benchmarks.countdown import TRAIN_ROWS
+
+        limit = int(data.get("train_rows") or TRAIN_ROWS)
+    needed = FORMAT_COLUMNS.get(fmt, ()) if fmt else ("conversations", "messages")  # sft without a format: detect
+    try:
+        columns, rows, locate = _rows_to_check(source, needed, limit)
+    except DataError as exc:
+        skipped = _unreachable(source)
+        if skipped is None:
+            raise
+        return {"format": fmt, "skipped": f"{skipped}: {exc}"}  # shown in the dry-run's summary
+    if recipe.workflow == "sft" and fmt is None:
+        fmt = "messages" if "messages" in columns else "stratos"
+    if fmt not in FORMAT_COLUMNS:
+        from ..harness.errors import ConfigError
+
+        raise ConfigError(f"recipe {recipe.name}: unknown data.format {fmt!r} ({', '.join(FORMAT_COLUMNS)})")
+    missing = [c for c in FORMAT_COLUMNS[fmt] if c not in columns]
+    if missing:
+        raise DataError(f"data {source}: missing column(s) {', '.join(missing)} for format {fmt!r} "
+                        f"(has: {', '.join(columns) or 'no columns'})")
+    check = ROW_CHECKS[fmt]
+    count = 0
+    for i, row in enumerate(rows):
+        try:
+            check(row)
+        except ColumnError as exc:
+            raise DataError(f"data: {locate(i)}: {exc}") from None
+        count += 1
+    if count == 0:
+        raise DataError(f"data {source}: no rows")
+    _check_rewards(list(plan.rewards), [*columns, *PRODUCED_COLUMNS.get(fmt, ())], source, shown=columns)
+    return {"format": fmt, "rows_checked": count, "columns": columns}
