@@ -302,3 +302,15 @@ def test_score_help_states_the_real_default_output(runner, tmp_path):
     help_text = " ".join(runner.invoke(main, ["score", "--help"]).output.split())
     assert "data.jsonl -> data.scored.jsonl" in help_text
     assert default_output(tmp_path / "data.jsonl") == tmp_path / "data.scored.jsonl"
+
+
+def test_score_skips_unreadably_deep_or_long_lines_naming_the_column(runner, tmp_path):
+    src = tmp_path / "deep.jsonl"
+    _write(src, [json.dumps({"completion": "\\boxed{3}", "answer": "3"}),
+                 '{"completion": "x", "answer": ' + "[" * 100_000 + "]" * 100_000 + "}",
+                 '{"completion": "x", "answer": ' + "9" * 5000 + "}"])
+    result = runner.invoke(main, ["score", str(src), "--reward", "math_accuracy", "--no-progress"])
+    assert result.exit_code == 0, result.output
+    assert f"warning: {src}:2: column 'answer' is nested too deeply to read (skipped)" in result.stderr
+    assert f"warning: {src}:3: column 'answer' holds an integer of over 4300 digits (skipped)" in result.stderr
+    assert [r["score"] for r in _read(tmp_path / "deep.scored.jsonl")] == [1.0]

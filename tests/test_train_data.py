@@ -111,3 +111,41 @@ def test_dry_run_with_an_unreachable_hub_source_says_it_skipped_the_check():
     assert result.exit_code == 0, result.output
     check = json.loads(result.output)["data_check"]
     assert check["skipped"].startswith("Jiayi-Pan/Countdown-Tasks-3to4 is a hub dataset and HF_HUB_OFFLINE is set")
+
+
+class _Template:
+    """The one tokenizer method countdown_dataset calls (rendering is not what this test checks)."""
+
+    def apply_chat_template(self, messages, tokenize=False, add_generation_prompt=True, continue_final_message=False):
+        return " | ".join(m["content"] for m in messages)
+
+
+def test_countdown_training_rows_of_the_wrong_type_are_one_line_in_the_real_loader(tmp_path):
+    from r1h.trainers.data import countdown_dataset
+
+    path = write(tmp_path / "cd.jsonl", [json.dumps({"target": 6, "nums": [1, 2, 3]}),
+                                         json.dumps({"target": 6.5, "nums": [1, 2, 3]})])
+    with pytest.raises(DataError) as exc:
+        countdown_dataset(str(path), _Template())
+    assert str(exc.value) == f"data {path}: training row 1: column 'target' is the number 6.5 (expected an integer)"
+
+
+def test_hub_training_source_with_the_hub_down_fails_in_seconds_without_retries(tmp_path, monkeypatch):
+    import socket
+
+    from r1h.harness import hub
+    from r1h.trainers.data import load_source
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.delenv("HF_DATASETS_OFFLINE", raising=False)
+    monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{port}")
+    hub.forget()
+    try:
+        with pytest.raises(DataError, match=r"^data some-org/some-data: hub dataset: the hub at http://127\.0\.0\.1:"
+                                            r"\d+ cannot be reached .*; pass --data PATH .*HF_HUB_OFFLINE=1"):
+            load_source("some-org/some-data")
+    finally:
+        hub.forget()

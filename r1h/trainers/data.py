@@ -50,6 +50,12 @@ def load_source(source: str, split: str = "train", limit: int | None = None):
     elif path.is_dir():
         loader, kwargs = str(path), {"split": split}
     else:
+        from ..harness import hub
+
+        try:
+            hub.require_hub(f"data {source}: hub dataset")  # seconds, not huggingface_hub's retries
+        except hub.HubUnreachableError as exc:
+            raise DataError(f"{exc}; pass --data PATH to a local copy, or {hub.OFFLINE_HINT}") from None
         loader, kwargs = source, {"split": split}
     if limit is not None:
         kwargs["split"] = f"{kwargs['split']}[:{int(limit)}]"
@@ -181,10 +187,16 @@ def countdown_dataset(source: str, tokenizer, max_prompt_tokens: int | None = No
     if limit is not None:
         dataset = dataset.select(range(min(int(limit), len(dataset))))
 
-    def to_prompt(row):
-        return {"prompt": render_prompt(tokenizer, countdown_messages(row["nums"], row["target"]))}
+    from ..harness.columns import ColumnError
 
-    dataset = dataset.map(to_prompt, desc="countdown prompts")
+    def to_prompt(row, index):
+        try:
+            messages = countdown_messages(row["nums"], row["target"])
+        except ColumnError as exc:  # check_training_data (--dry-run) names FILE:LINE; here the row index
+            raise DataError(f"data {source}: training row {index}: {exc}") from None
+        return {"prompt": render_prompt(tokenizer, messages)}
+
+    dataset = dataset.map(to_prompt, with_indices=True, desc="countdown prompts")
     return filter_long_prompts(dataset, tokenizer, max_prompt_tokens, source)
 
 

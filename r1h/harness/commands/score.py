@@ -49,8 +49,13 @@ def read_rows(path: Path) -> tuple[list[tuple[int, dict[str, Any]]], list[str]]:
             row = json.loads(raw.decode("utf-8"))
         except UnicodeDecodeError as exc:
             reason = f"not UTF-8 (byte {exc.start})"
-        except ValueError as exc:
+        except json.JSONDecodeError as exc:
             reason = f"bad JSON: {exc}"
+        except (RecursionError, ValueError):  # too deep, or an integer over the int/str digit limit
+            from ..columns import bad_json_column
+
+            column, why = bad_json_column(raw.decode("utf-8"))
+            reason = f"column {column!r} {why}" if column else f"line {why}"
         else:
             if not isinstance(row, dict):
                 reason = f"expected a JSON object, got {type(row).__name__}"
