@@ -251,3 +251,21 @@ def test_apply_limit():
     for bad in (0, -1, "x"):
         with pytest.raises(ConfigError, match="--limit"):
             apply_limit([1], bad)
+
+
+def test_json_files_too_deep_or_with_over_long_integers_are_one_line(tmp_path):
+    listed = tmp_path / "list.json"
+    listed.write_text('[\n {"problem": "p", "answer": ' + "9" * 5000 + "}\n]\n")
+    with pytest.raises(DataError) as exc:
+        load(listed)
+    assert one_line(exc) == f"bench: {listed}: holds an integer of over 4300 digits"
+    lines = tmp_path / "lines.json"
+    lines.write_text('{"problem": "p", "answer": "1"}\n{"problem": "p", "answer": ' + "[" * 50_000 + "]" * 50_000 + "}\n")
+    with pytest.raises(DataError) as exc:
+        load(lines)
+    assert one_line(exc) == f"bench: {lines}:2: column 'answer' is nested too deeply to read"
+    deep = tmp_path / "deep.json"
+    deep.write_text("[" * 50_000 + "]" * 50_000)
+    with pytest.raises(DataError) as exc:
+        load(deep)
+    assert one_line(exc) == f"bench: {deep}: nested too deeply to read"

@@ -130,3 +130,17 @@ def test_probe_answers_reachable_for_any_http_status_and_times_out_on_silence(mo
     with pytest.raises(hub.HubUnreachableError, match=r"^x: the hub at http://127\.0\.0\.1:\d+ cannot be reached"):
         hub.require_hub("x")
     hub.forget()
+
+
+def test_probe_counts_a_tls_answer_as_reachable_and_can_be_turned_off(monkeypatch):
+    server = http.server.HTTPServer(("127.0.0.1", 0), _Answering)  # plain HTTP: a TLS handshake to it fails
+    thread = threading.Thread(target=server.handle_request, daemon=True)
+    thread.start()
+    try:
+        assert hub.unreachable_reason(f"https://127.0.0.1:{server.server_port}", timeout=5) is None
+    finally:
+        thread.join(10)
+        server.server_close()
+    monkeypatch.setenv("R1H_HUB_PROBE_S", "0")
+    assert hub.unreachable_reason(f"http://127.0.0.1:{closed_port()}") is None  # not probed
+    hub.forget()

@@ -226,9 +226,13 @@ def _read_json(path: Path, name: str, lines: list[int] | None = None) -> list[di
     except RecursionError:
         raise DataError(f"{name}: {path}: nested too deeply to read") from None
     except ValueError as exc:  # an integer over the int/str digit limit
-        if "\n" in text.strip():
-            return _read_jsonl(path, name, lines)  # JSON Lines: name the line and column
-        raise DataError(f"{name}: {path}: {_one_line(exc)}") from None
+        try:  # JSON Lines saved as .json: name the line and the column
+            return _read_jsonl(path, name, lines)
+        except DataError as again:
+            if "not valid JSON" not in str(again):
+                raise
+        why = "holds an integer of over 4300 digits" if "digits" in str(exc) else _one_line(exc)
+        raise DataError(f"{name}: {path}: {why}") from None
     if isinstance(data, dict):
         for key in ("data", "rows", "examples"):
             if isinstance(data.get(key), list):

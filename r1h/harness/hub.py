@@ -6,13 +6,16 @@ backoff (five retries, "Retrying in 8s [Retry 5/5]" on stderr), so one missing d
 https://huggingface.co) runs in a daemon thread with a hard deadline (``R1H_HUB_PROBE_S``, default 2 s; DNS lookups
 ignore socket timeouts, the thread join does not). Any HTTP answer, even an error status, means reachable. The
 standard library's urllib is used because httpx/requests are not r1h dependencies and huggingface_hub's own session
-is the retrying one. With ``HF_HUB_OFFLINE`` / ``HF_DATASETS_OFFLINE`` set nothing is probed: datasets then reads its
-cache only, and fails fast when the data is not there.
+is the retrying one; a TLS failure (a corporate CA urllib does not know) counts as reachable, so the probe never
+blocks a hub that huggingface_hub could use. ``R1H_HUB_PROBE_S=0`` turns the probe off. With ``HF_HUB_OFFLINE`` /
+``HF_DATASETS_OFFLINE`` set nothing is probed: datasets then reads its cache only, and fails fast when the data is
+not there.
 """
 
 from __future__ import annotations
 
 import os
+import ssl
 import threading
 import urllib.error
 import urllib.request
@@ -40,10 +43,12 @@ def offline_mode() -> bool:
 
 
 def probe_timeout() -> float:
+    """Seconds the probe may take (``R1H_HUB_PROBE_S``, default 2; 0 turns the probe off)."""
     try:
-        return max(0.1, float(os.environ.get("R1H_HUB_PROBE_S", "2")))
+        value = float(os.environ.get("R1H_HUB_PROBE_S", "2"))
     except ValueError:
         return 2.0
+    return 0.0 if value <= 0 else max(0.1, value)
 
 
 def _head(url: str, timeout: float, out: list) -> None:
@@ -55,7 +60,10 @@ def _head(url: str, timeout: float, out: list) -> None:
         out.append(None)
     except Exception as exc:  # URLError, timeout, OSError, a bad endpoint URL
         reason = getattr(exc, "reason", None) or exc
-        out.append(f"{type(exc).__name__}: {reason}")
+        if isinstance(exc, ssl.SSLError) or isinstance(reason, ssl.SSLError):
+            out.append(None)  # something answered TLS: leave certificates to huggingface_hub
+        else:
+            out.append(f"{type(exc).__name__}: {reason}")
 
 
 def unreachable_reason(url: str | None = None, timeout: float | None = None) -> str | None:
@@ -65,6 +73,8 @@ def unreachable_reason(url: str | None = None, timeout: float | None = None) -> 
         if url in _probed:
             return _probed[url]
         timeout = probe_timeout() if timeout is None else timeout
+        if timeout <= 0:
+            return None  # probing turned off
         out: list = []
         worker = threading.Thread(target=_head, args=(url, timeout, out), daemon=True, name="r1h-hub-probe")
         worker.start()
