@@ -127,3 +127,19 @@ def test_good_gold_of_each_accepted_type_loads_unchanged(tmp_path):
     path.write_text('target,nums\n"24","[4, 6, 1]"\n')
     sample = r1h.get_benchmark("countdown").load(str(path))[0]
     assert sample.columns == {"target": 24, "nums": [4, 6, 1]}
+
+
+def test_heldout_slice_names_the_source_line_of_a_bad_row(tmp_path):
+    import r1h
+    from r1h.harness.datasource import Source
+    from r1h.harness.errors import DataError
+
+    lines = [OK_COUNTDOWN] * 50_000
+    lines[49_600] = '{"target": 3.5, "nums": [1, 2]}'
+    path = tmp_path / "c.jsonl"
+    path.write_text("\n".join(lines) + "\n")
+    with pytest.raises(DataError) as exc:
+        r1h.get_benchmark("countdown").load(str(path))
+    assert str(exc.value) == (f"countdown: {path}:49601: column 'target' is the number 3.5 (expected an integer)")
+    hub = Source("hub", "org/x", hub_id="org/x", split="train", rows_at=[(-1, 49_500), (-1, 49_501)])
+    assert hub.locate(1) == "hub dataset org/x (split train): row 49501"
