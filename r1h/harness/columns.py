@@ -103,8 +103,10 @@ def integer_list(value: Any, column: str) -> list[int]:
             value = json.loads(value)
         except RecursionError:
             raise ColumnError(column, f"is nested too deeply to read ({expected})") from None
-        except ValueError:
-            raise ColumnError(column, f"is a string that is not a JSON list ({expected})") from None
+        except ValueError as exc:
+            why = f"holds an integer of over {MAX_INT_DIGITS} digits" if "digits" in str(exc) else \
+                "is a string that is not a JSON list"
+            raise ColumnError(column, f"{why} ({expected})") from None
     if not isinstance(value, (list, tuple)):
         raise ColumnError(column, f"is {kind(value)} ({expected})")
     if not value:
