@@ -236,7 +236,7 @@ def test_countdown_heldout_slice_of_a_full_source(tmp_path):
 
 def test_countdown_bad_row_is_one_line(tmp_path):
     path = write_jsonl(tmp_path / "c.jsonl", [{"target": 5, "nums": [1, 2]}, {"target": "x", "nums": [1]}])
-    with pytest.raises(DataError, match=r"c\.jsonl: row 1: 'target' must be a number"):
+    with pytest.raises(DataError, match=r"c\.jsonl:2: column 'target' is the string 'x' \(expected an integer\)"):
         r1h.get_benchmark("countdown").load(str(path))
 
 

@@ -213,3 +213,104 @@ def test_real_r1h_help_and_list_do_not_import_torch(tmp_path):
     assert "Commands" in proc.stdout and "score" in proc.stdout and "list" in proc.stdout
     assert "HEAVY --help []" in proc.stderr
     assert "HEAVY list []" in proc.stderr
+
+
+# -- r1h list: width, --wide, versions, reward columns ------------------------------------------------------------
+def test_list_fits_100_columns_cuts_descriptions_and_wide_shows_them(runner):
+    import r1h
+
+    long_text = r1h.list_plugins("benchmark")
+    countdown = next(r for r in long_text if r["name"] == "countdown")["description"]
+    assert len(countdown) > 100  # the case that used to wrap
+    result = runner.invoke(main, ["list"], env={"COLUMNS": "100"})
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert max(len(line) for line in lines) <= 100
+    cut = next(line for line in lines if line.startswith("countdown "))
+    assert cut.rstrip().endswith("…") and countdown not in result.stdout
+    assert "answer or solution" in result.stdout  # math_accuracy's columns, in the narrow table too
+    assert " - " not in result.stdout.replace("-'/'*", "")  # no version shown as "-"
+    wide = runner.invoke(main, ["list", "--wide"], env={"COLUMNS": "100"})
+    assert countdown in wide.stdout and "r1h.plugins.backends.gold" in wide.stdout
+    assert "countdown (countdown_3to4)" in wide.stdout  # aliases in the wide view
+
+
+def test_list_piped_without_columns_defaults_to_100(tmp_path):
+    env = {k: v for k, v in __import__("os").environ.items() if k != "COLUMNS"}
+    out = subprocess.run([sys.executable, "-m", "r1h.harness.cli", "list"], capture_output=True, text=True,
+                         timeout=120, env=env, cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert max(len(line) for line in out.stdout.splitlines()) == 100
+
+
+def test_list_versions_are_never_missing_and_reward_columns_are_listed(runner):
+    rows = json.loads(runner.invoke(main, ["list", "--json"]).stdout)
+    assert all(r["version"] for r in rows)
+    by_name = {r["name"]: r for r in rows}
+    assert by_name["gold"]["version"] == r1h.__version__  # registered without a version: r1h's own
+    assert by_name["math_accuracy"]["required_columns"] == [["answer", "solution"]]
+    assert by_name["cosine_length"]["optional_columns"] == ["completion_ids"]
+    assert by_name["countdown_equation"]["required_columns"] == [["target"], ["nums"]]
+    assert by_name["think_format"]["required_columns"] == []
+    rewards = [r for r in rows if r["kind"] == "reward"]
+    assert len(rewards) == 10 and all("required_columns" in r for r in rewards)
+
+
+def test_plugin_without_a_version_shows_its_distribution_or_unversioned(with_test_plugins):
+    from importlib import metadata
+
+    from r1h.harness.commands.list import plugin_version
+
+    assert plugin_version(with_test_plugins, "_Plugin") == "unversioned"  # defined in a test: no distribution
+
+    class FromClick:  # a plugin object whose code lives in an installed distribution
+        __module__ = "click.core"
+
+    with_test_plugins.pm.register(FromClick(), name="from-click")
+    assert plugin_version(with_test_plugins, "from-click") == metadata.version("click")
+
+
+# -- r1h score: columns the reward reads ---------------------------------------------------------------------------
+def test_score_refuses_a_file_without_the_rewards_columns(runner, tmp_path):
+    src = tmp_path / "misnamed.jsonl"
+    _write(src, [json.dumps({"completion": "\\boxed{3}", "gold": "3"}), json.dumps({"completion": "x", "gold": "4"})])
+    result = runner.invoke(main, ["score", str(src), "--reward", "math_accuracy", "--no-progress"])
+    assert result.exit_code == 1
+    assert result.output.strip().splitlines() == [
+        f"Error: reward 'math_accuracy' reads column 'answer' or 'solution'; {src} has: completion, gold"]
+    assert not (tmp_path / "misnamed.scored.jsonl").exists()
+    result = runner.invoke(main, ["score", str(src), "--reward", "countdown_equation", "--no-progress"])
+    assert result.exit_code == 1
+    assert "reads columns 'target' and 'nums';" in result.output
+    # a reward that reads no gold column scores the same file
+    assert runner.invoke(main, ["score", str(src), "--reward", "think_format", "--no-progress"]).exit_code == 0
+
+
+def test_score_warns_when_only_some_rows_lack_the_columns(runner, tmp_path):
+    src = tmp_path / "mixed.jsonl"
+    _write(src, [json.dumps({"completion": "\\boxed{3}", "solution": "\\boxed{3}"}),
+                 json.dumps({"completion": "\\boxed{3}", "gold": "3"})])
+    result = runner.invoke(main, ["score", str(src), "--reward", "math_accuracy", "--no-progress"])
+    assert result.exit_code == 0, result.output
+    assert "warning: 1 of 2 rows" in result.stderr
+    assert [r["score"] for r in _read(tmp_path / "mixed.scored.jsonl")] == [1.0, None]
+
+
+def test_score_help_states_the_real_default_output(runner, tmp_path):
+    from r1h.harness.commands.score import default_output
+
+    help_text = " ".join(runner.invoke(main, ["score", "--help"]).output.split())
+    assert "data.jsonl -> data.scored.jsonl" in help_text
+    assert default_output(tmp_path / "data.jsonl") == tmp_path / "data.scored.jsonl"
+
+
+def test_score_skips_unreadably_deep_or_long_lines_naming_the_column(runner, tmp_path):
+    src = tmp_path / "deep.jsonl"
+    _write(src, [json.dumps({"completion": "\\boxed{3}", "answer": "3"}),
+                 '{"completion": "x", "answer": ' + "[" * 100_000 + "]" * 100_000 + "}",
+                 '{"completion": "x", "answer": ' + "9" * 5000 + "}"])
+    result = runner.invoke(main, ["score", str(src), "--reward", "math_accuracy", "--no-progress"])
+    assert result.exit_code == 0, result.output
+    assert f"warning: {src}:2: column 'answer' is nested too deeply to read (skipped)" in result.stderr
+    assert f"warning: {src}:3: column 'answer' holds an integer of over 4300 digits (skipped)" in result.stderr
+    assert [r["score"] for r in _read(tmp_path / "deep.scored.jsonl")] == [1.0]

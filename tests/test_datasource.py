@@ -200,7 +200,7 @@ def test_missing_column_is_one_line_with_path_and_expected(tmp_path, fmt):
 
 def test_missing_column_in_a_later_row_names_the_row(tmp_path):
     path = write_jsonl(tmp_path / "x.jsonl", [ROWS[0], ROWS[1], {"problem": "p"}])
-    with pytest.raises(DataError, match=r"x\.jsonl \(row 2\): missing column\(s\) answer"):
+    with pytest.raises(DataError, match=r"x\.jsonl:3: missing column\(s\) answer"):
         load(path)
 
 
@@ -240,8 +240,8 @@ def test_unreachable_hub_is_one_line_suggesting_data(monkeypatch):
     with pytest.raises(DataError) as exc:
         load(None, default_hub_id="r1h-test-nobody/no-such-dataset", name="math500")
     msg = one_line(exc)
-    assert "could not load hub dataset r1h-test-nobody/no-such-dataset" in msg
-    assert "--data math500=PATH" in msg
+    assert "hub dataset r1h-test-nobody/no-such-dataset split 'test' is not in the local cache" in msg
+    assert "(HF_HUB_OFFLINE is set" in msg and "--data math500=PATH" in msg
 
 
 def test_apply_limit():
@@ -251,3 +251,21 @@ def test_apply_limit():
     for bad in (0, -1, "x"):
         with pytest.raises(ConfigError, match="--limit"):
             apply_limit([1], bad)
+
+
+def test_json_files_too_deep_or_with_over_long_integers_are_one_line(tmp_path):
+    listed = tmp_path / "list.json"
+    listed.write_text('[\n {"problem": "p", "answer": ' + "9" * 5000 + "}\n]\n")
+    with pytest.raises(DataError) as exc:
+        load(listed)
+    assert one_line(exc) == f"bench: {listed}: holds an integer of over 4300 digits"
+    lines = tmp_path / "lines.json"
+    lines.write_text('{"problem": "p", "answer": "1"}\n{"problem": "p", "answer": ' + "[" * 50_000 + "]" * 50_000 + "}\n")
+    with pytest.raises(DataError) as exc:
+        load(lines)
+    assert one_line(exc) == f"bench: {lines}:2: column 'answer' is nested too deeply to read"
+    deep = tmp_path / "deep.json"
+    deep.write_text("[" * 50_000 + "]" * 50_000)
+    with pytest.raises(DataError) as exc:
+        load(deep)
+    assert one_line(exc) == f"bench: {deep}: nested too deeply to read"

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from r1h.harness import columns as typed
 from r1h.harness.benchmark import Benchmark
 from r1h.harness.datasource import Source, apply_limit, load_rows_with_source
-from r1h.harness.errors import ConfigError
+from r1h.harness.errors import ConfigError, DataError
 from r1h.harness.types import Message, Sample
 
 # DeepSeek-R1's usage recommendation for math: no system prompt, this line after the problem.
@@ -62,10 +63,17 @@ class TableBenchmark(Benchmark):
         return rows
 
     def to_sample(self, index: int, row: dict[str, Any]) -> Sample:
+        """One problem; a gold value of the wrong type raises :class:`~r1h.harness.columns.ColumnError`."""
         raise NotImplementedError
 
     def load(self, source: str | None = None, limit: int | None = None) -> list[Sample]:
-        samples = [self.to_sample(i, row) for i, row in enumerate(self.rows(source))]
+        samples = []
+        for i, row in enumerate(self.rows(source)):
+            try:
+                samples.append(self.to_sample(i, row))
+            except typed.ColumnError as exc:
+                where = self.source.locate(i) if self.source is not None else f"row {i}"
+                raise DataError(f"{self.name}: {where}: {exc}") from None
         for sample, new_id in zip(samples, unique_ids([s.id for s in samples]), strict=True):
             sample.id = new_id
         return apply_limit(samples, limit)
@@ -81,10 +89,11 @@ class MathBenchmark(TableBenchmark):
     def to_sample(self, index: int, row: dict[str, Any]) -> Sample:
         raw_id = row.get(self.id_column)
         sid = f"row-{index}" if raw_id is None or str(raw_id).strip() == "" else str(raw_id).strip()
-        return Sample(id=sid, columns={"answer": str(row["answer"]).strip()}, raw=row)
+        typed.text(row["problem"], "problem")
+        return Sample(id=sid, columns={"answer": typed.answer(row["answer"], "answer")}, raw=row)
 
     def prompt(self, sample: Sample) -> list[Message]:
-        return math_messages(str(sample.raw["problem"]))
+        return math_messages(sample.raw["problem"])
 
     def reference_completion(self, sample: Sample) -> str:
         return boxed_reference(sample.columns["answer"])

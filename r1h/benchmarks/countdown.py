@@ -16,11 +16,11 @@ GRPO trainer imports :func:`countdown_messages` from here, so training and evalu
 
 from __future__ import annotations
 
-import json
 import random
 from fractions import Fraction
 from typing import Any
 
+from r1h.harness import columns as typed
 from r1h.harness.benchmark import Benchmark
 from r1h.harness.datasource import Source, apply_limit, load_rows_with_source
 from r1h.harness.errors import ConfigError, DataError
@@ -49,17 +49,21 @@ ASSISTANT_PREFILL = "Let me solve this step by step.\n<think>"
 
 
 def _ints(nums: Any) -> list[int]:
-    if isinstance(nums, str):  # a CSV cell such as "[44, 19, 35]"
-        nums = json.loads(nums)
-    return [int(n) for n in nums]
+    """``nums`` as integers (a CSV cell such as "[44, 19, 35]" is read as JSON); anything else is a ColumnError."""
+    return typed.integer_list(nums, "nums")
+
+
+def _target(target: Any) -> int:
+    return typed.integer(target, "target")
 
 
 def countdown_messages(nums: Any, target: Any) -> list[Message]:
     """mini-deepseek-r1's Countdown chat: system, user, and the assistant prefill (render it with
-    ``continue_final_message=True``). ``{numbers}`` is the Python list repr, e.g. ``[44, 19, 35]``."""
+    ``continue_final_message=True``). ``{numbers}`` is the Python list repr, e.g. ``[44, 19, 35]``.
+    A ``nums`` or ``target`` of the wrong type raises :class:`~r1h.harness.columns.ColumnError`."""
     return [
         {"role": "system", "content": SYSTEM_PROMPT},
-        {"role": "user", "content": USER_TEMPLATE.format(numbers=_ints(nums), target=int(target))},
+        {"role": "user", "content": USER_TEMPLATE.format(numbers=_ints(nums), target=_target(target))},
         {"role": "assistant", "content": ASSISTANT_PREFILL},
     ]
 
@@ -167,16 +171,13 @@ class Countdown(Benchmark):
         for i, row in enumerate(rows):
             try:
                 samples.append(self._sample(f"row-{offset + i}", row))
-            except (TypeError, ValueError) as exc:
-                raise DataError(
-                    f"countdown: {self.source.spec}: row {offset + i}: 'target' must be a number and 'nums' a list of "
-                    f"numbers ({exc})"
-                ) from None
+            except typed.ColumnError as exc:
+                raise DataError(f"countdown: {self.source.locate(i)}: {exc}") from None
         return apply_limit(samples, limit)
 
     @staticmethod
     def _sample(sid: str, row: dict[str, Any]) -> Sample:
-        nums, target = _ints(row["nums"]), int(row["target"])
+        target, nums = _target(row["target"]), _ints(row["nums"])
         return Sample(id=sid, columns={"target": target, "nums": nums}, raw=dict(row))
 
     def prompt(self, sample: Sample) -> list[Message]:

@@ -6,6 +6,7 @@ import hashlib
 import itertools
 from typing import Any
 
+from r1h.harness import columns as typed
 from r1h.harness.hookspecs import hookimpl
 from r1h.harness.types import Message, Sample
 
@@ -54,9 +55,11 @@ class GpqaDiamond(TableBenchmark):
     required_columns = ("Question", *CHOICE_COLUMNS)
 
     def to_sample(self, index: int, row: dict[str, Any]) -> Sample:
+        typed.text(row["Question"], "Question")
+        given = [typed.answer(row[column], column) for column in CHOICE_COLUMNS]
         qid = question_id(row)
         perm = choice_permutation(qid)
-        choices = [str(row[CHOICE_COLUMNS[k]]).strip() for k in perm]
+        choices = [given[k] for k in perm]
         gold = LETTERS[perm.index(0)]
         return Sample(id=qid, columns={"answer": gold}, raw={**row, "_choices": choices})
 

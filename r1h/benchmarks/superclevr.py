@@ -20,6 +20,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from r1h.harness import columns as typed
 from r1h.harness.benchmark import Benchmark
 from r1h.harness.datasource import Source, apply_limit, load_rows_with_source
 from r1h.harness.errors import ConfigError, DataError
@@ -97,14 +98,13 @@ class SuperClevrCounting(Benchmark):
         roots = self._roots(prompts, given)
         samples = []
         for i, row in enumerate(apply_limit(rows, limit)):
-            rel = str(row["image_path"]).strip()
-            image = self._find_image(rel, roots)
             try:
-                gold = int(str(row["ground_truth"]).strip())
-            except ValueError:
-                raise DataError(
-                    f"superclevr_counting: {prompts}: row {i}: ground_truth {row['ground_truth']!r} is not an integer"
-                ) from None
+                rel = typed.text(row["image_path"], "image_path").strip()
+                typed.text(row["question"], "question")
+                gold = typed.integer(row["ground_truth"], "ground_truth")
+            except typed.ColumnError as exc:
+                raise DataError(f"superclevr_counting: {self.source.locate(i)}: {exc}") from None
+            image = self._find_image(rel, roots)
             sid = Path(rel).stem or f"row-{i}"
             samples.append(Sample(id=sid, columns={"answer": gold}, raw=dict(row), images=[str(image)]))
         for sample, new_id in zip(samples, unique_ids([s.id for s in samples]), strict=True):

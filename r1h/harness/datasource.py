@@ -10,29 +10,29 @@
 - anything else is taken as a hub dataset id and loaded with ``datasets.load_dataset(id, config, split=split)``.
 
 Every failure is a one-line :class:`~r1h.harness.errors.DataError` naming the path (and the line, for bad JSONL) and
-the expected columns. Standard library only at import; pyarrow and datasets are imported when needed.
+the expected columns; :meth:`Source.locate` names any loaded row's file and line. The files are read by
+:mod:`r1h.harness.readers`; a hub dataset is loaded only after :mod:`r1h.harness.hub` finds the hub reachable.
+Standard library only at import; pyarrow and datasets are imported when needed.
 """
 
 from __future__ import annotations
 
-import csv
-import json
 import os
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from .errors import ConfigError, DataError
+from .readers import Selector, read_file, read_file_located
+
+__all__ = ["FORMATS", "Selector", "Source", "apply_limit", "check_columns", "find_split_files", "load_rows",
+           "load_rows_with_source", "looks_like_path", "read_file", "read_file_located", "resolve"]
 
 FORMATS = (".parquet", ".jsonl", ".json", ".csv")  # preference order when a split exists in several formats
 _SKIP_DIRS = {".git", ".cache", ".huggingface", "__pycache__"}
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
-
-# ``select(n_rows) -> range | None`` picks rows before they are materialised (None: all rows).
-Selector = Callable[[int], "range | None"]  # noqa: UP037
-
 
 @dataclass
 class Source:
@@ -44,6 +44,20 @@ class Source:
     hub_id: str | None = None
     config: str | None = None
     split: str = "test"
+    # where each loaded row came from: (index into ``files``, or -1 for the hub; line number or row index)
+    rows_at: list[tuple[int, int]] = field(default_factory=list, repr=False)
+    line_numbered: set[int] = field(default_factory=set, repr=False)  # indices of files whose numbers are lines
+
+    def locate(self, index: int) -> str:
+        """Where row ``index`` (of the rows returned) came from: ``FILE:LINE`` for JSON Lines, else ``FILE: row N``
+        (the row's index in that file or hub split, 0-based)."""
+        if not 0 <= index < len(self.rows_at):
+            return f"{self.spec}: row {index}"
+        file_index, number = self.rows_at[index]
+        if file_index < 0:
+            return f"hub dataset {self.hub_id} (split {self.split}): row {number}"
+        path = self.files[file_index]
+        return f"{path}:{number}" if file_index in self.line_numbered else f"{path}: row {number}"
 
     @property
     def label(self) -> str:
@@ -164,97 +178,15 @@ def find_split_files(
     return chosen  # pragma: no cover - every chosen file has one of FORMATS
 
 
-# -- readers ------------------------------------------------------------------------------------------------------
-def _read_jsonl(path: Path, name: str) -> list[dict[str, Any]]:
-    rows: list[dict[str, Any]] = []
-    try:
-        with open(path, encoding="utf-8") as fh:
-            for lineno, line in enumerate(fh, 1):
-                if not line.strip():
-                    continue
-                try:
-                    row = json.loads(line)
-                except json.JSONDecodeError as exc:
-                    raise DataError(f"{name}: {path}:{lineno}: not valid JSON ({exc.msg})") from None
-                if not isinstance(row, dict):
-                    raise DataError(f"{name}: {path}:{lineno}: expected a JSON object, got {type(row).__name__}")
-                rows.append(row)
-    except UnicodeDecodeError as exc:
-        raise DataError(f"{name}: {path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
-    return rows
-
-
-def _read_json(path: Path, name: str) -> list[dict[str, Any]]:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as exc:
-        raise DataError(f"{name}: {path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        if exc.msg == "Extra data":  # JSON Lines saved as .json (the hub does this)
-            return _read_jsonl(path, name)
-        raise DataError(f"{name}: {path}:{exc.lineno}: not valid JSON ({exc.msg})") from None
-    if isinstance(data, dict):
-        for key in ("data", "rows", "examples"):
-            if isinstance(data.get(key), list):
-                data = data[key]
-                break
-        else:
-            data = [data] if data and all(not isinstance(v, (list, dict)) for v in data.values()) else data
-    if not isinstance(data, list):
-        raise DataError(f"{name}: {path}: expected a JSON list of objects or {{\"data\": [...]}}")
-    for i, row in enumerate(data):
-        if not isinstance(row, dict):
-            raise DataError(f"{name}: {path}: item {i} is {type(row).__name__}, expected a JSON object")
-    return data
-
-
-def _read_csv(path: Path, name: str) -> list[dict[str, Any]]:
-    csv.field_size_limit(1 << 27)
-    try:
-        with open(path, encoding="utf-8-sig", newline="") as fh:
-            return [dict(row) for row in csv.DictReader(fh)]
-    except UnicodeDecodeError as exc:
-        raise DataError(f"{name}: {path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
-    except csv.Error as exc:
-        raise DataError(f"{name}: {path}: bad CSV ({_one_line(exc)})") from None
-
-
-def _read_parquet(path: Path, name: str, select: Selector | None) -> list[dict[str, Any]]:
-    try:
-        import pyarrow.parquet as pq
-    except ImportError:  # pragma: no cover - pyarrow ships with datasets
-        raise DataError(f"{name}: {path}: reading parquet needs pyarrow (pip install pyarrow)") from None
-    try:
-        table = pq.read_table(path)
-    except Exception as exc:
-        raise DataError(f"{name}: {path}: unreadable parquet ({type(exc).__name__}: {_one_line(exc)})") from None
-    picked = select(table.num_rows) if select else None
-    if picked is not None:
-        table = table.slice(picked.start, len(picked))
-    return table.to_pylist()
-
-
-def read_file(path: Path, *, name: str = "data", select: Selector | None = None) -> list[dict[str, Any]]:
-    """Rows of one data file (``select`` is applied by parquet before materialising; the caller applies it else)."""
-    suffix = path.suffix.lower()
-    try:
-        if suffix == ".parquet":
-            return _read_parquet(path, name, select)
-        if suffix == ".jsonl":
-            return _read_jsonl(path, name)
-        if suffix == ".json":
-            return _read_json(path, name)
-        if suffix == ".csv":
-            return _read_csv(path, name)
-    except OSError as exc:
-        raise DataError(f"{name}: {path}: cannot read ({exc.strerror or exc})") from None
-    raise DataError(f"{name}: {path}: unsupported file type {suffix!r}")
-
-
 def _load_hub(src: Source, name: str, select: Selector | None) -> tuple[list[dict[str, Any]], list[str]]:
+    from . import hub
+
     hint = f"pass --data {name}=PATH to a local clone or a .jsonl/.json/.parquet/.csv file"
+    label = f"hub dataset {src.hub_id}" + (f" (config {src.config})" if src.config else "")
+    try:
+        hub.require_hub(f"{name}: {label}")  # seconds, not datasets' retry loop, when the hub is down
+    except hub.HubUnreachableError as exc:
+        raise hub.HubUnreachableError(f"{exc}; {hint}") from None
     try:
         import datasets
     except ImportError:
@@ -262,27 +194,35 @@ def _load_hub(src: Source, name: str, select: Selector | None) -> tuple[list[dic
     try:
         ds = datasets.load_dataset(src.hub_id, src.config, split=src.split)
     except Exception as exc:
+        if hub.offline_mode():
+            raise DataError(
+                f"{name}: {label} split {src.split!r} is not in the local cache (HF_HUB_OFFLINE is set; "
+                f"{type(exc).__name__}: {_one_line(exc)}); {hint}"
+            ) from None
         raise DataError(
-            f"{name}: could not load hub dataset {src.hub_id}"
-            + (f" (config {src.config})" if src.config else "")
-            + f" split {src.split!r}: the hub could not be reached or has no such dataset "
+            f"{name}: could not load {label} split {src.split!r}: the hub has no such dataset or refused it "
             f"({type(exc).__name__}: {_one_line(exc)}); {hint}"
         ) from None
     picked = select(len(ds)) if select else None
     if picked is not None:
         ds = ds.select(picked)
+    start = picked.start if picked is not None else 0
+    src.rows_at = [(-1, start + i) for i in range(len(ds))]
     return ds.to_list(), list(ds.column_names)
 
 
-def check_columns(rows: list[dict[str, Any]], required: Iterable[str], where: str, name: str = "data") -> None:
-    """A one-line DataError naming ``where`` and the expected columns when a row lacks one of ``required``."""
+def check_columns(
+    rows: list[dict[str, Any]], required: Iterable[str], where: str, name: str = "data", lines: list[int] | None = None
+) -> None:
+    """A one-line DataError naming ``where`` and the expected columns when a row lacks one of ``required``
+    (``lines``: each row's line number, named instead of the row index)."""
     required = list(required)
     if not required:
         return
     for i, row in enumerate(rows):
         missing = [c for c in required if c not in row]
         if missing:
-            at = "" if i == 0 else f" (row {i})"
+            at = f":{lines[i]}" if lines else ("" if i == 0 else f" (row {i})")
             found = ", ".join(list(row)[:12]) or "none"
             raise DataError(
                 f"{name}: {where}{at}: missing column(s) {', '.join(missing)}; {_expected(required)} (found: {found})"
@@ -343,14 +283,18 @@ def load_rows_with_source(
         return rows, src
     rows: list[dict[str, Any]] = []
     single_parquet = len(src.files) == 1 and src.files[0].suffix.lower() == ".parquet"
-    for path in src.files:
-        part = read_file(path, name=name, select=select if single_parquet else None)
-        check_columns(part, required, str(path), name)
+    for file_index, path in enumerate(src.files):
+        part, numbers, are_lines = read_file_located(path, name=name, select=select if single_parquet else None)
+        check_columns(part, required, str(path), name, numbers if are_lines else None)
         rows.extend(part)
+        src.rows_at.extend((file_index, n) for n in numbers)
+        if are_lines:
+            src.line_numbered.add(file_index)
     if not single_parquet and select is not None:
         picked = select(len(rows))
         if picked is not None:
             rows = rows[picked.start:picked.stop]
+            src.rows_at = src.rows_at[picked.start:picked.stop]
     if not rows:
         raise DataError(f"{name}: {src.spec}: no rows ({_expected(required)})")
     return rows, src

@@ -15,9 +15,13 @@ class Reward:
     An instance is the reward function TRL calls: ``reward(completions, prompts=None, **columns)`` returns one
     ``float | None`` per completion. ``None`` only where the gold itself cannot be read.
 
-    - ``columns``: the gold columns this reward reads; other keyword arguments (TRL's ``completion_ids``,
-      ``trainer_state``, ``log_metric`` ...) are ignored. ``list_columns``: those whose per-row value is a list;
-      a flat list of numbers given for one of them is that one value for every completion, not one item per row.
+    - ``columns``: every gold column this reward reads; other keyword arguments (TRL's ``trainer_state``,
+      ``log_metric`` ...) are ignored. ``list_columns``: those whose per-row value is a list; a flat list of numbers
+      given for one of them is that one value for every completion, not one item per row.
+    - ``required_columns``: which of ``columns`` a row must hold to be graded; each entry is a column name or a tuple
+      of alternatives (``("answer", "solution")``: either). The rest of ``columns`` are optional. None (the default
+      for plugins that only set ``columns``): every one of ``columns`` is required. ``r1h score``, ``r1h list`` and
+      the trainers' data checks read it.
     - ``isolate``: True for rewards whose work can blow up (sympy, math-verify); the batch grader then runs them in
       worker processes that are killed when an item overruns its budget. Rewards with ``isolate = False`` must be
       linear-time by construction; their items are still timed and an overrun still scores 0.0 as a timeout.
@@ -27,6 +31,7 @@ class Reward:
     version: str = "1"
     description: str = ""
     columns: tuple[str, ...] = ()
+    required_columns: tuple[str | tuple[str, ...], ...] | None = None
     list_columns: tuple[str, ...] = ()  # columns whose per-row value is itself a list (Countdown's ``nums``)
     isolate: bool = False
 
@@ -62,6 +67,27 @@ class Reward:
         return a.strip() == b.strip()
 
     # -- provided -------------------------------------------------------------------------------------------------
+    @classmethod
+    def column_groups(cls) -> list[tuple[str, ...]]:
+        """The required columns as groups of alternatives: ``[("answer", "solution")]`` for math_accuracy."""
+        required = cls.columns if cls.required_columns is None else cls.required_columns
+        return [(group,) if isinstance(group, str) else tuple(group) for group in required]
+
+    @classmethod
+    def missing_groups(cls, available: Any) -> list[tuple[str, ...]]:
+        """The required groups with none of their columns in ``available``."""
+        have = set(available)
+        return [group for group in cls.column_groups() if not have.intersection(group)]
+
+    @classmethod
+    def columns_text(cls, groups: list[tuple[str, ...]] | None = None) -> str:
+        """``column 'answer' or 'solution'`` / ``columns 'target' and 'nums'`` (the required ones by default)."""
+        groups = cls.column_groups() if groups is None else groups
+        if not groups:
+            return "no gold column"
+        word = "column" if len(groups) == 1 else "columns"
+        return f"{word} " + " and ".join(" or ".join(repr(c) for c in group) for group in groups)
+
     def grade_one(self, completion: Any, prompt: Any = None, row: dict[str, Any] | None = None) -> GradeResult:
         """Score and extract one item in this process. Never raises."""
         row = row or {}

@@ -9,12 +9,14 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 from .errors import ConfigError, DataError, RunError
 from .metrics import aggregate, is_correct
 from .naming import model_slug
+from .resolve import load_all
 from .reward import Reward
 from .store import RunStore, SampleFile
 from .types import GenerationConfig, Sample, sample_seed
@@ -129,18 +131,21 @@ def plan_benchmarks(opts: EvalOptions) -> list[BenchPlan]:
     for key in opts.data:
         if key not in names and key not in canonical:
             raise ConfigError(f"--data {key}=...: {key!r} is not among the benchmarks run ({', '.join(canonical)})")
-    plans = []
+    plans, sources = [], {}
     for given, name in zip(names, canonical, strict=True):
         if any(p.name == name for p in plans):
             continue
         benchmark = r1h.get_benchmark(name)
-        source = opts.data.get(given, opts.data.get(name))
+        source = sources[name] = opts.data.get(given, opts.data.get(name))
         reward = r1h.get_reward(benchmark.reward)
         if opts.budget is not None:
             reward.budget = float(opts.budget)
         source_label = source if source is not None else (benchmark.default_source or "builtin")
         plans.append(BenchPlan(name, benchmark, reward, source_label, generation_config(benchmark, opts)))
-        plans[-1].samples = _load(benchmark, name, source, opts.limit)
+    # every benchmark's data before any backend or model, every failure in one error (resolve.py)
+    loaded = load_all([(p.name, partial(_load, p.benchmark, p.name, sources[p.name], opts.limit)) for p in plans])
+    for plan in plans:
+        plan.samples = loaded[plan.name]
     return plans
 
 

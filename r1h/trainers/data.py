@@ -1,6 +1,12 @@
 """Training data: load a hub dataset, a local clone or a single file, check its columns, and convert it to what TRL
 expects (``messages`` for SFT; a plain-text ``prompt`` for Countdown GRPO; a conversational ``prompt`` + ``image``
-for GRPO-VL). Every failure is a one-line :class:`DataError` naming the source and the column."""
+for GRPO-VL). Every failure is a one-line :class:`DataError` naming the source and the column.
+
+``datasets`` reports a corrupt JSON line as ``DatasetGenerationError: An error occurred while generating the
+dataset`` with no file or line; when it fails on local JSON data, the file is read again with r1h's own reader
+(:mod:`r1h.harness.readers`) to name ``FILE:LINE``, or the first line whose column changes type.
+:func:`check_training_data` (in :mod:`r1h.trainers.datacheck`) is ``r1h train ... --dry-run``'s data check: the
+recipe's format columns, their types row by row, and the columns each reward reads, without a tokenizer or a model."""
 
 from __future__ import annotations
 
@@ -44,6 +50,12 @@ def load_source(source: str, split: str = "train", limit: int | None = None):
     elif path.is_dir():
         loader, kwargs = str(path), {"split": split}
     else:
+        from ..harness import hub
+
+        try:
+            hub.require_hub(f"data {source}: hub dataset")  # seconds, not huggingface_hub's retries
+        except hub.HubUnreachableError as exc:
+            raise DataError(f"{exc}; pass --data PATH to a local copy, or {hub.OFFLINE_HINT}") from None
         loader, kwargs = source, {"split": split}
     if limit is not None:
         kwargs["split"] = f"{kwargs['split']}[:{int(limit)}]"
@@ -54,8 +66,50 @@ def load_source(source: str, split: str = "train", limit: int | None = None):
     except DataError:
         raise
     except Exception as exc:
+        locate_bad_json(path)  # raises a DataError naming FILE:LINE when the cause is in a local JSON file
         message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise DataError(f"cannot load data {source!r}: {type(exc).__name__}: {message}") from exc
+
+
+def locate_bad_json(path: Path) -> None:
+    """For a local .jsonl/.json file (or a folder of them) that ``datasets`` could not load: a one-line DataError
+    naming the first bad line (invalid JSON, not an object, a column whose type changes). Returns if none is found."""
+    from ..harness.datasource import _data_files, read_file_located
+
+    if path.is_dir():
+        files = [f for f in _data_files(path) if f.suffix.lower() in (".jsonl", ".json")]
+    elif path.is_file() and path.suffix.lower() in (".jsonl", ".json"):
+        files = [path]
+    else:
+        return
+    for file in files:
+        rows, numbers, are_lines = read_file_located(file, name="data")
+        first: dict[str, tuple[str, int]] = {}
+        for row, number in zip(rows, numbers, strict=True):
+            where = f"{file}:{number}" if are_lines else f"{file}: row {number}"
+            for key, value in row.items():
+                kind = _json_kind(value)
+                if kind is None:
+                    continue
+                seen = first.setdefault(key, (kind, number))
+                if seen[0] != kind:
+                    at = f"line {seen[1]}" if are_lines else f"row {seen[1]}"
+                    raise DataError(f"data: {where}: column {key!r} is {kind} but {at} has {seen[0]} "
+                                    "(datasets needs one type per column)")
+
+
+def _json_kind(value: Any) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, (int, float)):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "a list"
+    return "an object"
 
 
 def require_columns(dataset, columns: tuple[str, ...], source: str) -> None:
@@ -133,10 +187,16 @@ def countdown_dataset(source: str, tokenizer, max_prompt_tokens: int | None = No
     if limit is not None:
         dataset = dataset.select(range(min(int(limit), len(dataset))))
 
-    def to_prompt(row):
-        return {"prompt": render_prompt(tokenizer, countdown_messages(row["nums"], row["target"]))}
+    from ..harness.columns import ColumnError
 
-    dataset = dataset.map(to_prompt, desc="countdown prompts")
+    def to_prompt(row, index):
+        try:
+            messages = countdown_messages(row["nums"], row["target"])
+        except ColumnError as exc:  # check_training_data (--dry-run) names FILE:LINE; here the row index
+            raise DataError(f"data {source}: training row {index}: {exc}") from None
+        return {"prompt": render_prompt(tokenizer, messages)}
+
+    dataset = dataset.map(to_prompt, with_indices=True, desc="countdown prompts")
     return filter_long_prompts(dataset, tokenizer, max_prompt_tokens, source)
 
 
@@ -192,12 +252,25 @@ def clevr_dataset(source: str, limit: int | None = None):
 
 
 def check_reward_columns(rewards: list[Any], dataset, source: str) -> None:
-    """Each reward's declared gold columns must be in the training data (TRL passes dataset columns as kwargs)."""
+    """Each reward's required gold columns must be in the training data (TRL passes dataset columns as kwargs)."""
+    _check_rewards(rewards, list(dataset.column_names), source)
+
+
+def _check_rewards(rewards: list[Any], columns: list[str], source: str, shown: list[str] | None = None) -> None:
     for reward in rewards:
-        needed = tuple(getattr(reward, "columns", ()) or ())
-        missing = [c for c in needed if c not in dataset.column_names]
+        groups = reward.column_groups() if hasattr(reward, "column_groups") else [
+            (c,) for c in getattr(reward, "columns", ()) or ()]
+        missing = [g for g in groups if not set(columns).intersection(g)]
         if missing:
-            raise DataError(
-                f"data {source}: reward {getattr(reward, '__name__', reward)!r} needs column(s) {', '.join(missing)} "
-                f"(has: {', '.join(dataset.column_names)})"
-            )
+            word = "column" if len(missing) == 1 else "columns"
+            needs = f"{word} " + " and ".join(" or ".join(repr(c) for c in g) for g in missing)
+            raise DataError(f"data {source}: reward {getattr(reward, '__name__', reward)!r} reads {needs}; "
+                            f"{source} has: {', '.join(shown if shown is not None else columns) or 'no columns'}")
+
+
+# -- --dry-run ---------------------------------------------------------------------------------------------------
+def check_training_data(plan) -> dict[str, Any]:
+    """``r1h train ... --dry-run``'s data check (see :func:`r1h.trainers.datacheck.check_training_data`)."""
+    from .datacheck import check_training_data as check
+
+    return check(plan)

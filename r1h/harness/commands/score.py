@@ -49,8 +49,13 @@ def read_rows(path: Path) -> tuple[list[tuple[int, dict[str, Any]]], list[str]]:
             row = json.loads(raw.decode("utf-8"))
         except UnicodeDecodeError as exc:
             reason = f"not UTF-8 (byte {exc.start})"
-        except ValueError as exc:
+        except json.JSONDecodeError as exc:
             reason = f"bad JSON: {exc}"
+        except (RecursionError, ValueError):  # too deep, or an integer over the int/str digit limit
+            from ..columns import bad_json_column
+
+            column, why = bad_json_column(raw.decode("utf-8"))
+            reason = f"column {column!r} {why}" if column else f"line {why}"
         else:
             if not isinstance(row, dict):
                 reason = f"expected a JSON object, got {type(row).__name__}"
@@ -63,6 +68,24 @@ def read_rows(path: Path) -> tuple[list[tuple[int, dict[str, Any]]], list[str]]:
         else:
             problems.append(f"{path}:{number}: {reason}")
     return rows, problems
+
+
+def check_gold_columns(reward: Any, reward_name: str, path: Path, rows: list[dict[str, Any]]) -> None:
+    """One line when no row holds the columns the reward reads; a warning when only some rows lack them."""
+    groups = getattr(reward, "column_groups", lambda: [])()
+    if not groups or not rows:
+        return
+    lacking = [i for i, row in enumerate(rows) if reward.missing_groups(row)]
+    if len(lacking) == len(rows):
+        seen: dict[str, None] = {}
+        for row in rows:
+            seen.update(dict.fromkeys(row))
+        raise DataError(
+            f"reward {reward_name!r} reads {reward.columns_text()}; {path} has: {', '.join(seen) or 'no columns'}"
+        )
+    if lacking:
+        click.echo(f"warning: {len(lacking)} of {len(rows)} rows of {path} lack {reward.columns_text()}; "
+                   "they stay unscored (score null)", err=True)
 
 
 def default_output(path: Path) -> Path:
@@ -100,7 +123,8 @@ def write_rows(path: Path, rows: list[dict[str, Any]]) -> None:
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--reward", "reward_name", required=True, help="Registered reward name (see `r1h list rewards`).")
 @click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="Output JSONL (default: FILE.scored.jsonl).")
+              help="Output JSONL (default: next to FILE, with .jsonl replaced by .scored.jsonl: "
+                   "data.jsonl -> data.scored.jsonl).")
 @click.option("--force", is_flag=True, help="Overwrite an existing output file.")
 @click.option("--budget", type=float, default=None, help="Seconds per item before it scores 0.0 as a timeout (default 2).")
 @click.option("--workers", type=int, default=None, help="Grading processes for isolated rewards (default: all cores).")
@@ -130,6 +154,7 @@ def score_cmd(file: Path, reward_name: str, output: Path | None, force: bool, bu
     for problem in problems:
         click.echo(f"warning: {problem} (skipped)", err=True)
     rows = [row for _, row in numbered]
+    check_gold_columns(reward, reward_name, file, rows)
     completions = [row["completion"] for row in rows]
     prompts = [row.get("prompt") for row in rows]
     gold = [{k: row[k] for k in reward.columns if k in row} for row in rows]

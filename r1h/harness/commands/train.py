@@ -133,9 +133,13 @@ def run_workflow(workflow: str, params: dict, extra: list[str]) -> None:
     resolved = plan(options)  # every one-line error about recipe, rewards and flags comes from here
     if params.get("dry_run"):
         build_config(resolved)  # TRL's own consistency checks
+        from ...trainers.data import check_training_data
+
+        checked = check_training_data(resolved)  # the data's columns and types against the recipe and rewards
         summary = resolved.recipe.to_dict()
         summary["config"] = resolved.config_kwargs
         summary["rewards"] = [getattr(r, "__name__", str(r)) for r in resolved.rewards] or summary["rewards"]
+        summary["data_check"] = checked
         click.echo(json.dumps(summary, indent=2, default=str))
         return
     if params.get("launcher") == "accelerate" and not os.environ.get(LAUNCHED_ENV):

@@ -72,6 +72,7 @@ class ChoiceAccuracy(Reward):
     version = "1"
     description = "1.0 when the final answer's letter (Answer: X, \\boxed{X}, lone last line) equals the gold A-D"
     columns = ("answer",)
+    required_columns = ("answer",)
     isolate = False
 
     def extract(self, completion: str, prompt: Any = None, **row: Any) -> str | None:

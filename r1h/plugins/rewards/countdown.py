@@ -246,6 +246,7 @@ class CountdownEquation(Reward):
     version = "1"
     description = "Countdown: last <answer> uses each of nums once with + - * / ( ) and equals target (ast, no eval)"
     columns = ("target", "nums")
+    required_columns = ("target", "nums")
     list_columns = ("nums",)
     isolate = False
 

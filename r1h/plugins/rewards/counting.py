@@ -59,6 +59,7 @@ class CountAccuracy(Reward):
     version = "1"
     description = "SuperCLEVR counting: last <answer>N</answer> outside <think> equals the integer answer"
     columns = ("answer",)
+    required_columns = ("answer",)
     isolate = False
 
     def extract(self, completion: str, prompt: Any = None, **row: Any) -> str | None:

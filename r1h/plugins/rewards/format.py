@@ -52,6 +52,7 @@ class ThinkFormat(Reward):
     version = "1"
     description = "1.0 for exactly one <think>...</think> then exactly one <answer>...</answer>, nothing else"
     columns = ()
+    required_columns = ()
     isolate = False
 
     def score(self, completion: str, prompt: Any = None, **row: Any) -> float:
@@ -71,6 +72,7 @@ class TagCount(Reward):
         "open-r1 partial credit: 0.25 per '<think>\\n', '\\n</think>\\n', '\\n<answer>\\n', '\\n</answer>' seen once"
     )
     columns = ()
+    required_columns = ()
     isolate = False
 
     def score(self, completion: str, prompt: Any = None, **row: Any) -> float:

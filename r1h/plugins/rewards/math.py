@@ -266,6 +266,7 @@ class MathAccuracy(Reward):
     version = "1"
     description = "1.0 when the final \\boxed{} answer (after </think>) equals the gold under math-verify"
     columns = ("answer", "solution")
+    required_columns = (("answer", "solution"),)  # either: the answer, or a solution with a \boxed{}
     isolate = True
 
     def final_answer(self, completion: str) -> tuple[str | None, tuple]:

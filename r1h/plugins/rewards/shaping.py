@@ -62,6 +62,7 @@ class ReasoningSteps(Reward):
     version = "1"
     description = "open-r1: min(1, n/3) for 'Step N:', numbered lines, '-'/'*' bullets, First,/Second,/Next,/Finally,"
     columns = ()
+    required_columns = ()
     isolate = False
     min_steps: int = 3
 
@@ -85,6 +86,7 @@ class CosineLength(Reward):
     version = "1"
     description = "open-r1 cosine-scaled correctness by length (clamped at max_len; gold first; bad gold -> None)"
     columns = ("answer", "solution", "completion_ids")
+    required_columns = (("answer", "solution"),)  # completion_ids (TRL passes it) is optional
     isolate = True  # correctness runs math-verify
 
     min_value_wrong: float = -1.0
@@ -159,6 +161,7 @@ class RepetitionPenalty(Reward):
     version = "1"
     description = "open-r1: max_penalty * share of repeated word 3-grams (0.0 for none, -1.0 for all)"
     columns = ()
+    required_columns = ()
     isolate = False
     ngram_size: int = 3
     max_penalty: float = -1.0
@@ -192,6 +195,7 @@ class SoftOverlong(Reward):
         "DAPO soft overlong punishment: 0 below max_completion_len - soft_punish_cache, ramps to -1 at the max"
     )
     columns = ("completion_ids",)
+    required_columns = ()  # without completion_ids the length is counted on the text
     isolate = False
     max_completion_len: int = 16384
     soft_punish_cache: int = 4096
