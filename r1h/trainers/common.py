@@ -264,6 +264,13 @@ def effective_summary(plan_: Plan) -> str:
     return line + (f"; differs from the original in: {', '.join(differ)}" if differ else "; matches the original")
 
 
+def preparing(plan_: Plan):
+    """Live progress (rich, stderr) for the data preparation, on the main process unless ``--no-progress``."""
+    from .progress import data_progress
+
+    return data_progress(enabled=plan_.options.progress and is_main_process())
+
+
 def is_main_process() -> bool:
     return os.environ.get("RANK", "0") in ("", "0")
 
