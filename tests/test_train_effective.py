@@ -156,3 +156,11 @@ def test_speed_settings_only_on_a_gpu_with_the_library(monkeypatch):
                         else real(name, *a))
     kw = _plan("countdown-qwen2.5", 1).config_kwargs
     assert "use_vllm" not in kw and "attn_implementation" not in kw["model_init_kwargs"]
+
+
+def test_a_training_process_derives_the_layout_from_world_size(monkeypatch):
+    monkeypatch.setenv("WORLD_SIZE", "3")  # what accelerate launch / torchrun set in each training process
+    resolved = plan(TrainOptions(workflow="grpo", recipe="countdown-qwen2.5", output_dir="unused"))
+    assert resolved.processes == 3
+    kw = resolved.config_kwargs
+    assert (kw["per_device_train_batch_size"], kw["gradient_accumulation_steps"]) == (8, 8)

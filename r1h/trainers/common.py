@@ -66,15 +66,17 @@ def has_gpu() -> bool:
 
 
 def process_count(options: TrainOptions) -> int:
-    """``--num-processes``, else the launcher's WORLD_SIZE, else 1."""
+    """The launcher's WORLD_SIZE inside a training process, else ``--num-processes``, else 1."""
+    if os.environ.get("WORLD_SIZE"):
+        try:
+            return max(1, int(os.environ["WORLD_SIZE"]))
+        except ValueError:
+            pass
     if options.num_processes:
         if options.num_processes < 1:
             raise ConfigError("--num-processes must be >= 1")
         return int(options.num_processes)
-    try:
-        return max(1, int(os.environ.get("WORLD_SIZE") or 1))
-    except ValueError:
-        return 1
+    return 1
 
 
 def apply_layout(recipe: Recipe, kwargs: dict[str, Any], processes: int, warnings: list[str]) -> None:

@@ -157,7 +157,10 @@ def run_workflow(workflow: str, params: dict, extra: list[str]) -> None:
         eval_limit=params.get("eval_limit") or 8,
         eval_data=params.get("eval_data"),
         eval_max_tokens=params.get("eval_max_tokens"),
-        num_processes=params.get("num_processes"),
+        # the batch layout follows the processes that will train: --num-processes for a dry run or the launcher's
+        # parent; a training process reads WORLD_SIZE (a run without a launcher is one process)
+        num_processes=params.get("num_processes") if params.get("dry_run") or params.get("launcher") == "accelerate"
+        else None,
         progress=not params.get("no_progress"),
     )
     resolved = plan(options)  # every one-line error about recipe, rewards and flags comes from here
