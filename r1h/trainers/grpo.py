@@ -67,10 +67,10 @@ def run(plan: Plan, callbacks: list[Any] | None = None, vision: bool = False):
 
     recipe, options = plan.recipe, plan.options
     config = build_config(plan)
-    check_data(plan, vision)
-    announce(plan)
-    processing_class = load_processing_class(recipe, vision)
     with preparing(plan):
+        check_data(plan, vision)
+        announce(plan)
+        processing_class = load_processing_class(recipe, vision)
         dataset = build_dataset(plan, processing_class, vision)
     check_reward_columns(plan.rewards, dataset, recipe.data["source"])
 
