@@ -164,3 +164,12 @@ def test_a_training_process_derives_the_layout_from_world_size(monkeypatch):
     assert resolved.processes == 3
     kw = resolved.config_kwargs
     assert (kw["per_device_train_batch_size"], kw["gradient_accumulation_steps"]) == (8, 8)
+
+
+def test_one_given_layout_value_derives_the_other():
+    kw = _plan("countdown-qwen2.5", 2, "per_device_train_batch_size=4").config_kwargs
+    assert (kw["per_device_train_batch_size"], kw["gradient_accumulation_steps"]) == (4, 24)  # 4 x 2 x 24 = 192
+    kw = _plan("r1v-clevr-qwen2-vl-2b", 1, "gradient_accumulation_steps=4").config_kwargs
+    assert (kw["per_device_train_batch_size"], kw["gradient_accumulation_steps"]) == (32, 4)  # 32 x 1 x 4 = 128
+    resolved = _plan("countdown-qwen2.5", 1, "per_device_train_batch_size=5")
+    assert any("cannot give the original's 192 completions" in w for w in resolved.warnings)

@@ -81,7 +81,8 @@ def process_count(options: TrainOptions) -> int:
 
 def apply_layout(recipe: Recipe, kwargs: dict[str, Any], processes: int, warnings: list[str]) -> None:
     """Per-device batch and grad-accum that give the original's prompts (and completions) per optimizer step on
-    ``processes`` processes, one generation per step. Off when the command line sets any of them."""
+    ``processes`` processes, one generation per step. A value given on the command line is kept; when only one of
+    the two is given, the other is derived from it where the step allows."""
     from .effective import LAYOUT_KEYS, derive_layout
 
     original = recipe.original
@@ -90,18 +91,30 @@ def apply_layout(recipe: Recipe, kwargs: dict[str, Any], processes: int, warning
     given = sorted(k for k in LAYOUT_KEYS if k in recipe.explicit)
     if given:
         warnings.append(f"{', '.join(given)} given on the command line: kept as given (see the table)")
-    if {"per_device_train_batch_size", "gradient_accumulation_steps"} & set(given):
-        return
-    units = int(original.get("processes", 1)) * int(original.get("per_device_prompts", 1)) * int(
-        original.get("gradient_accumulation_steps", 1))
-    group = 1 if recipe.workflow == "sft" else int(kwargs.get("num_generations") or original.get("num_generations", 8))
-    micro = int(original.get("micro_batch") or int(original.get("per_device_prompts", 1)) * group)
-    layout = derive_layout(units * group, processes, group, micro)
-    kwargs["per_device_train_batch_size"] = layout.per_device
-    kwargs["gradient_accumulation_steps"] = layout.grad_accum
     for key in ("generation_batch_size", "steps_per_generation"):  # TRL's default: one generation per step
         if key not in recipe.explicit:
             kwargs.pop(key, None)
+    units = int(original.get("processes", 1)) * int(original.get("per_device_prompts", 1)) * int(
+        original.get("gradient_accumulation_steps", 1))
+    group = 1 if recipe.workflow == "sft" else int(kwargs.get("num_generations") or original.get("num_generations", 8))
+    target = units * group
+    fixed = {k: int(kwargs[k]) for k in ("per_device_train_batch_size", "gradient_accumulation_steps")
+             if k in recipe.explicit and kwargs.get(k)}
+    if len(fixed) == 2:
+        return
+    if len(fixed) == 1:
+        (key, value), = fixed.items()
+        other = ("gradient_accumulation_steps" if key == "per_device_train_batch_size"
+                 else "per_device_train_batch_size")
+        kwargs[other] = max(1, round(target / (value * processes)))
+        if value * processes * kwargs[other] != target:
+            warnings.append(f"{key}={value} on {processes} process(es) cannot give the original's {target} "
+                            f"{'completions' if group > 1 else 'sequences'} per step; {other}={kwargs[other]}")
+        return
+    micro = int(original.get("micro_batch") or int(original.get("per_device_prompts", 1)) * group)
+    layout = derive_layout(target, processes, group, micro)
+    kwargs["per_device_train_batch_size"] = layout.per_device
+    kwargs["gradient_accumulation_steps"] = layout.grad_accum
     if layout.warning:
         warnings.append(layout.warning)
 
