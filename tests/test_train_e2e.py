@@ -50,20 +50,28 @@ def _history(trainer, key: str) -> list[float]:
     return [h[key] for h in trainer.state.log_history if key in h]
 
 
-def test_sft_stratos_loss_decreases_and_checkpoint_keeps_the_template(tiny_text: Path, tmp_path: Path):
-    data = tmp_path / "stratos.jsonl"
+def _stratos_file(path: Path, n: int = 24) -> Path:
     rng = random.Random(0)
-    with data.open("w") as f:
-        for _ in range(24):
+    with path.open("w") as f:
+        for _ in range(n):
             a, b = rng.randint(1, 9), rng.randint(1, 9)
             f.write(json.dumps({"system": "You are a helpful assistant.", "conversations": [
                 {"from": "user", "value": f"What is {a} + {b}?"},
                 {"from": "assistant", "value": f"<think> {a} + {b} = {a + b} </think> <answer> {a + b} </answer>"},
             ]}) + "\n")
+    return path
+
+
+SFT_FAST = [*FAST, "max_steps=6", "max_length=128", "per_device_train_batch_size=4", "gradient_accumulation_steps=1",
+            "learning_rate=3e-3", "save_steps=6"]
+
+
+def test_sft_stratos_loss_decreases_and_checkpoint_keeps_the_template(tiny_text: Path, tmp_path: Path):
+    """The assistant-only variant (--set assistant_only_loss=true): r1h's training template, the model's own kept."""
+    data = _stratos_file(tmp_path / "stratos.jsonl")
     out = tmp_path / "sft"
     resolved = plan(TrainOptions(workflow="sft", model=str(tiny_text), data=str(data), output_dir=str(out),
-                                 sets=[*FAST, "max_steps=6", "max_length=128", "per_device_train_batch_size=4",
-                                       "gradient_accumulation_steps=1", "learning_rate=3e-3", "save_steps=6"]))
+                                 sets=[*SFT_FAST, "assistant_only_loss=true", "packing_strategy=bfd"]))
     assert resolved.config_kwargs["packing"] and resolved.config_kwargs["assistant_only_loss"]
     trainer = sft.run(resolved)
     losses = _history(trainer, "loss")
@@ -71,6 +79,38 @@ def test_sft_stratos_loss_decreases_and_checkpoint_keeps_the_template(tiny_text:
     assert (out / "model.safetensors").is_file() and (out / "checkpoint-6").is_dir()
     # the checkpoint renders prompts with the model's own template (the training template was only for masking)
     assert (out / "chat_template.jinja").read_text() == (tiny_text / "chat_template.jinja").read_text()
+
+
+def test_sft_default_is_open_r1s_full_sequence_loss_and_the_checkpoint_stops_at_im_end(tiny_text: Path,
+                                                                                       tmp_path: Path):
+    """A Qwen-base-like tokenizer (eos <|endoftext|>): the recipe's eos_token <|im_end|> reaches the saved
+    generation_config, so generation from the checkpoint stops at the end of the assistant turn."""
+    import shutil
+
+    from transformers import AutoTokenizer, GenerationConfig
+
+    base = tmp_path / "base"
+    shutil.copytree(tiny_text, base)
+    tok = AutoTokenizer.from_pretrained(base)
+    tok.eos_token = "<|endoftext|>"
+    tok.save_pretrained(base)
+    endoftext, im_end = tok.convert_tokens_to_ids("<|endoftext|>"), tok.convert_tokens_to_ids("<|im_end|>")
+    GenerationConfig(eos_token_id=endoftext, pad_token_id=endoftext).save_pretrained(base)
+
+    data = _stratos_file(tmp_path / "stratos.jsonl")
+    out = tmp_path / "sft"
+    resolved = plan(TrainOptions(workflow="sft", model=str(base), data=str(data), output_dir=str(out), sets=SFT_FAST))
+    kw = resolved.config_kwargs
+    assert kw["assistant_only_loss"] is False and kw["eos_token"] == "<|im_end|>" and kw["packing_strategy"] == "wrapped"
+    trainer = sft.run(resolved)
+    losses = _history(trainer, "loss")
+    assert len(losses) == 6 and losses[-1] < losses[0], losses
+    saved = json.loads((out / "generation_config.json").read_text())["eos_token_id"]
+    assert im_end in (saved if isinstance(saved, list) else [saved])
+    assert AutoTokenizer.from_pretrained(out).eos_token == "<|im_end|>"
+    # full-sequence loss: every token of the packed block is a label (nothing masked to -100 but padding)
+    batch = next(iter(trainer.get_train_dataloader()))
+    assert (batch["labels"] != -100).float().mean() > 0.95
 
 
 def test_grpo_countdown_logs_plugin_rewards_evaluates_and_loads_in_r1h(tiny_text: Path, tmp_path: Path):

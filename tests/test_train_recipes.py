@@ -47,8 +47,11 @@ def test_recipe_values_match_the_guide():
     assert sft.model == "Qwen/Qwen2.5-Math-1.5B" and sft.data["source"] == "HuggingFaceH4/Bespoke-Stratos-17k"
     c = sft.config
     assert (c["learning_rate"], c["num_train_epochs"], c["max_length"]) == (2e-5, 1, 4096)
-    assert c["packing"] is True and c["bf16"] is True and c["assistant_only_loss"] is True
-    assert (c["per_device_train_batch_size"], c["gradient_accumulation_steps"]) == (4, 4)
+    assert c["packing"] is True and c["bf16"] is True and c["packing_strategy"] == "wrapped"
+    # open-r1 trains on full sequences and ends them with <|im_end|>
+    assert c["assistant_only_loss"] is False and c["eos_token"] == "<|im_end|>"
+    assert (sft.original["processes"], sft.original["per_device_prompts"],
+            sft.original["gradient_accumulation_steps"]) == (8, 4, 4)
 
     cd = recipes.load_recipe("countdown-qwen2.5")
     assert cd.model == "Qwen/Qwen2.5-1.5B-Instruct" and cd.data["source"] == "Jiayi-Pan/Countdown-Tasks-3to4"
@@ -56,13 +59,18 @@ def test_recipe_values_match_the_guide():
     c = cd.config
     assert (c["learning_rate"], c["lr_scheduler_type"], c["warmup_steps"], c["beta"]) == (5e-7, "cosine", 0.03, 0.001)
     assert (c["num_generations"], c["max_steps"], c["max_completion_length"], c["bf16"]) == (8, 450, 1024, True)
+    assert (c["loss_type"], c["temperature"]) == ("grpo", 0.9)
+    assert cd.speed == {"attn_implementation": "flash_attention_2", "use_vllm": True}
 
     vl = recipes.load_recipe("r1v-clevr-qwen2-vl-2b")
     assert vl.model == "Qwen/Qwen2-VL-2B-Instruct" and vl.data["source"] == "leonardPKU/clevr_cogen_a_train"
     assert vl.rewards == ["count_accuracy", "think_format"] and vl.processor["max_pixels"] == 401408
     c = vl.config
     assert (c["num_generations"], c["max_completion_length"], c["num_train_epochs"]) == (8, 512, 2)
-    assert (c["per_device_train_batch_size"], c["gradient_accumulation_steps"]) == (1, 2)
+    assert (c["loss_type"], c["temperature"], c["beta"], c["learning_rate"]) == ("grpo", 1.0, 0.04, 1e-6)
+    for recipe in (sft, cd, vl):  # the batch layout comes from the process count, not from the recipe
+        assert not {"per_device_train_batch_size", "gradient_accumulation_steps", "generation_batch_size"} & set(
+            recipe.config)
 
 
 def test_overrides_flags_and_rewards_are_applied(tmp_path: Path):
@@ -82,7 +90,7 @@ def test_trl_style_flags_reach_the_config():
     result = _invoke("train", "grpo", "--model", NO_MODEL, "--dry-run",
                      "--learning_rate", "1e-6", "--max_steps=7", "--use-vllm", "--vllm-mode", "server")
     assert result.exit_code == 0, result.output
-    config = json.loads(result.output)["config"]
+    config = json.loads(result.stdout)["config"]
     assert (config["learning_rate"], config["max_steps"], config["use_vllm"], config["vllm_mode"]) == (
         1e-6, 7, True, "server")
 
@@ -118,7 +126,8 @@ def test_bad_input_fails_in_one_line_before_any_model_loads(tmp_path: Path):
     assert "expected int" in _bad(tmp_path, *base, "--data", str(good), "--set", "max_steps=many")
     assert "grpo" in _bad(tmp_path, "sft", "--recipe", "countdown-qwen2.5", "--data", str(good))
     # TRL's own consistency check (generation batch vs num_generations) also fails before the model loads
-    assert "num_generations" in _bad(tmp_path, *base, "--data", str(good), "--num_generations", "3")
+    assert "num_generations" in _bad(tmp_path, *base, "--data", str(good), "--num_generations", "3",
+                                     "--per_device_train_batch_size", "4", "--gradient_accumulation_steps", "1")
     stratos = tmp_path / "s.jsonl"
     stratos.write_text(json.dumps({"system": "s", "turns": []}) + "\n")
     assert "missing column(s) conversations" in _bad(tmp_path, "sft", "--model", NO_MODEL, "--data", str(stratos))

@@ -35,6 +35,8 @@ class TrainOptions:
     eval_limit: int = 8
     eval_data: str | None = None
     eval_max_tokens: int | None = None
+    num_processes: int | None = None  # training processes; None: WORLD_SIZE (set by accelerate/torchrun) or 1
+    progress: bool = True  # live rich progress for data preparation
 
 
 @dataclass
@@ -46,6 +48,8 @@ class Plan:
     config_kwargs: dict[str, Any]
     rewards: list[Any]
     notes: list[str] = field(default_factory=list)
+    processes: int = 1
+    warnings: list[str] = field(default_factory=list)  # where the run cannot match the original
 
     @property
     def output_dir(self) -> str:
@@ -59,6 +63,92 @@ def has_gpu() -> bool:
         return bool(torch.cuda.is_available())
     except Exception:  # pragma: no cover - torch missing
         return False
+
+
+def process_count(options: TrainOptions) -> int:
+    """The launcher's WORLD_SIZE inside a training process, else ``--num-processes``, else 1."""
+    if os.environ.get("WORLD_SIZE"):
+        try:
+            return max(1, int(os.environ["WORLD_SIZE"]))
+        except ValueError:
+            pass
+    if options.num_processes:
+        if options.num_processes < 1:
+            raise ConfigError("--num-processes must be >= 1")
+        return int(options.num_processes)
+    return 1
+
+
+def apply_layout(recipe: Recipe, kwargs: dict[str, Any], processes: int, warnings: list[str]) -> None:
+    """Per-device batch and grad-accum that give the original's prompts (and completions) per optimizer step on
+    ``processes`` processes, one generation per step. A value given on the command line is kept; when only one of
+    the two is given, the other is derived from it where the step allows."""
+    from .effective import LAYOUT_KEYS, derive_layout
+
+    original = recipe.original
+    if not original:
+        return
+    given = sorted(k for k in LAYOUT_KEYS if k in recipe.explicit)
+    if given:
+        warnings.append(f"{', '.join(given)} given on the command line: kept as given (see the table)")
+    for key in ("generation_batch_size", "steps_per_generation"):  # TRL's default: one generation per step
+        if key not in recipe.explicit:
+            kwargs.pop(key, None)
+    units = int(original.get("processes", 1)) * int(original.get("per_device_prompts", 1)) * int(
+        original.get("gradient_accumulation_steps", 1))
+    group = 1 if recipe.workflow == "sft" else int(kwargs.get("num_generations") or original.get("num_generations", 8))
+    target = units * group
+    fixed = {k: int(kwargs[k]) for k in ("per_device_train_batch_size", "gradient_accumulation_steps")
+             if k in recipe.explicit and kwargs.get(k)}
+    if len(fixed) == 2:
+        return
+    if len(fixed) == 1:
+        (key, value), = fixed.items()
+        other = ("gradient_accumulation_steps" if key == "per_device_train_batch_size"
+                 else "per_device_train_batch_size")
+        kwargs[other] = max(1, round(target / (value * processes)))
+        if value * processes * kwargs[other] != target:
+            warnings.append(f"{key}={value} on {processes} process(es) cannot give the original's {target} "
+                            f"{'completions' if group > 1 else 'sequences'} per step; {other}={kwargs[other]}")
+        return
+    micro = int(original.get("micro_batch") or int(original.get("per_device_prompts", 1)) * group)
+    layout = derive_layout(target, processes, group, micro)
+    kwargs["per_device_train_batch_size"] = layout.per_device
+    kwargs["gradient_accumulation_steps"] = layout.grad_accum
+    if layout.warning:
+        warnings.append(layout.warning)
+
+
+SPEED_KEYS = ("attn_implementation", "use_vllm")
+
+
+def apply_speed(recipe: Recipe, kwargs: dict[str, Any], notes: list[str], gpu: bool) -> None:
+    """The original's speed settings (flash-attention 2, vLLM generation), on a GPU only and only when the library
+    imports; a value given on the command line wins. Nothing changes on CPU."""
+    import importlib.util
+
+    unknown = sorted(set(recipe.speed) - set(SPEED_KEYS))
+    if unknown:
+        raise ConfigError(f"recipe {recipe.name}: unknown speed key(s) {', '.join(unknown)}; known: "
+                          f"{', '.join(SPEED_KEYS)}")
+    if not gpu:
+        return
+    attn = recipe.speed.get("attn_implementation")
+    mik = kwargs.get("model_init_kwargs")
+    mik = dict(mik) if isinstance(mik, dict) else {}
+    if attn and "attn_implementation" not in mik and "model_init_kwargs" not in recipe.explicit:
+        if attn != "flash_attention_2" or importlib.util.find_spec("flash_attn") is not None:
+            kwargs["model_init_kwargs"] = {**mik, "attn_implementation": attn}
+            notes.append(f"attn_implementation {attn} (as the original)")
+        else:
+            notes.append("flash_attn is not installed: default attention (the original used flash_attention_2; "
+                         "pip install flash-attn, or --set model_init_kwargs='{\"attn_implementation\": ...}')")
+    if recipe.speed.get("use_vllm") and "use_vllm" not in recipe.explicit and recipe.workflow != "sft":
+        if importlib.util.find_spec("vllm") is not None:
+            kwargs["use_vllm"] = True
+            notes.append(f"use_vllm on (vllm_mode {kwargs.get('vllm_mode', 'colocate')}); --no-vllm to turn it off")
+        else:
+            notes.append("vllm is not installed: generating with transformers (the original used vLLM)")
 
 
 def plan(options: TrainOptions) -> Plan:
@@ -93,7 +183,12 @@ def plan(options: TrainOptions) -> Plan:
     kwargs.setdefault("output_dir", os.path.join("runs", "train", recipe.name))
     kwargs.setdefault("report_to", "none")
     notes: list[str] = []
-    if not has_gpu():
+    warnings: list[str] = []
+    processes = process_count(options)
+    apply_layout(recipe, kwargs, processes, warnings)
+    gpu = has_gpu()
+    apply_speed(recipe, kwargs, notes, gpu)
+    if not gpu:
         # CPU runs train in float32: bf16 autocast on CPU is slow and changes the numerics of tiny test models.
         if kwargs.get("bf16", True) and "bf16" not in recipe.explicit:
             kwargs["bf16"] = False
@@ -120,7 +215,8 @@ def plan(options: TrainOptions) -> Plan:
         r1h.get_benchmark(options.eval_bench)  # unknown names fail here, before any model loads
         if options.eval_every < 0:
             raise ConfigError("--eval-every must be >= 0")
-    return Plan(options=options, recipe=recipe, config_kwargs=kwargs, rewards=rewards, notes=notes)
+    return Plan(options=options, recipe=recipe, config_kwargs=kwargs, rewards=rewards, notes=notes,
+                processes=processes, warnings=warnings)
 
 
 def resolve_rewards(names: list[str]) -> list[Any]:
@@ -153,6 +249,41 @@ def announce(plan_: Plan) -> None:
             print(f"r1h train: rewards {names}", file=sys.stderr)
         for note in plan_.notes:
             print(f"r1h train: {note}", file=sys.stderr)
+        summary = effective_summary(plan_)
+        if summary:
+            print(f"r1h train: {summary}", file=sys.stderr)
+        for warning in plan_.warnings:
+            print(f"r1h train: WARNING: {warning}", file=sys.stderr)
+
+
+def effective_rows(plan_: Plan, config=None):
+    """The dry-run table's rows for this plan (empty when the recipe names no original)."""
+    from .effective import effective_rows as rows
+
+    if not plan_.recipe.original:
+        return []
+    config = config if config is not None else build_config(plan_)
+    return rows(plan_.recipe.workflow, plan_.recipe.original, config, plan_.config_kwargs, plan_.processes)
+
+
+def effective_summary(plan_: Plan) -> str:
+    """One line: per-step numbers of this run next to the original's, and how many settings differ."""
+    rows = effective_rows(plan_)
+    if not rows:
+        return ""
+    table = {what: (a, b) for what, a, b, _ in rows}
+    key = "sequences per step" if plan_.recipe.workflow == "sft" else "prompts per step"
+    differ = [what for what, *_, d in rows if d]
+    line = (f"{key} {table[key][1]} on {plan_.processes} process(es) (original {table[key][0]} on "
+            f"{table['processes'][0]})")
+    return line + (f"; differs from the original in: {', '.join(differ)}" if differ else "; matches the original")
+
+
+def preparing(plan_: Plan):
+    """Live progress (rich, stderr) for the data preparation, on the main process unless ``--no-progress``."""
+    from .progress import data_progress
+
+    return data_progress(enabled=plan_.options.progress and is_main_process())
 
 
 def is_main_process() -> bool:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .common import Plan, announce, build_config, train_and_save
+from .common import Plan, announce, build_config, preparing, train_and_save
 from .data import check_reward_columns, clevr_dataset, countdown_dataset, prompt_dataset
 
 
@@ -67,10 +67,11 @@ def run(plan: Plan, callbacks: list[Any] | None = None, vision: bool = False):
 
     recipe, options = plan.recipe, plan.options
     config = build_config(plan)
-    check_data(plan, vision)
-    announce(plan)
-    processing_class = load_processing_class(recipe, vision)
-    dataset = build_dataset(plan, processing_class, vision)
+    with preparing(plan):
+        check_data(plan, vision)
+        announce(plan)
+        processing_class = load_processing_class(recipe, vision)
+        dataset = build_dataset(plan, processing_class, vision)
     check_reward_columns(plan.rewards, dataset, recipe.data["source"])
 
     class Trainer(EvalLogMixin, GRPOTrainer):

@@ -11,6 +11,8 @@ A recipe looks like::
     rewards: [think_format, countdown_equation]      # NAME or NAME:WEIGHT
     processor: {}                                    # kwargs for AutoProcessor.from_pretrained (max_pixels ...)
     config: {learning_rate: 5.0e-7, ...}             # fields of trl.GRPOConfig / trl.SFTConfig
+    speed: {attn_implementation: flash_attention_2, use_vllm: true}   # applied on a GPU when importable
+    original: {processes: 3, per_device_prompts: 1, ...}             # the run it reproduces (r1h.trainers.effective)
 
 Overrides: ``--set key=value`` where key is ``model``, ``data.<key>``, ``processor.<key>``, ``rewards`` or a config
 field (``config.`` prefix optional); values are parsed as YAML scalars (``--set max_steps=3``).
@@ -30,7 +32,8 @@ from typing import Any
 from ..harness.errors import ConfigError, UnknownNameError
 
 WORKFLOWS = ("sft", "grpo", "grpo-vl")
-TOP_KEYS = ("name", "workflow", "description", "model", "data", "rewards", "processor", "config", "eval")
+TOP_KEYS = ("name", "workflow", "description", "model", "data", "rewards", "processor", "config", "eval", "speed",
+            "original")
 # Older spellings that TRL/transformers renamed; mapped when the installed config lacks the old name.
 RENAMED = {"warmup_ratio": "warmup_steps", "max_seq_length": "max_length", "torch_dtype": "dtype"}
 
@@ -44,6 +47,8 @@ class Recipe:
     rewards: list[str] = field(default_factory=list)
     processor: dict[str, Any] = field(default_factory=dict)
     config: dict[str, Any] = field(default_factory=dict)
+    speed: dict[str, Any] = field(default_factory=dict)  # settings turned on when a GPU and the library are there
+    original: dict[str, Any] = field(default_factory=dict)  # the original run's numbers (see effective.py)
     description: str = ""
     source: str = ""  # where it was read from
     explicit: set[str] = field(default_factory=set)  # config keys set on the command line
@@ -61,6 +66,8 @@ class Recipe:
             "rewards": list(self.rewards),
             "processor": dict(self.processor),
             "config": dict(self.config),
+            "speed": dict(self.speed),
+            "original": dict(self.original),
         }
 
 
@@ -124,7 +131,8 @@ def recipe_from_dict(data: dict[str, Any], where: str = "<recipe>") -> Recipe:
     workflow = data.get("workflow")
     if workflow not in WORKFLOWS:
         raise ConfigError(f"recipe {where}: workflow must be one of {', '.join(WORKFLOWS)}, got {workflow!r}")
-    for key, kind in (("data", dict), ("processor", dict), ("config", dict), ("rewards", list)):
+    for key, kind in (("data", dict), ("processor", dict), ("config", dict), ("rewards", list), ("speed", dict),
+                      ("original", dict)):
         if data.get(key) is not None and not isinstance(data[key], kind):
             raise ConfigError(f"recipe {where}: {key} must be a {kind.__name__}, got {type(data[key]).__name__}")
     if not isinstance(data.get("model"), str) or not data["model"]:
@@ -137,6 +145,8 @@ def recipe_from_dict(data: dict[str, Any], where: str = "<recipe>") -> Recipe:
         rewards=[str(r) for r in data.get("rewards") or []],
         processor=copy.deepcopy(data.get("processor") or {}),
         config=copy.deepcopy(data.get("config") or {}),
+        speed=copy.deepcopy(data.get("speed") or {}),
+        original=copy.deepcopy(data.get("original") or {}),
         description=str(data.get("description") or ""),
         source=where,
     )

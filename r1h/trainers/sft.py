@@ -4,13 +4,18 @@ Loss on assistant turns only needs ``{% generation %}`` markers in the chat temp
 for the templates it knows (Qwen2.5 among them); for other ChatML templates (Qwen2.5-Math's, whose default system
 prompt differs) r1h uses :func:`chatml_training_template` for tokenizing the training data only. The checkpoint keeps
 the model's original chat template, so ``r1h eval`` renders prompts exactly as before training.
+
+End of sequence: the shipped recipe sets open-r1's ``eos_token: <|im_end|>`` (open-r1 README.md, "Align EOS token
+with chat template for Qwen base models"). TRL puts it on the tokenizer and adds it to the model's
+``generation_config.eos_token_id``; :func:`align_eos` makes sure of it before the checkpoint is written (open-r1
+``src/open_r1/sft.py:131-133``), so ``r1h eval`` of the checkpoint stops at the end of the assistant turn.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from .common import Plan, announce, build_config, train_and_save
+from .common import Plan, announce, build_config, preparing, train_and_save
 from .data import sft_dataset
 
 
@@ -70,6 +75,18 @@ def training_template(tokenizer) -> str | None:
     return chatml_training_template(default_block)
 
 
+def align_eos(model, tokenizer) -> None:
+    """Make the model's generation config stop on the tokenizer's eos token (kept with any it already had)."""
+    eos = tokenizer.eos_token_id
+    config = getattr(model, "generation_config", None)
+    if eos is None or config is None:
+        return
+    current = config.eos_token_id
+    ids = [] if current is None else [current] if isinstance(current, int) else list(current)
+    if eos not in ids:
+        config.eos_token_id = [eos, *ids] if ids else eos
+
+
 def run(plan: Plan, callbacks: list[Any] | None = None):
     """Train; return the trainer (its ``state.log_history`` holds the logged losses)."""
     from transformers import AutoTokenizer
@@ -79,19 +96,24 @@ def run(plan: Plan, callbacks: list[Any] | None = None):
 
     recipe, options = plan.recipe, plan.options
     config = build_config(plan)
-    dataset = sft_dataset(recipe.data["source"], recipe.data.get("format"), limit=options.limit or recipe.data.get("limit"))
     announce(plan)
-    tokenizer = AutoTokenizer.from_pretrained(recipe.model, **(recipe.processor or {}))
-    original_template = tokenizer.chat_template
-    if config.assistant_only_loss and not config.chat_template_path:
-        swapped = training_template(tokenizer)
-        if swapped is not None:
-            tokenizer.chat_template = swapped
+    with preparing(plan):
+        dataset = sft_dataset(recipe.data["source"], recipe.data.get("format"),
+                              limit=options.limit or recipe.data.get("limit"))
+        tokenizer = AutoTokenizer.from_pretrained(recipe.model, **(recipe.processor or {}))
+        original_template = tokenizer.chat_template
+        if config.assistant_only_loss and not config.chat_template_path:
+            swapped = training_template(tokenizer)
+            if swapped is not None:
+                tokenizer.chat_template = swapped
 
-    class Trainer(EvalLogMixin, SFTTrainer):
-        pass
+        class Trainer(EvalLogMixin, SFTTrainer):
+            pass
 
-    trainer = Trainer(model=recipe.model, args=config, train_dataset=dataset, processing_class=tokenizer,
-                      callbacks=list(callbacks or []))
+        # TRL tokenizes (and packs) the data here, through Dataset.map: part of the live progress
+        trainer = Trainer(model=recipe.model, args=config, train_dataset=dataset, processing_class=tokenizer,
+                          callbacks=list(callbacks or []))
     tokenizer.chat_template = original_template  # the data is tokenized; checkpoints keep the model's own template
+    if config.eos_token:
+        align_eos(trainer.accelerator.unwrap_model(trainer.model), tokenizer)
     return train_and_save(trainer, options, config.output_dir)

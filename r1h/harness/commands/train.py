@@ -83,7 +83,10 @@ def _options(f):
         click.option("--main-process-port", type=int, help="accelerate --main_process_port."),
         click.option("--accelerate-arg", "accelerate_args", multiple=True,
                      help="Extra `accelerate launch` argument, e.g. '--machine_rank 1' (repeatable)."),
-        click.option("--dry-run", is_flag=True, help="Validate and print the resolved recipe; load no model."),
+        click.option("--no-progress", is_flag=True, help="No live progress display for data preparation."),
+        click.option("--dry-run", is_flag=True,
+                     help="Validate; print the effective numbers next to the original's (stderr) and the resolved "
+                          "recipe as JSON (stdout); load no model."),
     ]
     for option in reversed(options):
         f = option(f)
@@ -102,6 +105,31 @@ def _make(workflow: str, help_text: str) -> click.Command:
         run_workflow(workflow, params, list(ctx.args))
 
     return command
+
+
+def _print_effective(resolved, config) -> dict:
+    """The dry-run table (stderr): this run's effective numbers next to the original's, differences flagged."""
+    from ...trainers.common import effective_rows
+    from ...trainers.effective import render_table
+
+    for note in resolved.notes:
+        click.echo(f"r1h train: {note}", err=True)
+    rows = effective_rows(resolved, config)
+    if not rows:
+        click.echo(f"r1h train: recipe {resolved.recipe.name} names no original run to compare with", err=True)
+        return {}
+    original = resolved.recipe.original
+    differ = render_table(rows, f"{resolved.recipe.name} on {resolved.processes} process(es) vs the original")
+    click.echo(f"original: {original.get('name', 'original run')}", err=True)
+    for source in original.get("sources") or ():
+        click.echo(f"  {source}", err=True)
+    for warning in resolved.warnings:
+        click.echo(f"r1h train: WARNING: {warning}", err=True)
+    if differ:
+        click.echo(f"r1h train: {differ} setting(s) differ from the original (marked ≠)", err=True)
+    else:
+        click.echo("r1h train: every listed setting matches the original", err=True)
+    return {what: {"original": a, "effective": b, "differs": d} for what, a, b, d in rows}
 
 
 def run_workflow(workflow: str, params: dict, extra: list[str]) -> None:
@@ -129,10 +157,15 @@ def run_workflow(workflow: str, params: dict, extra: list[str]) -> None:
         eval_limit=params.get("eval_limit") or 8,
         eval_data=params.get("eval_data"),
         eval_max_tokens=params.get("eval_max_tokens"),
+        # the batch layout follows the processes that will train: --num-processes for a dry run or the launcher's
+        # parent; a training process reads WORLD_SIZE (a run without a launcher is one process)
+        num_processes=params.get("num_processes") if params.get("dry_run") or params.get("launcher") == "accelerate"
+        else None,
+        progress=not params.get("no_progress"),
     )
     resolved = plan(options)  # every one-line error about recipe, rewards and flags comes from here
     if params.get("dry_run"):
-        build_config(resolved)  # TRL's own consistency checks
+        config = build_config(resolved)  # TRL's own consistency checks
         from ...trainers.data import check_training_data
 
         checked = check_training_data(resolved)  # the data's columns and types against the recipe and rewards
@@ -140,6 +173,7 @@ def run_workflow(workflow: str, params: dict, extra: list[str]) -> None:
         summary["config"] = resolved.config_kwargs
         summary["rewards"] = [getattr(r, "__name__", str(r)) for r in resolved.rewards] or summary["rewards"]
         summary["data_check"] = checked
+        summary["effective"] = _print_effective(resolved, config)
         click.echo(json.dumps(summary, indent=2, default=str))
         return
     if params.get("launcher") == "accelerate" and not os.environ.get(LAUNCHED_ENV):
