@@ -21,6 +21,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "compare": ("r1h.harness.commands.compare:compare_cmd", "Compare runs with paired significance tests."),
     "check": ("r1h.harness.commands.check:check_cmd", "Check a run against a baseline (non-zero on regression)."),
     "baseline": ("r1h.harness.commands.check:baseline_cmd", "Manage regression baselines."),
+    "doctor": ("r1h.harness.commands.doctor:doctor_cmd", "Check this machine's stack; print pip constraints for it."),
 }
 
 
