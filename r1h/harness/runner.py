@@ -12,7 +12,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from .errors import ConfigError, DataError, RunError
+from .errors import ConfigError, DataError, FlagError, RunError
 from .metrics import aggregate, is_correct
 from .naming import model_slug
 from .reward import Reward
@@ -60,11 +60,11 @@ class EvalOptions:
         ]
         for flag, value, ok, why in checks:
             if value is not None and not ok(value):
-                raise ConfigError(f"{flag} {value}: {why}")
+                raise FlagError(f"{flag} {value}: {why}")
         if self.greedy and self.n not in (None, 1):
-            raise ConfigError(f"--greedy means n=1 and temperature 0; it conflicts with -n {self.n}")
+            raise FlagError(f"--greedy means n=1 and temperature 0; it conflicts with -n {self.n}")
         if self.greedy and self.temperature not in (None, 0, 0.0):
-            raise ConfigError(f"--greedy means temperature 0; it conflicts with --temperature {self.temperature}")
+            raise FlagError(f"--greedy means temperature 0; it conflicts with --temperature {self.temperature}")
 
 
 @dataclass
