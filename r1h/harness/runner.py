@@ -264,6 +264,7 @@ def run_eval(opts: EvalOptions, console: Any = None) -> dict[str, Any]:
     import r1h
 
     from . import report
+    from .stack import collect as collect_stack
 
     opts.validate()
     plans = plan_benchmarks(opts)
@@ -286,6 +287,7 @@ def run_eval(opts: EvalOptions, console: Any = None) -> dict[str, Any]:
             },
             "benchmarks": {},
         }
+        results["stack"] = collect_stack()  # versions, builds, accelerators (no new imports): r1h compare reads it
         for plan in plans:
             stored = store.samples(plan.name)
             if stored.report.torn_bytes or stored.report.duplicates:
