@@ -227,3 +227,105 @@ def test_real_doctor_on_this_machine_imports_nothing_heavy():
     report = json.loads(proc.stdout)
     assert proc.returncode == report["exit_code"] == info["code"]
     assert report["stack"]["system"]["python"] == ".".join(map(str, sys.version_info[:3]))
+
+
+# -- vendor builds survive an install with the printed constraints (a real pip in a temp venv, offline) -------------------
+def build_wheel(folder: Path, name: str, version: str, requires: list[str] = ()) -> Path:
+    """A minimal pure-Python wheel (module NAME, METADATA with Requires-Dist) that pip installs offline."""
+    import base64
+    import hashlib
+    import zipfile
+
+    info = f"{name}-{version}.dist-info"
+    files = {
+        f"{name}/__init__.py": f"__version__ = {version!r}\n",
+        f"{info}/METADATA": "Metadata-Version: 2.1\n" f"Name: {name}\nVersion: {version}\n"
+        + "".join(f"Requires-Dist: {r}\n" for r in requires),
+        f"{info}/WHEEL": "Wheel-Version: 1.0\nGenerator: r1h-tests\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
+    }
+    record = []
+    for path, text in files.items():
+        digest = base64.urlsafe_b64encode(hashlib.sha256(text.encode()).digest()).rstrip(b"=").decode()
+        record.append(f"{path},sha256={digest},{len(text.encode())}")
+    files[f"{info}/RECORD"] = "\n".join([*record, f"{info}/RECORD,,"]) + "\n"
+    folder.mkdir(parents=True, exist_ok=True)
+    wheel = folder / f"{name}-{version}-py3-none-any.whl"
+    with zipfile.ZipFile(wheel, "w") as zf:
+        for path, text in files.items():
+            zf.writestr(path, text)
+    return wheel
+
+
+def r1h_torch_requirement() -> str:
+    """The torch requirement of r1h's own ``hf`` extra (what ``r1h[train]`` asks pip for)."""
+    tomllib = pytest.importorskip("tomllib")
+    extras = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["optional-dependencies"]
+    return next(r for r in extras["hf"] if r.replace(" ", "").startswith("torch"))
+
+
+def test_extras_never_pin_torch_or_vllm_and_only_the_vllm_extra_names_vllm():
+    tomllib = pytest.importorskip("tomllib")
+    from packaging.requirements import Requirement
+
+    extras = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["optional-dependencies"]
+    for extra, reqs in extras.items():
+        for text in reqs:
+            req = Requirement(text)
+            if req.name in ("torch", "vllm", "torchvision", "torchaudio", "triton", "flash-attn"):
+                assert all(spec.operator in (">=", "!=") for spec in req.specifier), (extra, text)
+            if req.name == "vllm":
+                assert extra == "vllm", extra
+    torch = Requirement(r1h_torch_requirement())
+    assert torch.specifier.contains("2.1.2+metax2.29", prereleases=True)  # an older vendor torch still satisfies it
+
+
+@pytest.mark.slow
+def test_constraints_keep_a_vendor_build_through_pip_installs(tmp_path):
+    wheels = tmp_path / "wheels"
+    build_wheel(wheels, "torch", "2.4.0+metax2.29")
+    build_wheel(wheels, "torch", "2.5.0")  # the plain wheel a resolver would swap in
+    build_wheel(wheels, "r1hlike", "0.1", [r1h_torch_requirement()])  # asks for torch as r1h's extras do
+    build_wheel(wheels, "needsnew", "0.1", ["torch>=2.5"])
+    venv = tmp_path / "venv"
+    # a bare venv driven by this environment's pip (pip --python): seconds instead of an ensurepip install
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True, timeout=120,
+                   capture_output=True)
+    py = str(venv / "bin" / "python")
+    env = {**os.environ, "PIP_CONFIG_FILE": os.devnull, "PIP_DISABLE_PIP_VERSION_CHECK": "1", "PIP_NO_INPUT": "1"}
+    env.pop("PYTHONPATH", None)
+
+    def pip(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "pip", "--python", py, "install", "--no-index", "--find-links",
+                               str(wheels), *args],
+                              capture_output=True, text=True, timeout=120, env=env)
+
+    def torch_version() -> str:
+        return subprocess.run([py, "-c", "import importlib.metadata as m; print(m.version('torch'))"],
+                              capture_output=True, text=True, timeout=30, env=env, check=True).stdout.strip()
+
+    assert pip("torch==2.4.0+metax2.29").returncode == 0
+    site = subprocess.run([py, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"], capture_output=True,
+                          text=True, timeout=30, check=True).stdout.strip()
+    # doctor, run by that venv's own python (stack.py is standard library only), flags the vendor build
+    code = ("import importlib.util, json, sys\n"
+            f"spec = importlib.util.spec_from_file_location('s', {str(REPO / 'r1h' / 'harness' / 'stack.py')!r})\n"
+            "mod = importlib.util.module_from_spec(spec); spec.loader.exec_module(mod)\n"
+            "print(json.dumps(mod.libraries()['torch']))")
+    proc = subprocess.run([py, "-c", code], capture_output=True, text=True, timeout=30, env=env)
+    assert json.loads(proc.stdout) == {"version": "2.4.0+metax2.29", "build": "metax", "vendor": True, "dist": "torch"}
+    pins = tmp_path / "constraints.txt"
+    pins.write_text(stk.constraints([site]))
+    assert "torch==2.4.0+metax2.29" in pins.read_text().splitlines()
+
+    # an install that only needs some torch keeps the vendor build, even with an eager upgrade
+    res = pip("-c", str(pins), "--upgrade", "--upgrade-strategy", "eager", "r1hlike")
+    assert res.returncode == 0, res.stderr
+    assert torch_version() == "2.4.0+metax2.29"
+    # one that needs a newer torch fails to resolve instead of replacing it
+    res = pip("-c", str(pins), "needsnew")
+    assert res.returncode != 0 and "ResolutionImpossible" in res.stderr
+    assert torch_version() == "2.4.0+metax2.29"
+    # without the constraints, the same eager upgrade swaps in the plain wheel: the hazard the file prevents
+    res = pip("--upgrade", "--upgrade-strategy", "eager", "r1hlike")
+    assert res.returncode == 0, res.stderr
+    assert torch_version() == "2.5.0"
