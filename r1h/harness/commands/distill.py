@@ -8,13 +8,13 @@ import click
 
 
 def _pairs(values, flag):
-    from ..errors import ConfigError
+    from ..errors import FlagError
 
     out = {}
     for value in values:
         key, sep, rest = value.partition("=")
         if not sep or not key:
-            raise ConfigError(f"{flag} {value!r}: expected KEY=VALUE")
+            raise FlagError(f"{flag} {value!r}: expected KEY=VALUE")
         out[key] = rest
     return out
 

@@ -8,13 +8,13 @@ import click
 
 
 def _pairs(values: tuple[str, ...], flag: str) -> dict[str, str]:
-    from ..errors import ConfigError
+    from ..errors import FlagError
 
     out: dict[str, str] = {}
     for value in values:
         key, sep, rest = value.partition("=")
         if not sep or not key or not rest:
-            raise ConfigError(f"{flag} {value!r}: expected NAME=VALUE")
+            raise FlagError(f"{flag} {value!r}: expected NAME=VALUE")
         out[key] = rest
     return out
 
