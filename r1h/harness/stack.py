@@ -227,14 +227,17 @@ def system() -> dict[str, Any]:
 
 
 def collect(light: bool = True) -> dict[str, Any]:
-    """The stack as a JSON-ready dict: system, libraries (version, build, vendor), torch and accelerators.
+    """The stack as a JSON-ready dict: system, libraries (version, build, vendor), every vendor build, torch and
+    accelerators.
 
     ``light`` (what every run records): no new imports and no CUDA initialisation. torch is described only if the
     caller already imported it, and its devices only if CUDA is already initialised (initialising it in the parent
     would break vLLM's forked workers); otherwise nvidia-smi names the GPUs. ``light=False`` imports torch in a
     subprocess with a timeout (``r1h doctor``).
     """
-    stack: dict[str, Any] = {"system": system(), "libraries": libraries()}
+    dists = installed()
+    stack: dict[str, Any] = {"system": system(), "libraries": libraries(dists=dists),
+                             "vendor_builds": vendor_builds(dists=dists)}
     torch = sys.modules.get("torch")
     if not light:
         stack["torch"] = probe_torch()
