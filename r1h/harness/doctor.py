@@ -270,6 +270,9 @@ def run(needs: list[str] | None = None, *, hub_timeout: float = HUB_TIMEOUT,
         smi = stk.nvidia_smi()
         if smi:
             stack["accelerators_smi"] = smi
+            names = sorted({d["name"] for d in smi})
+            findings.append(Finding("accelerators", "info", f"nvidia-smi lists {len(smi)} x {', '.join(names)}"
+                                    + ("" if "torch" in libs else " (torch is not installed)")))
     return {"stack": stack, "findings": [asdict(f) for f in findings], "exit_code": exit_code(findings)}
 
 
