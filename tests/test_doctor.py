@@ -79,7 +79,7 @@ def test_vendor_builds_are_flagged_pinned_and_a_replaced_one_is_a_warning(fake_s
     assert warn and warn[0][0] == "warn" and "not a +metax build" in warn[0][1]
     assert report["exit_code"] == 2  # a warning, nothing blocks
     text = doctor.render(report)
-    assert "vendor build" in text and "fix: reinstall the vendor wheel" in text
+    assert "vendor build" in text and "-> fix: reinstall the vendor wheel" in text
     assert "MACA" in text and "8 x MetaX C500 (64 GiB), bf16 yes" in text
     pins = stk.constraints([str(site)]).splitlines()
     assert "torch==2.4.0+metax2.29.0.3" in pins and "fakevendor==1.0+metax" in pins and "flash_attn==2.6.3+metax2.29" in pins

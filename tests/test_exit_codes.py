@@ -16,6 +16,8 @@ from r1h.harness.cli import main
     (["eval", "--greedy", "-n", "3"], "conflicts with -n 3"),
     (["eval", "--backend-arg", "oops"], "--backend-arg 'oops': expected KEY=VALUE"),
     (["distill", "generate", "--questions", "q.jsonl", "-o", "out", "--n", "0"], "0 is not in the range x>=1"),
+    (["distill", "generate", "--questions", "q.jsonl", "-o", "out", "--backend-arg", "oops"],
+     "--backend-arg 'oops': expected KEY=VALUE"),  # r1h's check inside a subcommand of a group
     (["compare", "a", "b", "--bootstrap", "5"], "5 is not in the range x>=100"),
     (["doctor", "--need", "gpu"], "'gpu' is not one of"),
     (["score", "--reward", "math_accuracy", "x.jsonl", "--workers", "0"], "--workers 0: must be at least 1"),
@@ -25,7 +27,7 @@ def test_usage_errors_exit_2_with_the_usage_line(args, needle, tmp_path, monkeyp
     (tmp_path / "x.jsonl").write_text('{"completion": "1", "answer": "1"}\n')
     res = CliRunner().invoke(main, args)
     assert res.exit_code == 2, res.output
-    assert res.output.startswith(f"Usage: main {args[0]}"), res.output
+    assert res.output.startswith(f"Usage: main {' '.join(args[:2] if args[0] == 'distill' else args[:1])} "), res.output
     assert needle in res.output.splitlines()[-1]
 
 

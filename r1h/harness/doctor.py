@@ -97,9 +97,9 @@ def check_torch(libs: dict[str, Any], probe: dict[str, Any] | None) -> list[Find
         out.append(Finding("accelerators", "fail", f"torch cannot use the accelerators: {errors[0]}",
                            "check the driver (nvidia-smi / mx-smi / rocm-smi) and that torch's build matches it"))
     elif not devices:
-        out.append(Finding("accelerators", "warn", f"no accelerator visible to torch (backend {probe.get('backend')}); "
-                           "models run on the CPU, which suits only tiny models",
-                           "on a GPU box: check CUDA_VISIBLE_DEVICES and that torch is the vendor's build"))
+        out.append(Finding("accelerators", "warn", f"no accelerator visible to torch (backend {probe.get('backend')}): "
+                           "only tiny models are practical", "check the driver, CUDA_VISIBLE_DEVICES and that torch is "
+                           "the build for this card"))
     else:
         names = sorted({d["name"] for d in devices})
         memory = sorted({d["memory_gib"] for d in devices})
@@ -193,8 +193,7 @@ def check_hub(timeout: float = HUB_TIMEOUT) -> list[Finding]:
         pass
     except (OSError, ValueError) as exc:
         reason = getattr(exc, "reason", exc)
-        return [Finding("hub", "warn", f"hub {endpoint} unreachable within {timeout:g} s ({reason}); hub ids will "
-                        "fail after the hub client's retries",
+        return [Finding("hub", "warn", f"hub {endpoint} unreachable in {timeout:g} s ({reason}): hub ids will fail",
                         "export HF_HUB_OFFLINE=1 and pass local clones: --model DIR, --data NAME=PATH")]
     return [Finding("hub", "ok", f"hub {endpoint} reachable")]
 
@@ -236,7 +235,7 @@ def check_caches(min_free_gib: float = MIN_FREE_GIB) -> list[Finding]:
     out = []
     for key, names in groups.items():
         free = free_by[key]
-        text = f"{', '.join(names)}: {'?' if free is None else f'{free:.1f}'} GiB free"
+        text = f"{'?' if free is None else f'{free:.1f}'} GiB free for {', '.join(names)}"
         if free is not None and free < min_free_gib:
             out.append(Finding("disk", "warn", f"{text}, below {min_free_gib:g} GiB; checkpoints and the hub cache "
                                "need tens of GiB", "free space, or point HF_HOME / --output at a larger disk"))
@@ -297,9 +296,8 @@ def render(report: dict[str, Any]) -> str:
     for f in report["findings"]:
         if f["level"] == "info" and f["check"] in libs and "vendor build" in f["message"]:
             continue  # already marked in the table
-        lines.append(f"  {marks[f['level']]} {f['check']}: {f['message']}")
-        if f["fix"] and f["level"] in ("warn", "fail"):
-            lines.append(f"       fix: {f['fix']}")
+        fix = f" -> fix: {f['fix']}" if f["fix"] and f["level"] in ("warn", "fail") else ""
+        lines.append(f"  {marks[f['level']]} {f['check']}: {f['message']}{fix}")  # one line per problem
     code = report["exit_code"]
     verdict = {0: "all good", 1: "something blocks a workflow", 2: "warnings only"}[code]
     lines += ["", f"{verdict} (exit {code})"]
