@@ -166,7 +166,7 @@ def test_score_unknown_reward_and_bad_params(runner, with_test_plugins, tmp_path
     result = runner.invoke(main, ["score", "--reward", "exact_match", str(src), "--param", "nope=1"])
     assert result.exit_code == 1 and "no parameter(s) nope" in result.output
     result = runner.invoke(main, ["score", "--reward", "exact_match", str(src), "--param", "strip"])
-    assert result.exit_code == 1 and "KEY=VALUE" in result.output
+    assert result.exit_code == 2 and "KEY=VALUE" in result.output  # a malformed flag: a usage error
     result = runner.invoke(main, ["score", "--reward", "exact_match", str(tmp_path / "missing.jsonl")])
     assert result.exit_code == 2 and "does not exist" in result.output
 
@@ -192,7 +192,7 @@ def test_score_times_out_a_runaway_item_with_the_budget_and_workers(runner, with
     assert [r["timed_out"] for r in out] == [False, True, False, False]
     assert "timeouts 1" in result.stdout and "count 4" in result.stdout
     assert "grading" in result.stderr  # the progress bar
-    assert runner.invoke(main, ["score", "--reward", "hanging", str(src), "--budget", "0", "--force"]).exit_code == 1
+    assert runner.invoke(main, ["score", "--reward", "hanging", str(src), "--budget", "0", "--force"]).exit_code == 2
 
 
 # -- one real process ---------------------------------------------------------------------------------------------

@@ -42,7 +42,7 @@ def test_compare_cli_markdown_json_and_plot(tmp_path):
     assert "paired-bootstrap" in res.output and "mcnemar" in res.output
     assert (tmp_path / "c.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     res = runner.invoke(main, ["compare", str(a), str(b), "--format", "json", "--bootstrap", "500"])
-    data = json.loads(res.output)
+    data = json.loads(res.stdout)  # warnings (math500 shares only 20 problems) go to stderr
     aime_row = data["benchmarks"]["aime24"][1]
     assert aime_row["test"] == "paired-bootstrap"
     assert aime_row["delta"] == pytest.approx(sum(i % 5 == 0 for i in range(40)) / 160)
@@ -74,12 +74,63 @@ def test_compare_rejects_a_directory_that_is_not_a_run(tmp_path):
 
 
 def test_compare_same_labels_and_torn_last_line(tmp_path):
-    a = write_run(tmp_path / "x" / "run", {"math500": _greedy(10, {1, 2})})
-    b = write_run(tmp_path / "y" / "run", {"math500": _greedy(10, {1, 2, 3})})
+    a = write_run(tmp_path / "x" / "run", {"math500": _greedy(40, {1, 2})})
+    b = write_run(tmp_path / "y" / "run", {"math500": _greedy(40, {1, 2, 3})})
     with open(b / "samples" / "math500.jsonl", "a") as fh:
-        fh.write('{"id": "p9", "sample_ind')  # torn by a kill
+        fh.write('{"id": "p39", "sample_ind')  # torn by a kill
     out = compare_runs([load_run(a), load_run(b)])
     labels = [r["label"] for r in out["runs"]]
     assert len(set(labels)) == 2
-    assert out["benchmarks"]["math500"][1]["shared"] == 10
+    assert out["benchmarks"]["math500"][1]["shared"] == 40
     assert not math.isnan(out["benchmarks"]["math500"][1]["p_value"])
+
+
+def test_compare_few_shared_problems_or_different_n_is_flagged_not_significant(tmp_path):
+    """The issue's case: a 500-problem run against a 4-problem run with a different n."""
+    big = write_run(tmp_path / "big", {"math500": _greedy(500, set(range(100)))})
+    small = write_run(tmp_path / "small", {"math500": {f"p{i}": [True] * 4 for i in range(4)}})
+    out = compare_runs([load_run(big), load_run(small)], n_boot=200)
+    row = out["benchmarks"]["math500"][1]
+    assert row["shared"] == 4 and row["insufficient_overlap"] is True
+    assert row["p_value"] is None and row["significant"] is False
+    assert any("shares only 4 problems" in w and "insufficient overlap" in w for w in out["warnings"])
+    assert any("n differs" in w and "1 samples per problem" in w and "small 4" in w for w in out["warnings"])
+    res = CliRunner().invoke(main, ["compare", str(big), str(small), "--bootstrap", "200"])
+    assert res.exit_code == 0, res.output
+    assert "not significant (insufficient overlap)" in res.stdout
+    assert "r1h: warning: math500: small shares only 4 problems" in res.stderr
+    # 30 shared problems with the same n: a real test, no warning
+    a = write_run(tmp_path / "a30", {"math500": _greedy(30, set(range(5)))})
+    b = write_run(tmp_path / "b30", {"math500": _greedy(30, set(range(25)))})
+    out = compare_runs([load_run(a), load_run(b)])
+    row = out["benchmarks"]["math500"][1]
+    assert out["warnings"] == [] and "insufficient_overlap" not in row
+    assert row["significant"] is True and row["p_value"] < 0.001
+
+
+def test_compare_warns_when_engine_stack_or_sampling_differ(tmp_path):
+    problems = _greedy(40, set(range(20)))
+    a = write_run(tmp_path / "a", {"math500": problems})
+    b = write_run(tmp_path / "b", {"math500": problems})
+    stack = {"libraries": {"torch": {"version": "2.4.0+metax2.29"}, "vllm": {"version": "0.10.1"},
+                           "trl": {"version": "1.16.0"}}, "torch": {"backend": "MACA"}}
+    for path, engine, torch_version, policy, trl in ((a, "bfloat16", "2.4.0+metax2.29", "neutral", "1.16.0"),
+                                                     (b, "float16", "2.4.0", "model", "1.17.0")):
+        results = json.loads((path / "results.json").read_text())
+        results["engine"] = {"backend": "vllm", "dtype": engine}
+        run_stack = json.loads(json.dumps(stack))
+        run_stack["libraries"]["torch"]["version"] = torch_version
+        run_stack["libraries"]["trl"]["version"] = trl  # not a score library: no warning
+        results["stack"] = run_stack
+        results["config"] = {"benchmarks": {"math500": {"generation": {"temperature": 0.6, "policy": policy}}}}
+        (path / "results.json").write_text(json.dumps(results))
+    warnings = compare_runs([load_run(a), load_run(b)])["warnings"]
+    assert len(warnings) == 3, warnings
+    engine, libs, sampling = warnings
+    assert "engine differs" in engine and "dtype 'bfloat16' vs 'float16'" in engine and "backend" not in engine
+    assert "stack differs" in libs and "torch '2.4.0+metax2.29' vs '2.4.0'" in libs and "trl" not in libs
+    assert "math500 sampling differs" in sampling and "policy 'neutral' vs 'model'" in sampling
+    assert "temperature" not in sampling
+    # runs that record none of it (older runs) compare without these warnings
+    c = write_run(tmp_path / "c", {"math500": problems})
+    assert compare_runs([load_run(c), load_run(a)])["warnings"] == []

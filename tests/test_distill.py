@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 
+from r1h import Completion, hookimpl
 from r1h.harness.cli import main
 from r1h.harness.distill import SKY_T1_SYSTEM_PROMPT, filter_traces, to_messages, to_stratos
 
@@ -119,3 +121,88 @@ def test_smollm2_teacher_generate_resume_filter_then_sft(smollm2, tmp_path):
     trainer = sft.run(resolved)
     assert trainer.state.global_step == 1
     assert [h["loss"] for h in trainer.state.log_history if "loss" in h]
+
+
+# -- generate with a streaming teacher: traces saved as they finish, live progress ----------------------------------------
+class _StreamingTeacher:
+    """Registered as backend "t11_teacher": yields samples in reverse order, optionally dies after ``die_after``."""
+
+    die_after: int | None = None
+    seen: list[tuple[str, int]] = []
+
+    def __init__(self, model=None, **kwargs):
+        self.name = "t11_teacher"
+
+    def stream(self, requests, config):
+        from r1h.harness.types import Generated
+
+        done = 0
+        for request in reversed(list(requests)):
+            for index in reversed(request.sample_indices):
+                if self.die_after is not None and done >= self.die_after:
+                    raise RuntimeError("teacher died")
+                _StreamingTeacher.seen.append((request.id, index))
+                yield Generated(request, index, Completion(text=f"{request.id}/{index}", finish_reason="stop",
+                                                           num_tokens=3))
+                done += 1
+
+    def close(self):
+        pass
+
+
+class _TeacherPlugin:
+    @hookimpl
+    def r1h_register_backends(self, register):
+        register("t11_teacher", _StreamingTeacher)
+
+
+@pytest.fixture
+def teacher(tmp_path):
+    from r1h.harness import plugins
+
+    plugins._CURRENT = plugins.build(load_entry_points=False, extra_plugins=(_TeacherPlugin(),))
+    _StreamingTeacher.die_after = None
+    _StreamingTeacher.seen = []
+    questions = tmp_path / "q.jsonl"
+    questions.write_text("".join(json.dumps({"problem": f"What is {a}+{a}?", "answer": str(2 * a)}) + "\n"
+                                 for a in range(3)))
+    return questions
+
+
+def test_generate_streams_traces_as_they_finish_and_shows_progress(teacher, tmp_path):
+    from rich.console import Console
+
+    from r1h.harness.distill import GenerateOptions, generate
+
+    out = tmp_path / "gen"
+    opts = GenerateOptions(questions=str(teacher), output=out, backend="t11_teacher", n=2)
+    _StreamingTeacher.die_after = 4
+    log = io.StringIO()
+    with pytest.raises(RuntimeError, match="teacher died"):
+        generate(opts, log=lambda m: None, console=Console(file=log, force_terminal=False))
+    saved = [json.loads(line) for line in (out / "samples" / "traces.jsonl").read_text().splitlines()]
+    assert [(t["id"], t["sample_index"]) for t in saved] == _StreamingTeacher.seen  # each saved as it came
+    assert len(saved) == 4 and saved[0]["completion"] == "q2/1"
+    _StreamingTeacher.die_after = None
+    _StreamingTeacher.seen = []
+    log = io.StringIO()
+    summary = generate(opts, log=lambda m: None, console=Console(file=log, force_terminal=False))
+    assert summary["traces"] == 6 and sorted(_StreamingTeacher.seen) == [("q0", 0), ("q0", 1)]
+    assert "r1h: distill generate: 6/6 traces (100%)" in log.getvalue() and "traces/s" in log.getvalue()
+    # on a terminal: a rich bar, not the plain line
+    out2 = tmp_path / "gen2"
+    tty = io.StringIO()
+    generate(GenerateOptions(questions=str(teacher), output=out2, backend="t11_teacher", n=1), log=lambda m: None,
+             console=Console(file=tty, force_terminal=True, width=120))
+    assert "distill generate" in tty.getvalue() and "3/3" in tty.getvalue() and "r1h: distill" not in tty.getvalue()
+
+
+def test_generate_flag_ranges_are_usage_errors(teacher, tmp_path):
+    for flag in (["--n", "0"], ["--batch-size", "0"], ["--limit", "0"], ["--top-p", "0"], ["--max-tokens", "x"]):
+        res = CliRunner().invoke(main, ["distill", "generate", "--questions", str(teacher), "--backend", "t11_teacher",
+                                        "-o", str(tmp_path / "o"), *flag])
+        assert res.exit_code == 2, (flag, res.output)
+        assert res.output.startswith("Usage: main distill generate") and flag[0] in res.output
+    res = CliRunner().invoke(main, ["distill", "filter", str(tmp_path), "--reward", "math_accuracy",
+                                    "--max-per-question", "0", "-o", str(tmp_path / "f")])
+    assert res.exit_code == 2 and "Usage: main distill filter" in res.output

@@ -1,5 +1,13 @@
 """The ``r1h`` command line. Subcommands live in ``r1h/harness/commands/`` and are imported only when invoked, so
 ``r1h --help`` stays fast and never imports torch. Domain errors (:class:`R1HError`) become click errors here only.
+
+Exit statuses (README "Exit codes"):
+
+- 0: success. ``r1h doctor`` also uses 2 for "warnings only"; ``r1h check`` uses 1 for a regression.
+- 1: a domain error (:class:`R1HError`: missing data, a run that cannot be resumed, a failed plugin): one line
+  ``Error: ...``.
+- 2: a usage error: a bad flag type, range or choice (click's own checks) or a flag value r1h's validation rejects
+  (:class:`FlagError`), with the usage line, as click does.
 """
 
 from __future__ import annotations
@@ -8,7 +16,7 @@ import importlib
 
 import click
 
-from .errors import R1HError
+from .errors import FlagError, R1HError
 
 # command name -> "module:attr" of a click command; the help text is shown without importing the module.
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -21,6 +29,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "compare": ("r1h.harness.commands.compare:compare_cmd", "Compare runs with paired significance tests."),
     "check": ("r1h.harness.commands.check:check_cmd", "Check a run against a baseline (non-zero on regression)."),
     "baseline": ("r1h.harness.commands.check:baseline_cmd", "Manage regression baselines."),
+    "doctor": ("r1h.harness.commands.doctor:doctor_cmd", "Check this machine's stack; print pip constraints for it."),
 }
 
 
@@ -53,8 +62,22 @@ class LazyGroup(click.Group):
     def invoke(self, ctx: click.Context):
         try:
             return super().invoke(ctx)
+        except FlagError as exc:  # a usage error: exit 2 with the failing subcommand's usage line, as click does
+            raise click.UsageError(str(exc), ctx=_innermost_context(exc) or ctx) from exc
         except R1HError as exc:
             raise click.ClickException(str(exc)) from exc
+
+
+def _innermost_context(exc: BaseException) -> click.Context | None:
+    """The context of the (sub)command that raised: the last click frame's ``ctx`` (click pops it on the way out)."""
+    found = None
+    tb = exc.__traceback__
+    while tb is not None:
+        candidate = tb.tb_frame.f_locals.get("ctx")
+        if isinstance(candidate, click.Context):
+            found = candidate
+        tb = tb.tb_next
+    return found
 
 
 def _module_exists(target: str) -> bool:

@@ -23,6 +23,11 @@ from .metrics import bootstrap_ci, mcnemar, paired_bootstrap
 
 ALPHA = 0.05
 N_BOOT = 5000
+MIN_SHARED = 30  # below this many shared problems no p-value is reported ("insufficient overlap")
+# Libraries whose version can move a score (generation numerics, answer parsing); the rest of the stack is context.
+SCORE_LIBS = ("torch", "vllm", "transformers", "flash_attn", "flashinfer", "math-verify", "latex2sympy2_extended")
+# Sampling fields of a benchmark's generation config that change what is sampled.
+SAMPLING_KEYS = ("policy", "temperature", "top_p", "top_k", "min_p", "repetition_penalty", "max_tokens")
 
 
 # -- reading runs -----------------------------------------------------------------------------------------------------
@@ -160,6 +165,7 @@ def compare_runs(runs: list[Run], *, force: bool = False, n_boot: int = N_BOOT, 
         raise RunError("compare needs at least two run directories")
     _unique_labels(runs)
     warnings = check_versions(runs, force=force)
+    warnings += [f"{run.label} vs {runs[0].label}: {d}" for run in runs[1:] for d in setting_differences(runs[0], run)]
     out: dict[str, Any] = {
         "reference": runs[0].label,
         "alpha": ALPHA,
@@ -185,6 +191,7 @@ def compare_runs(runs: list[Run], *, force: bool = False, n_boot: int = N_BOOT, 
             }
             if run is not base:
                 row.update(_paired(base, run, bench, base_problems, n_boot=n_boot, seed=seed))
+                out["warnings"] += _overlap_warnings(base, run, bench, row)
             rows.append(row)
         out["benchmarks"][bench] = rows
     return out
@@ -203,6 +210,7 @@ def _paired(base: Run, run: Run, bench: str, base_problems: dict[str, float], *,
         return result
     a = [base_problems[p] for p in shared]
     b = [problems[p] for p in shared]
+    result["n_ref"], result["n_run"] = samples_per_problem(base.samples(bench)), samples_per_problem(run.samples(bench))
     binary = samples_per_problem(base.samples(bench)) == 1 and samples_per_problem(run.samples(bench)) == 1
     if binary:
         stats = mcnemar([x >= 0.5 for x in a], [y >= 0.5 for y in b])
@@ -213,7 +221,50 @@ def _paired(base: Run, run: Run, bench: str, base_problems: dict[str, float], *,
         result.update(test="paired-bootstrap", p_value=stats["p_value"], delta_ci95=stats["ci95"])
     result["paired_delta"] = sum(b) / len(b) - sum(a) / len(a)
     result["significant"] = result["p_value"] < ALPHA
+    if len(shared) < MIN_SHARED:  # a p-value from a handful of problems means nothing: report none
+        result.update(p_value=None, significant=False, insufficient_overlap=True)
+        result.pop("delta_ci95", None)
     return result
+
+
+def _overlap_warnings(base: Run, run: Run, bench: str, row: dict[str, Any]) -> list[str]:
+    out = []
+    if row.get("insufficient_overlap") or row["shared"] == 0:
+        out.append(f"{bench}: {run.label} shares only {row['shared']} problems with {base.label} (< {MIN_SHARED}): "
+                   "not significant (insufficient overlap), no p-value")
+    if row.get("n_ref") and row.get("n_run") and row["n_ref"] != row["n_run"]:
+        out.append(f"{bench}: n differs ({base.label} {row['n_ref']} samples per problem, {run.label} "
+                   f"{row['n_run']}); pass@1 of different n has different variance, and maj@n/pass@k differ")
+    return out
+
+
+def setting_differences(a: Run, b: Run) -> list[str]:
+    """What differs between two runs in a way that can change scores: the engine (``results["engine"]``, the
+    backend's ``describe()``), the stack (``results["stack"]``: torch backend, accelerator, SCORE_LIBS versions)
+    and each shared benchmark's sampling settings. Keys a run does not record are skipped (older runs)."""
+    from .stack import summary
+
+    out = []
+    engine_a, engine_b = a.results.get("engine"), b.results.get("engine")
+    if isinstance(engine_a, dict) and isinstance(engine_b, dict):
+        out += _diff("engine", engine_a, engine_b)
+    stack_a, stack_b = a.results.get("stack"), b.results.get("stack")
+    if isinstance(stack_a, dict) and isinstance(stack_b, dict):
+        flat_a, flat_b = summary(stack_a), summary(stack_b)
+        keys = [*SCORE_LIBS, "torch backend", "accelerator"]
+        out += _diff("stack", {k: flat_a.get(k) for k in keys}, {k: flat_b.get(k) for k in keys})
+    gen_a = (a.results.get("config") or {}).get("benchmarks") or {}
+    gen_b = (b.results.get("config") or {}).get("benchmarks") or {}
+    for bench in [name for name in gen_a if name in gen_b]:
+        ga, gb = (gen_a[bench] or {}).get("generation") or {}, (gen_b[bench] or {}).get("generation") or {}
+        out += _diff(f"{bench} sampling", {k: ga.get(k) for k in SAMPLING_KEYS if k in ga and k in gb},
+                     {k: gb.get(k) for k in SAMPLING_KEYS if k in ga and k in gb})
+    return out
+
+
+def _diff(what: str, a: dict[str, Any], b: dict[str, Any]) -> list[str]:
+    changed = [f"{k} {a.get(k)!r} vs {b.get(k)!r}" for k in dict.fromkeys([*a, *b]) if a.get(k) != b.get(k)]
+    return [f"{what} differs ({'; '.join(changed)}): scores may not be comparable"] if changed else []
 
 
 def _bench_names(runs: list[Run]) -> list[str]:
@@ -267,6 +318,8 @@ def to_markdown(comparison: dict[str, Any]) -> str:
             else:
                 delta = _signed_pct(row["delta"])
                 sig = "—" if row["significant"] is None else ("yes" if row["significant"] else "no")
+                if row.get("insufficient_overlap"):
+                    sig = "not significant (insufficient overlap)"
                 tail = f"{row['test']} | {row['shared']} | {_p(row['p_value'])} | {sig}"
             lines.append(
                 f"| {row['run']} | {row['model'] or '—'} | {_pct(row['pass@1'])} | {ci_text} | {delta} | {tail} |"

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .errors import ConfigError, DataError, RunError
+from .errors import ConfigError, DataError, FlagError, RunError
 from .types import GenerationConfig, GenerationRequest, sample_seed
 
 # The Sky-T1 / Bespoke-Stratos teacher prompt, as quoted in the original guide (markdown escapes removed).
@@ -95,14 +95,23 @@ def messages_for(question: str, system: str | None) -> list[dict[str, str]]:
     return ([{"role": "system", "content": system}] if system else []) + [{"role": "user", "content": question}]
 
 
-def generate(opts: GenerateOptions, log=print) -> dict[str, Any]:
-    """Generate ``n`` traces per question into ``opts.output``; resumes an interrupted run with the same flags."""
+def generate(opts: GenerateOptions, log=print, progress: bool = True, console: Any = None) -> dict[str, Any]:
+    """Generate ``n`` traces per question into ``opts.output``; resumes an interrupted run with the same flags.
+
+    The backend is driven as one stream (:func:`backend_stream`): each trace is appended as soon as it finishes and
+    the live count (``progress``) advances with it. ``batch_size`` is the requests per ``generate`` call of a batch
+    backend (its ``stream_chunk``).
+    """
     from r1h import get_backend
 
+    from .backend import backend_stream
+    from .livecount import live_count
     from .store import RunStore
 
-    if opts.n < 1 or opts.batch_size < 1:
-        raise ConfigError("--n and --batch-size must be >= 1")
+    for flag, value in (("--n", opts.n), ("--batch-size", opts.batch_size), ("--limit", opts.limit),
+                        ("--max-tokens", opts.max_tokens)):
+        if value is not None and value < 1:
+            raise FlagError(f"{flag} {value}: must be >= 1")
     system = opts.system()
     rows, qcol = load_questions(opts.questions, column=opts.question_column, split=opts.split, limit=opts.limit)
     gen = GenerationConfig(n=opts.n, temperature=opts.temperature, top_p=opts.top_p, max_tokens=opts.max_tokens,
@@ -120,25 +129,22 @@ def generate(opts: GenerateOptions, log=print) -> dict[str, Any]:
         f"{len(traces.keys)} traces stored, {todo} to generate")
     if todo:
         backend = get_backend(opts.backend, model=opts.teacher, **opts.backend_args)
-        try:
-            for start in range(0, len(pending), opts.batch_size):
-                chunk = pending[start:start + opts.batch_size]
-                requests = [
-                    GenerationRequest(id=row["_id"], messages=messages_for(str(row[qcol]), system),
+        if hasattr(backend, "stream_chunk"):
+            backend.stream_chunk = opts.batch_size
+        by_id = {row["_id"]: row for row, _ in pending}
+        requests = (GenerationRequest(id=row["_id"], messages=messages_for(str(row[qcol]), system),
                                       sample_indices=idx, seeds=[sample_seed(opts.seed, row["_id"], i) for i in idx])
-                    for row, idx in chunk
-                ]
-                outputs = backend.generate(requests, gen)
-                records = []
-                for (row, idx), completions in zip(chunk, outputs, strict=True):
+                    for row, idx in pending)
+        try:
+            with live_count("distill generate", len(rows) * opts.n, done=len(traces.keys), unit="traces",
+                            console=console, enabled=progress) as count:
+                for item in backend_stream(backend, requests, gen):
+                    row, comp = by_id[item.request.id], item.completion
                     gold = {k: v for k, v in row.items() if k not in (qcol, "_id")}
-                    for i, comp in zip(idx, completions, strict=True):
-                        records.append({"id": row["_id"], "sample_index": i, "question": str(row[qcol]),
-                                        "system": system, "completion": comp.text,
-                                        "finish_reason": comp.finish_reason, "num_tokens": comp.num_tokens,
-                                        "row": gold})
-                traces.append(records)
-                log(f"  {len(traces.keys)}/{len(rows) * opts.n} traces")
+                    traces.append([{"id": row["_id"], "sample_index": item.sample_index, "question": str(row[qcol]),
+                                    "system": system, "completion": comp.text, "finish_reason": comp.finish_reason,
+                                    "num_tokens": comp.num_tokens, "row": gold}])
+                    count.advance(1, tokens=comp.num_tokens or 0)
         finally:
             backend.close()
     summary = {"questions": len(rows), "n": opts.n, "traces": len(traces.keys),
@@ -173,7 +179,7 @@ def filter_traces(traces: list[dict[str, Any]], rewards: list[str], *, threshold
     if not rewards:
         raise ConfigError("give at least one --reward")
     if max_per_question is not None and max_per_question < 1:
-        raise ConfigError("--max-per-question must be >= 1")
+        raise FlagError(f"--max-per-question {max_per_question}: must be >= 1")
     column_map = column_map or {}
     passing = [True] * len(traces)
     failed: Counter[str] = Counter()

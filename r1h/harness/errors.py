@@ -30,5 +30,10 @@ class ConfigError(R1HError):
     """A bad flag, recipe value or run configuration."""
 
 
+class FlagError(ConfigError):
+    """A command-line flag whose value is out of range or malformed: a usage error (exit status 2, with the usage
+    line), like the type and range errors click itself reports. Name the flag first: ``"--limit 0: must be >= 1"``."""
+
+
 class RunError(R1HError):
     """A run directory that cannot be resumed, compared or checked."""

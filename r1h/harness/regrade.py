@@ -235,7 +235,8 @@ def disagreements(items: list[Item], graders: list[str]) -> list[dict[str, Any]]
 
 
 def regrade(run: Run, graders: list[str], *, benches: list[str] | None = None, data: dict[str, str] | None = None,
-            pythons: dict[str, str] | None = None, log=print) -> dict[str, Any]:
+            pythons: dict[str, str] | None = None, log=print, progress: bool = False,
+            console: Any = None) -> dict[str, Any]:
     """Grade every saved sample of the run with each grader; the summary plus the per-item verdicts."""
     unknown = [g for g in graders if g not in GRADER_NAMES]
     if unknown:
@@ -247,18 +248,25 @@ def regrade(run: Run, graders: list[str], *, benches: list[str] | None = None, d
     pythons = dict(pythons or {})
     summary: dict[str, Any] = {"run": str(run.path), "model": run.model, "graders": {}, "benchmarks": {}}
     all_items: list[Item] = []
+    from .livecount import live_count
+
     for bench in benches:
         items, reward_name = load_items(run, bench, (data or {}).get(bench))
-        for name in graders:
-            if name == "r1h":
-                summary["graders"]["r1h"] = grade_r1h(items, reward_name)
-                continue
-            grader = FOREIGN[name]
-            python = pythons.get(name) or pythons.get(name.split(":")[0])
-            python = ensure_env(grader, python, log=log)
-            pythons[name] = python
-            log(f"grading {len(items)} {bench} samples with {name} ...")
-            summary["graders"][name] = run_foreign(grader, items, python)
+        with live_count(f"regrade {bench}", len(items) * len(graders), unit="verdicts", console=console,
+                        enabled=progress) as count:
+            for name in graders:
+                count.describe(f"regrade {bench} with {name}")
+                if name == "r1h":
+                    summary["graders"]["r1h"] = grade_r1h(items, reward_name)
+                    count.advance(len(items))
+                    continue
+                grader = FOREIGN[name]
+                python = pythons.get(name) or pythons.get(name.split(":")[0])
+                python = ensure_env(grader, python, log=log)
+                pythons[name] = python
+                log(f"grading {len(items)} {bench} samples with {name} ...")
+                summary["graders"][name] = run_foreign(grader, items, python)
+                count.advance(len(items))
         summary["benchmarks"][bench] = {
             "n_samples": len(items), "n_problems": len({it.id for it in items}),
             "pass@1": {"recorded": pass_at_1(items, "recorded"), **{g: pass_at_1(items, g) for g in graders}},

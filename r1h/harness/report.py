@@ -31,56 +31,120 @@ def table_rows(results: Mapping[str, Any]) -> list[list[str]]:
     return rows
 
 
+HEADLINE = ("benchmark", "pass@1 (%)", "95% CI", "n", "problems")
+# Distinct styles per line, so benchmarks at the same score (two at 100%) stay apart: the markers nest (hollow, each
+# smaller than the one before) and the dash patterns differ.
+MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
+LINESTYLES = ("-", "--", "-.", ":", (0, (5, 1)), (0, (3, 1, 1, 1, 1, 1)))
+Y_LIMITS = (-5.0, 105.0)  # margins beyond 0 and 100, so a 0% or 100% line never sits on the frame
+
+
+def _md_table(header: tuple[str, ...], rows: list[list[str]]) -> list[str]:
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join(" --- " for _ in header) + "|"]
+    lines += ["| " + " | ".join(cell.replace("|", "\\|") for cell in row) + " |" for row in rows]
+    return lines
+
+
 def markdown(results: Mapping[str, Any]) -> str:
-    """report.md: the model, the settings per benchmark and the results table (percentages)."""
+    """report.md: the pass@1 table with 95% CIs first, then the settings (backend, engine, sampling, stack), then
+    the detailed table (maj@n, pass@k, timeouts, truncated, unparseable)."""
+    rows = table_rows(results)
     lines = [f"# r1h eval: {results.get('model', '')}", ""]
-    lines.append("| " + " | ".join(COLUMNS) + " |")
-    lines.append("|" + "|".join(" --- " for _ in COLUMNS) + "|")
-    for row in table_rows(results):
-        lines.append("| " + " | ".join(cell.replace("|", "\\|") for cell in row) + " |")
-    lines += ["", "Scores are percentages. pass@1 is the mean over samples and problems; pass@k is the unbiased",
-              "estimator of Chen et al. (2021); the CI is a bootstrap over problems.", "", "## Settings", ""]
+    lines += _md_table(HEADLINE, [[r[0], r[1], r[2], r[5], r[6]] for r in rows])
+    lines += ["", "pass@1 is the mean over n samples and the problems, in percent; the 95% CI is a bootstrap over "
+              "problems.", "", "## Settings", ""]
     config = results.get("config") or {}
     lines.append(f"- backend: `{config.get('backend')}` {config.get('backend_args') or ''}".rstrip())
+    engine = results.get("engine")
+    if isinstance(engine, Mapping) and engine:
+        lines.append("- engine: " + ", ".join(f"{k}={v}" for k, v in engine.items()))
     if config.get("limit"):
         lines.append(f"- limit: first {config['limit']} problems")
     for name, bench in (config.get("benchmarks") or {}).items():
         gen = bench.get("generation", {})
+        extra = "".join(f" {key}={gen[key]}" for key in ("policy", "top_k", "min_p", "repetition_penalty")
+                        if key in gen)
         lines.append(
             f"- {name} v{bench.get('version')}: reward `{bench.get('reward')}`, source `{bench.get('source')}`, "
             f"n={gen.get('n')} T={gen.get('temperature')} top_p={gen.get('top_p')} "
-            f"max_tokens={gen.get('max_tokens')} seed={gen.get('seed')}"
+            f"max_tokens={gen.get('max_tokens')} seed={gen.get('seed')}{extra}"
         )
+    lines += _stack_lines(results.get("stack"))
+    lines += ["", "## Details", ""]
+    lines += _md_table(COLUMNS, rows)
+    lines += ["", "pass@k is the unbiased estimator of Chen et al. (2021); maj@n is the majority vote over n samples."]
     return "\n".join(lines) + "\n"
 
 
-def plot_passk(results: Mapping[str, Any], path: Any) -> bool:
-    """pass@k curves, one line per benchmark. Returns False (and warns) when matplotlib is missing."""
-    try:
-        import matplotlib
+def _stack_lines(stack: Any) -> list[str]:
+    if not isinstance(stack, Mapping):
+        return []
+    system = stack.get("system") or {}
+    libs = stack.get("libraries") or {}
+    out = [f"- python {system.get('python', '?')} on {system.get('os', '?')}"] if system else []
+    if libs:
+        out.append("- stack: " + ", ".join(f"{name} {lib.get('version')}" for name, lib in libs.items()))
+    torch = stack.get("torch") or {}
+    devices = torch.get("accelerators") or stack.get("accelerators_smi") or []
+    names = sorted({str(d.get("name")) for d in devices if d.get("name")})
+    if torch.get("backend") or names:
+        out.append(f"- torch backend {torch.get('backend', '?')}; accelerators: "
+                   + (f"{len(devices)} x {', '.join(names)}" if names else "none seen"))
+    return out
 
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
+
+def passk_figure(results: Mapping[str, Any]):
+    """The pass@k figure (matplotlib, Agg), one line per benchmark; :func:`plot_passk` saves it.
+
+    The y-axis runs from -5 to 105 with reference lines at 0 and 100, so a benchmark at 0% or 100% stays visible;
+    each benchmark has its own marker and dash pattern, markers are hollow and shrink line by line, so lines that
+    coincide stay distinguishable; the legend sits outside the axes.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4), dpi=100)
+    for ref in (0, 100):
+        ax.axhline(ref, color="0.6", linewidth=0.8, linestyle=":", zorder=0)
+    all_ks: list[int] = []
+    curves = [(name, m.get("pass@k") or {}) for name, m in (results.get("benchmarks") or {}).items()]
+    curves = [(name, passk) for name, passk in curves if passk]
+    for i, (name, passk) in enumerate(curves):
+        ks = sorted(int(k) for k in passk)
+        all_ks += ks
+        ax.plot(ks, [100.0 * passk[str(k)] for k in ks], marker=MARKERS[i % len(MARKERS)],
+                linestyle=LINESTYLES[i % len(LINESTYLES)], markersize=max(4.0, 11.0 - 1.5 * i),
+                markerfacecolor="none", markeredgewidth=1.5, linewidth=1.5, clip_on=False, label=name)
+    ax.set_xscale("log", base=2)
+    if all_ks:
+        ticks = sorted(set(all_ks))
+        ax.set_xlim(ticks[0] / 1.4, ticks[-1] * 1.4)  # a margin left and right, also when every k is 1
+        ax.set_xticks(ticks)
+        ax.set_xticklabels([str(k) for k in ticks])
+    ax.set_xlabel("k")
+    ax.set_ylabel("pass@k (%)")
+    ax.set_ylim(*Y_LIMITS)
+    ax.set_yticks(range(0, 101, 20))
+    ax.set_title(f"pass@k: {results.get('model', '')}", fontsize=9)
+    ax.grid(True, alpha=0.3)
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0)
+    fig.tight_layout()
+    return fig
+
+
+def plot_passk(results: Mapping[str, Any], path: Any) -> bool:
+    """Write passk.png. Returns False (and warns) when matplotlib is missing."""
+    try:
+        fig = passk_figure(results)
     except ImportError:
         print("r1h: warning: matplotlib is not installed; skipping passk.png (pip install 'r1h[plots]')",
               file=sys.stderr)
         return False
-    fig, ax = plt.subplots(figsize=(6, 4), dpi=100)
-    for name, m in (results.get("benchmarks") or {}).items():
-        passk = m.get("pass@k") or {}
-        if not passk:
-            continue
-        ks = [int(k) for k in passk]
-        ax.plot(ks, [100.0 * passk[str(k)] for k in ks], marker="o", label=name)
-    ax.set_xscale("log", base=2)
-    ax.set_xlabel("k")
-    ax.set_ylabel("pass@k (%)")
-    ax.set_ylim(0, 100)
-    ax.set_title(f"pass@k: {results.get('model', '')}", fontsize=9)
-    ax.grid(True, alpha=0.3)
-    if ax.get_legend_handles_labels()[0]:
-        ax.legend(fontsize=8)
-    fig.tight_layout()
+    import matplotlib.pyplot as plt
+
     fig.savefig(path)
     plt.close(fig)
     return True

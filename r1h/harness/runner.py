@@ -13,7 +13,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from .errors import ConfigError, DataError, RunError
+from .errors import ConfigError, DataError, FlagError, RunError
 from .metrics import aggregate, is_correct
 from .naming import model_slug
 from .resolve import load_all
@@ -62,11 +62,11 @@ class EvalOptions:
         ]
         for flag, value, ok, why in checks:
             if value is not None and not ok(value):
-                raise ConfigError(f"{flag} {value}: {why}")
+                raise FlagError(f"{flag} {value}: {why}")
         if self.greedy and self.n not in (None, 1):
-            raise ConfigError(f"--greedy means n=1 and temperature 0; it conflicts with -n {self.n}")
+            raise FlagError(f"--greedy means n=1 and temperature 0; it conflicts with -n {self.n}")
         if self.greedy and self.temperature not in (None, 0, 0.0):
-            raise ConfigError(f"--greedy means temperature 0; it conflicts with --temperature {self.temperature}")
+            raise FlagError(f"--greedy means temperature 0; it conflicts with --temperature {self.temperature}")
 
 
 @dataclass
@@ -269,6 +269,7 @@ def run_eval(opts: EvalOptions, console: Any = None) -> dict[str, Any]:
     import r1h
 
     from . import report
+    from .stack import collect as collect_stack
 
     opts.validate()
     plans = plan_benchmarks(opts)
@@ -291,6 +292,7 @@ def run_eval(opts: EvalOptions, console: Any = None) -> dict[str, Any]:
             },
             "benchmarks": {},
         }
+        results["stack"] = collect_stack()  # versions, builds, accelerators (no new imports): r1h compare reads it
         for plan in plans:
             stored = store.samples(plan.name)
             if stored.report.torn_bytes or stored.report.duplicates:

@@ -8,13 +8,13 @@ import click
 
 
 def _pairs(values, flag):
-    from ..errors import ConfigError
+    from ..errors import FlagError
 
     out = {}
     for value in values:
         key, sep, rest = value.partition("=")
         if not sep or not key:
-            raise ConfigError(f"{flag} {value!r}: expected KEY=VALUE")
+            raise FlagError(f"{flag} {value!r}: expected KEY=VALUE")
         out[key] = rest
     return out
 
@@ -31,20 +31,22 @@ def distill_cmd():
 @click.option("--questions", required=True, help="Questions: a .jsonl/.json/.parquet/.csv file, dataset clone or hub id.")
 @click.option("--question-column", default=None, help="Column with the question (default: problem/question/...).")
 @click.option("--split", default="train", show_default=True, help="Split of a hub dataset or clone.")
-@click.option("--n", "n", type=int, default=1, show_default=True, help="Traces per question.")
+@click.option("--n", "n", type=click.IntRange(1), default=1, show_default=True, help="Traces per question.")
 @click.option("--system-prompt", default=None, help="System prompt text for the teacher.")
 @click.option("--prompt", "prompt_name", type=click.Choice(["sky-t1"]), default=None,
               help="A named teacher prompt (sky-t1: the guide's <|begin_of_thought|> prompt).")
-@click.option("--limit", type=int, default=None, help="Only the first N questions.")
-@click.option("--temperature", type=float, default=0.6, show_default=True)
-@click.option("--top-p", "top_p", type=float, default=0.95, show_default=True)
-@click.option("--max-tokens", "max_tokens", type=int, default=32768, show_default=True)
+@click.option("--limit", type=click.IntRange(1), default=None, help="Only the first N questions.")
+@click.option("--temperature", type=click.FloatRange(0), default=0.6, show_default=True)
+@click.option("--top-p", "top_p", type=click.FloatRange(0, 1, min_open=True), default=0.95, show_default=True)
+@click.option("--max-tokens", "max_tokens", type=click.IntRange(1), default=32768, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--batch-size", "batch_size", type=int, default=8, show_default=True)
+@click.option("--batch-size", "batch_size", type=click.IntRange(1), default=8, show_default=True,
+              help="Requests per generate() call of a batch backend (traces are saved one by one as they finish).")
+@click.option("--no-progress", is_flag=True, help="No live progress (a plain line every 10 s when not on a terminal).")
 @click.option("--output", "-o", required=True, type=click.Path(path_type=Path),
               help="Folder for the traces; rerun the same command to resume.")
 def generate_cmd(teacher, backend, backend_args, questions, question_column, split, n, system_prompt, prompt_name,
-                 limit, temperature, top_p, max_tokens, seed, batch_size, output):
+                 limit, temperature, top_p, max_tokens, seed, batch_size, no_progress, output):
     """Write n raw traces per question to OUTPUT/samples/traces.jsonl (resumable; a different config is refused)."""
     from ..distill import GenerateOptions, generate
 
@@ -53,7 +55,7 @@ def generate_cmd(teacher, backend, backend_args, questions, question_column, spl
                            prompt_name=prompt_name, question_column=question_column, split=split, limit=limit,
                            temperature=temperature, top_p=top_p, max_tokens=max_tokens, seed=seed,
                            batch_size=batch_size)
-    summary = generate(opts, log=lambda msg: click.echo(msg, err=True))
+    summary = generate(opts, log=lambda msg: click.echo(msg, err=True), progress=not no_progress)
     click.echo(f"{summary['traces']} traces for {summary['questions']} questions in {summary['path']}")
 
 
@@ -61,7 +63,8 @@ def generate_cmd(teacher, backend, backend_args, questions, question_column, spl
 @click.argument("traces", type=click.Path(path_type=Path))
 @click.option("--reward", "rewards", multiple=True, required=True, help="Reward a trace must pass (repeatable).")
 @click.option("--threshold", type=float, default=1.0, show_default=True, help="Minimum score for every reward.")
-@click.option("--max-per-question", type=int, default=None, help="Keep at most this many traces per question.")
+@click.option("--max-per-question", type=click.IntRange(1), default=None,
+              help="Keep at most this many traces per question.")
 @click.option("--keep-truncated", is_flag=True, help="Keep traces cut by max tokens (finish_reason length).")
 @click.option("--map", "column_map", multiple=True, metavar="REWARD_COLUMN=TRACE_COLUMN",
               help="Feed a question column to a reward under another name (e.g. answer=solution).")

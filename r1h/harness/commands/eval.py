@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from ..errors import ConfigError
+from ..errors import FlagError
 
 
 def parse_pairs(flag: str, values: tuple[str, ...]) -> dict[str, str]:
@@ -13,10 +13,10 @@ def parse_pairs(flag: str, values: tuple[str, ...]) -> dict[str, str]:
     for value in values:
         key, sep, rest = value.partition("=")
         if not sep or not key.strip():
-            raise ConfigError(f"{flag} {value!r}: expected KEY=VALUE")
+            raise FlagError(f"{flag} {value!r}: expected KEY=VALUE")
         key = key.strip()
         if key in out:
-            raise ConfigError(f"{flag} {key}: given twice")
+            raise FlagError(f"{flag} {key}: given twice")
         out[key] = rest
     return out
 
@@ -55,7 +55,7 @@ def eval_cmd(model, bench, backend, base_url, backend_args, data, limit, n, temp
     if base_url:
         joined = ",".join(base_url)
         if pairs.get("base_url", joined) != joined:
-            raise ConfigError("--base-url and --backend-arg base_url=... disagree; give one")
+            raise FlagError("--base-url and --backend-arg base_url=... disagree; give one")
         pairs["base_url"] = joined
     opts = EvalOptions(
         model=model, bench=bench, backend=backend, backend_args=pairs,

@@ -8,13 +8,13 @@ import click
 
 
 def _pairs(values: tuple[str, ...], flag: str) -> dict[str, str]:
-    from ..errors import ConfigError
+    from ..errors import FlagError
 
     out: dict[str, str] = {}
     for value in values:
         key, sep, rest = value.partition("=")
         if not sep or not key or not rest:
-            raise ConfigError(f"{flag} {value!r}: expected NAME=VALUE")
+            raise FlagError(f"{flag} {value!r}: expected NAME=VALUE")
         out[key] = rest
     return out
 
@@ -30,7 +30,8 @@ def _pairs(values: tuple[str, ...], flag: str) -> dict[str, str]:
               help="Use this interpreter for a foreign grader (e.g. a tox env) instead of building a virtualenv.")
 @click.option("--output", "-o", type=click.Path(path_type=Path), help="Output folder (default RUN_DIR/regrade).")
 @click.option("--force", is_flag=True, help="Overwrite an earlier regrade in the output folder.")
-def regrade_cmd(run_dir, graders, benches, data, pythons, output, force):
+@click.option("--no-progress", is_flag=True, help="No live progress (a plain line when not on a terminal).")
+def regrade_cmd(run_dir, graders, benches, data, pythons, output, force, no_progress):
     """Regrade RUN_DIR's saved completions with each grader: pass@1 per grader, and disagreements.jsonl listing
     every sample where the graders' verdicts differ, with each grader's extracted answer."""
     from ..compare import load_run
@@ -42,7 +43,8 @@ def regrade_cmd(run_dir, graders, benches, data, pythons, output, force):
     if not force and (out_dir / "regrade.json").exists():
         raise ConfigError(f"{out_dir} already holds a regrade; use --force to overwrite it")
     result = regrade(run, list(dict.fromkeys(graders)), benches=list(benches) or None, data=_pairs(data, "--data"),
-                     pythons=_pairs(pythons, "--python"), log=lambda msg: click.echo(msg, err=True))
+                     pythons=_pairs(pythons, "--python"), log=lambda msg: click.echo(msg, err=True),
+                     progress=not no_progress)
     write_outputs(result, out_dir, force=force)
     click.echo(to_markdown(result["summary"]), nl=False)
     click.echo(f"wrote {out_dir}/regrade.json, disagreements.jsonl ({len(result['disagreements'])} rows), "

@@ -10,7 +10,7 @@ from typing import Any
 
 import click
 
-from ..errors import ConfigError, DataError
+from ..errors import ConfigError, DataError, FlagError
 
 
 def parse_params(values: tuple[str, ...]) -> dict[str, Any]:
@@ -20,9 +20,9 @@ def parse_params(values: tuple[str, ...]) -> dict[str, Any]:
         key, sep, raw = value.partition("=")
         key = key.strip()
         if not sep or not key:
-            raise ConfigError(f"--param {value!r}: expected KEY=VALUE")
+            raise FlagError(f"--param {value!r}: expected KEY=VALUE")
         if key in params:
-            raise ConfigError(f"--param {key}: given twice")
+            raise FlagError(f"--param {key}: given twice")
         try:
             params[key] = json.loads(raw)
         except ValueError:
@@ -142,9 +142,9 @@ def score_cmd(file: Path, reward_name: str, output: Path | None, force: bool, bu
     from ..grading import GradingPool, grade
 
     if budget is not None and not budget > 0:
-        raise ConfigError(f"--budget must be a positive number of seconds, got {budget}")
+        raise FlagError(f"--budget {budget}: must be a positive number of seconds")
     if workers is not None and workers < 1:
-        raise ConfigError(f"--workers must be at least 1, got {workers}")
+        raise FlagError(f"--workers {workers}: must be at least 1")
     reward = r1h.get_reward(reward_name, **parse_params(params))
     output = output or default_output(file)
     if output.exists() and not force:
