@@ -83,17 +83,18 @@ def test_duplicates_keep_the_first_line(tmp_path):
     path.write_text("\n".join(json.dumps(r) for r in [_rec("a", 0, completion="first"), _rec("a", 1),
                                                         _rec("a", 0, completion="second")]) + "\n")
     sf = store.samples("b")
-    assert sf.report.duplicates == 1 and len(sf.records) == 2
+    assert sf.report.duplicates == 1 and len(sf.records) == 2 and len(sf.keys) == 2
     assert [r["completion"] for r in sf.records if r["sample_index"] == 0] == ["first"]
 
 
-def test_corrupt_line_in_the_middle_is_an_error_naming_the_line(tmp_path):
+def test_corrupt_line_in_the_middle_is_dropped_and_named(tmp_path):
     store = RunStore(tmp_path)
     path = store.samples_path("b")
     path.parent.mkdir(parents=True)
     path.write_text(json.dumps(_rec("a", 0)) + "\n{not json\n" + json.dumps(_rec("a", 1)) + "\n")
-    with pytest.raises(RunError, match=r"b\.jsonl:2"):
-        store.samples("b")
+    sf = store.samples("b")
+    assert sf.keys == {("a", 0), ("a", 1)}
+    assert len(sf.report.bad) == 1 and sf.report.bad[0].startswith(f"{path}:2: not a JSON line")
 
 
 def test_results_roundtrip_and_missing(tmp_path):
