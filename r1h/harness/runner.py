@@ -223,10 +223,14 @@ _METRIC_FIELDS = ("id", "sample_index", "correct", "extracted", "finish_reason",
 
 
 def benchmark_metrics(plan: BenchPlan, stored: SampleFile, seed: int = 0) -> dict[str, Any]:
-    """Metrics from the samples file, re-read line by line; only the fields metrics need are kept in memory."""
-    ids = {s.id for s in plan.samples}
+    """Metrics from the samples file, re-read line by line; only the fields metrics need are kept in memory.
+
+    Records are put in the benchmark's problem order (then sample index) first, so the results (the bootstrap CI
+    draws problems in order) do not depend on the order in which a streaming backend finished the samples."""
+    position = {s.id: i for i, s in enumerate(plan.samples)}
     records = [{k: r.get(k) for k in _METRIC_FIELDS} for r in stored.iter_records()
-               if str(r["id"]) in ids and 0 <= int(r["sample_index"]) < plan.generation.n]
+               if str(r["id"]) in position and 0 <= int(r["sample_index"]) < plan.generation.n]
+    records.sort(key=lambda r: (position[str(r["id"])], int(r["sample_index"])))
     reward = plan.reward
     cheap_equivalence = not reward.isolate and type(reward).equivalent is not Reward.equivalent
     metrics = aggregate(records, equivalent=reward.equivalent if cheap_equivalence else None, seed=seed)

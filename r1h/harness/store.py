@@ -70,7 +70,7 @@ def check_record(record: Any, schema: Mapping[str, tuple[Callable[[Any], bool], 
             continue
         value = record[name]
         if not ok(value):
-            shown = json.dumps(value, ensure_ascii=False)
+            shown = repr(value) if isinstance(value, str) else json.dumps(value, ensure_ascii=False, default=str)
             shown = shown if len(shown) <= 40 else shown[:37] + "..."
             return f"{name} is {shown} (expected {what})"
     return None
