@@ -273,3 +273,41 @@ def test_a_backend_yielding_a_sample_nobody_asked_for_is_a_run_error(tmp_path):
     with pytest.raises(RunError, match="sample 99 of problem 'p0'"):
         stream_benchmark(plan, backend, sink, [(plan.samples[0], [0, 1])])
     assert threading.active_count() < 20  # the grading thread did not linger
+
+
+def test_resume_regenerates_a_hostile_line_and_names_it(tmp_path):
+    import io
+
+    from rich.console import Console
+
+    from tests.test_runner import CALLS
+
+    first = run_eval(opts(tmp_path, backend="h6_fake", greedy=True, bench="h6_greedy"))
+    path = tmp_path / "run" / "samples" / "h6_greedy.jsonl"
+    lines = path.read_text().splitlines()
+    victim = json.loads(lines[3])
+    lines[3] = json.dumps({"id": victim["id"], "sample_index": 0, "reward": "abc", "correct": "yes"})
+    lines[5] = lines[5].replace('"num_tokens": 7', '"num_tokens": "7"')
+    path.write_text("\n".join(lines) + "\n")
+    CALLS.clear()
+    buf = io.StringIO()
+    again = run_eval(opts(tmp_path, backend="h6_fake", greedy=True, bench="h6_greedy"), console=Console(file=buf))
+    assert sorted(pid for call in CALLS for pid, _, _ in call) == sorted([victim["id"], json.loads(lines[5])["id"]])
+    assert again["benchmarks"] == first["benchmarks"] and again["benchmarks"]["h6_greedy"]["pass@1"] < 1.0
+    err = buf.getvalue()
+    assert f"{path}:4: has no 'completion'; regenerating it" in err
+    assert f"{path}:6: num_tokens is '7' (expected an integer >= 0); regenerating it" in err
+
+
+def test_an_unusable_samples_path_is_one_line_and_the_run_dir_survives(tmp_path):
+    run_eval(opts(tmp_path, limit=2))
+    path = tmp_path / "run" / "samples" / "h6_bench.jsonl"
+    path.unlink()
+    path.mkdir()
+    with pytest.raises(RunError, match=rf"^{path}: cannot read: Is a directory$"):
+        run_eval(opts(tmp_path, limit=2))
+    path.rmdir()
+    path.symlink_to(path.name)
+    with pytest.raises(RunError, match=rf"^{path}: cannot read: Too many levels of symbolic links$"):
+        run_eval(opts(tmp_path, limit=2))
+    assert (tmp_path / "run" / "run.json").is_file()

@@ -193,8 +193,8 @@ class SampleFile:
             key = None
             if isinstance(record, dict) and check_record(record, KEY_SCHEMA) is None:
                 key = (str(record["id"]), int(record["sample_index"]))
-            if why is not None:
-                bad.append((key, f"{self.path}:{lineno}: {why}; regenerating it"))
+            if why is not None:  # without a readable key there is nothing to regenerate: the line is dropped
+                bad.append((key, f"{self.path}:{lineno}: {why}; {'regenerating' if key else 'dropping'} it"))
                 continue
             if key in self.keys:
                 self.report.duplicates += 1
