@@ -253,3 +253,25 @@ def test_atomic_writes_use_unique_temp_names_and_leave_none_behind(tmp_path, mon
     assert len(set(names)) == 2 and all(n.startswith(str(tmp_path / ".results.json.")) for n in names)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["results.json"]
     assert json.loads((tmp_path / "results.json").read_text()) == {"a": 1}
+
+
+# -- the --output lock ------------------------------------------------------------------------------------------------
+def test_lock_whole_run_versus_shards(tmp_path):
+    import os
+
+    from r1h.harness.lock import RunLock
+
+    tmp_path.mkdir(exist_ok=True)
+    with RunLock(tmp_path):
+        with pytest.raises(RunError, match=rf"in use by another r1h eval \(PID {os.getpid()}\)"):
+            RunLock(tmp_path).acquire()
+        with pytest.raises(RunError, match="in use"):
+            RunLock(tmp_path, "shard-0-of-2").acquire()
+    a, b = RunLock(tmp_path, "shard-0-of-2").acquire(), RunLock(tmp_path, "shard-1-of-2").acquire()  # side by side
+    with pytest.raises(RunError, match="shard-0-of-2 is already running"):
+        RunLock(tmp_path, "shard-0-of-2").acquire()
+    with pytest.raises(RunError, match=rf"PID {os.getpid()}, PID {os.getpid()}\)"):  # merge waits for both shards
+        RunLock(tmp_path).acquire()
+    a.release()
+    b.release()
+    RunLock(tmp_path).acquire().release()  # free again

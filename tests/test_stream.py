@@ -249,6 +249,7 @@ def test_sampling_policy_budget_and_engine_are_recorded(tmp_path):
     assert run_json["benchmarks"]["h6_bench"]["generation"]["policy"] == "model"
     assert run_json["budget"] == 5.0 and "engine" not in run_json
     assert results["engine"] == {"backend": "h6_fake"}  # Backend.describe(), kept out of the fingerprint
+    assert "h6_bench: 40/40 samples (100%)" in (tmp_path / "run" / "eval.log").read_text()
     with pytest.raises(RunError, match=r"budget"):
         run_eval(opts(tmp_path, generation_policy="model", budget=6.0))
     with pytest.raises(RunError, match=r"generation\.policy"):

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import queue
+import signal
 import threading
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -32,6 +33,25 @@ JOIN_TIMEOUT_S = 600.0
 
 class Terminated(KeyboardInterrupt):
     """SIGTERM, handled like Ctrl-C (exit status 143)."""
+
+
+@contextlib.contextmanager
+def sigterm_as_interrupt():
+    """SIGTERM raises :class:`~r1h.harness.pipeline.Terminated` (a KeyboardInterrupt) in the main thread; a second
+    SIGTERM during the clean-up is ignored."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def on_term(signum, frame):
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        raise Terminated()
+
+    old = signal.signal(signal.SIGTERM, on_term)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, old)
 
 
 def build_requests(plan: Any, pending: list[tuple[Sample, list[int]]], needs_reference: bool,

@@ -9,12 +9,8 @@ the run directory is locked (:mod:`r1h.harness.lock`).
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
-import glob
 import json
-import signal
-import threading
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -245,27 +241,6 @@ def default_output(model_id: str) -> Path:
     return Path("runs") / model_slug(model_id) / datetime.now().strftime("%Y%m%d-%H%M%S")
 
 
-@contextlib.contextmanager
-def sigterm_as_interrupt():
-    """SIGTERM raises :class:`~r1h.harness.pipeline.Terminated` (a KeyboardInterrupt) in the main thread; a second
-    SIGTERM during the clean-up is ignored."""
-    from .pipeline import Terminated
-
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def on_term(signum, frame):
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        raise Terminated()
-
-    old = signal.signal(signal.SIGTERM, on_term)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, old)
-
-
 def _describe(backend: Any) -> dict[str, Any]:
     try:
         described = backend.describe() if callable(getattr(backend, "describe", None)) else {}
@@ -295,25 +270,15 @@ class _LazyBackend:
             close()
 
 
-def _shard_records(store: RunStore) -> list[dict[str, Any]]:
-    out = []
-    for path in sorted(glob.glob(str(glob.escape(str(store.root)) + "/results.shard-*.json"))):
-        try:
-            out.append(json.loads(Path(path).read_text(encoding="utf-8")))
-        except (OSError, ValueError):
-            continue
-    return out
-
-
 def run_eval(opts: EvalOptions, console: Any = None) -> dict[str, Any]:
     """Run (or resume, or merge) an evaluation and return results.json's content (a shard's summary for a shard)."""
     import r1h
 
     from . import report
     from .lock import RunLock
-    from .pipeline import stream_benchmark
+    from .pipeline import sigterm_as_interrupt, stream_benchmark
     from .progress import Display
-    from .shards import fold_shards, parse_shard, shard_files
+    from .shards import fold_shards, parse_shard, shard_files, shard_summaries
 
     opts.validate()
     shard = parse_shard(opts.shard)
@@ -343,7 +308,7 @@ def run_eval(opts: EvalOptions, console: Any = None) -> dict[str, Any]:
             display = Display(console, enabled=opts.progress, log_path=store.log_path)
             display.note(f"{'resuming' if resumed else 'writing'} {out}" + (f" ({shard.label})" if shard else ""))
             if opts.merge:
-                earlier = _shard_records(store)
+                earlier = shard_summaries(store.root)
                 model_id = str(next((s.get("model") for s in earlier if s.get("model")), None) or model_id)
                 engine = next((s.get("engine") for s in earlier if s.get("engine")), None)
             else:

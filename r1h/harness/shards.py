@@ -91,3 +91,16 @@ def fold_shards(store, bench: str, target, schema) -> tuple[int, list[str]]:
                 batch = []
         added += target.append(batch)
     return added, notes
+
+
+def shard_summaries(root: Path) -> list[dict]:
+    """The ``results.shard-I-of-N.json`` summaries in a run directory (model id and engine for ``--merge``)."""
+    import json
+
+    out = []
+    for path in sorted(Path(root).glob("results.shard-*-of-*.json")):
+        try:
+            out.append(json.loads(path.read_text(encoding="utf-8")))
+        except (OSError, ValueError):
+            continue
+    return out
