@@ -312,3 +312,28 @@ def test_an_unusable_samples_path_is_one_line_and_the_run_dir_survives(tmp_path)
     with pytest.raises(RunError, match=rf"^{path}: cannot read: Too many levels of symbolic links$"):
         run_eval(opts(tmp_path, limit=2))
     assert (tmp_path / "run" / "run.json").is_file()
+
+
+def test_disk_full_mid_run_is_one_line_and_keeps_what_was_written(tmp_path, monkeypatch):
+    import errno
+    import os
+
+    real_write, calls = os.write, []
+
+    def filling(fd, data):
+        calls.append(len(data))
+        if len(calls) > 2:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return real_write(fd, data)
+
+    monkeypatch.setattr(os, "write", filling)
+    STATE["samples"] = tmp_path / "run" / "samples" / "h6_bench.jsonl"  # a slow engine: many small appends
+    with pytest.raises(RunError) as err:
+        run_eval(opts(tmp_path, backend="h8_ticking"))
+    monkeypatch.undo()
+    path = tmp_path / "run" / "samples" / "h6_bench.jsonl"
+    assert str(err.value) == f"{path}: cannot append: No space left on device"
+    kept = records(path)  # whole, valid lines only
+    assert 0 < len(kept) < 40 and path.read_bytes().endswith(b"\n")
+    results = run_eval(opts(tmp_path, backend="h8_ticking"))
+    assert results["benchmarks"]["h6_bench"]["total_samples"] == 40 and records(path)[: len(kept)] == kept

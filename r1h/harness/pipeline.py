@@ -159,15 +159,15 @@ def stream_benchmark(plan: Any, backend: Any, sink: Any, pending: list[tuple[Sam
                     continue  # a backend that yields a sample twice: the first one counts
                 received.add(key)
                 _put(q, g, grader)
+        _finish(q, grader)  # the backend is done: the grader drains the queue
     except BaseException as exc:
         stop.set()
         if isinstance(exc, KeyboardInterrupt):
             grader.abort.set()  # finish the micro-batch being graded, drop the rest (in flight)
         _finish(q, grader)
-        if grader.error is not None and not isinstance(exc, KeyboardInterrupt):
+        if grader.error is not None and grader.error is not exc and not isinstance(exc, KeyboardInterrupt):
             raise grader.error from exc
         raise
-    _finish(q, grader)
     if grader.error is not None:
         raise grader.error
     if len(received) != wanted:
