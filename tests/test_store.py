@@ -275,3 +275,17 @@ def test_lock_whole_run_versus_shards(tmp_path):
     a.release()
     b.release()
     RunLock(tmp_path).acquire().release()  # free again
+
+
+def test_a_filesystem_without_locks_runs_unlocked_with_a_warning(tmp_path, monkeypatch):
+    import errno
+    import fcntl
+
+    from r1h.harness.lock import RunLock
+
+    def no_locks(fd, op):
+        raise OSError(errno.ENOLCK, "No locks available")
+
+    monkeypatch.setattr(fcntl, "flock", no_locks)
+    with RunLock(tmp_path) as lock:
+        assert "cannot lock (No locks available); running without a lock" in lock.warning

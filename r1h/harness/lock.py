@@ -8,6 +8,7 @@ holder in the refusal. ``filelock`` would do the locking, but not the shared/exc
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import os
 import socket
@@ -17,6 +18,7 @@ from .errors import RunError
 from .store import io_error
 
 MAIN = ".lock"
+_NO_LOCKS = {errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOSYS, errno.EINVAL}
 
 
 def _holder(path: Path) -> str:
@@ -35,6 +37,7 @@ class RunLock:
     def __init__(self, root: Path, shard: str | None = None):
         self.root, self.shard = Path(root), shard
         self._fds: list[int] = []
+        self.warning: str | None = None
 
     def _take(self, path: Path, exclusive: bool, write_pid: bool) -> bool:
         try:
@@ -48,6 +51,9 @@ class RunLock:
             return False
         except OSError as exc:
             os.close(fd)
+            if exc.errno in _NO_LOCKS:  # a filesystem without flock (some Lustre/NFS mounts): run unlocked, say so
+                self.warning = f"{path}: this filesystem cannot lock ({exc.strerror}); running without a lock"
+                return True
             raise io_error(path, exc, "cannot lock") from exc
         if write_pid:
             try:

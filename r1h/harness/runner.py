@@ -302,10 +302,12 @@ def run_eval(opts: EvalOptions, console: Any = None) -> dict[str, Any]:
         out_text = str(out)
         store = RunStore(out)
         store.ensure_root()
-        with RunLock(out, shard.label if shard else None), sigterm_as_interrupt():
+        with RunLock(out, shard.label if shard else None) as lock, sigterm_as_interrupt():
             config = run_config(opts, plans)
             resumed = store.open(config)
             display = Display(console, enabled=opts.progress, log_path=store.log_path)
+            if lock.warning:
+                display.note(lock.warning)
             display.note(f"{'resuming' if resumed else 'writing'} {out}" + (f" ({shard.label})" if shard else ""))
             if opts.merge:
                 earlier = shard_summaries(store.root)
