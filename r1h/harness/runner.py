@@ -293,7 +293,9 @@ def run_eval(opts: EvalOptions, console: Any = None) -> dict[str, Any]:
         plans = plans_from_config(config)
     else:
         plans = plan_benchmarks(opts)
-    holder = _LazyBackend(opts, eager=not opts.merge)
+    # With --output the lock is taken before the model loads (a refused second run loads nothing); without it the
+    # backend's model id names the default directory, so the backend comes first.
+    holder = _LazyBackend(opts, eager=not opts.merge and not opts.output)
     display = None
     out_text = str(opts.output or "")
     try:
@@ -303,6 +305,8 @@ def run_eval(opts: EvalOptions, console: Any = None) -> dict[str, Any]:
         store = RunStore(out)
         store.ensure_root()
         with RunLock(out, shard.label if shard else None) as lock, sigterm_as_interrupt():
+            if not opts.merge:  # before run.json is written: a backend that fails to load leaves no run behind
+                model_id = str(getattr(holder.get(), "model_id", None) or opts.model or "default")
             config = run_config(opts, plans)
             resumed = store.open(config)
             display = Display(console, enabled=opts.progress, log_path=store.log_path)
