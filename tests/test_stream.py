@@ -49,6 +49,16 @@ class ReverseStream(Backend):
                 yield Generated(r, index, _completion(r, seed))
 
 
+class Counted(ReverseStream):
+    """Counts how often it is constructed (the model load)."""
+
+    name = "h8_counted"
+
+    def __init__(self, *a, **k):
+        super().__init__(*a, **k)
+        STATE["loads"] = STATE.get("loads", 0) + 1
+
+
 class Ticking(Backend):
     """Yields one sample every few ms and notes how many lines were on disk when it yielded the last one."""
 
@@ -124,7 +134,7 @@ class Plugin:
 
     @hookimpl
     def r1h_register_backends(self, register):
-        for cls in (FakeBackend, ReverseStream, Ticking, Dying, DuckTyped):
+        for cls in (FakeBackend, ReverseStream, Counted, Ticking, Dying, DuckTyped):
             register(cls.name, cls)
 
 
@@ -337,3 +347,9 @@ def test_disk_full_mid_run_is_one_line_and_keeps_what_was_written(tmp_path, monk
     assert 0 < len(kept) < 40 and path.read_bytes().endswith(b"\n")
     results = run_eval(opts(tmp_path, backend="h8_ticking"))
     assert results["benchmarks"]["h6_bench"]["total_samples"] == 40 and records(path)[: len(kept)] == kept
+
+
+def test_benchmarks_run_back_to_back_on_one_loaded_backend(tmp_path):
+    results = run_eval(opts(tmp_path, bench="h6_bench,h6_greedy", backend="h8_counted"))
+    assert set(results["benchmarks"]) == {"h6_bench", "h6_greedy"} and STATE["loads"] == 1
+    assert len(YIELDED) == 40 + 10
