@@ -129,7 +129,10 @@ class _Grader(threading.Thread):
         records = [make_record(g, v) for g, v in zip(batch, verdicts, strict=True)]
         self.written += self.sink.append(records)
         if self.on_written is not None:
-            self.on_written(records)
+            try:
+                self.on_written(records)
+            except Exception:  # a progress display must never stop a run
+                pass
 
 
 def stream_benchmark(plan: Any, backend: Any, sink: Any, pending: list[tuple[Sample, list[int]]], *,
