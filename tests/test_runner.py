@@ -13,7 +13,6 @@ from r1h.harness.errors import ConfigError, DataError, RunError
 from r1h.harness.metrics import pass_at_k
 from r1h.harness.runner import (
     EvalOptions,
-    chunked,
     generation_config,
     resolve_benchmark_names,
     run_eval,
@@ -121,7 +120,7 @@ def fake_plugins():
 
 
 def opts(tmp_path, **kw):
-    base = dict(bench="h6_bench", backend="h6_fake", output=str(tmp_path / "run"), progress=False, batch_size=6)
+    base = dict(bench="h6_bench", backend="h6_fake", output=str(tmp_path / "run"), progress=False)
     base.update(kw)
     return EvalOptions(**base)
 
@@ -172,7 +171,7 @@ def test_full_run_writes_consistent_outputs(tmp_path, capsys):
     assert "| h6_bench |" in report and f"{100 * m['pass@1']:.2f}" in report
     assert (run / "passk.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "h6_bench" in capsys.readouterr().out  # the results table
-    assert max(len(call) for call in CALLS) <= 6  # chunks of --batch-size samples
+    assert max(len(call) for call in CALLS) <= 32 * 4  # an old-style generate backend gets chunks of 32 requests
 
 
 def test_resume_generates_only_missing_and_never_duplicates(tmp_path):
@@ -242,13 +241,6 @@ def test_backend_returning_too_few_results_is_a_run_error(tmp_path):
         run_eval(opts(tmp_path, backend="h6_broken"))
 
 
-def test_chunking_splits_large_problems():
-    samples = [Sample(id=str(i), columns={}) for i in range(3)]
-    chunks = list(chunked([(samples[0], list(range(5))), (samples[1], [0, 1]), (samples[2], [3])], 3))
-    sizes = [sum(len(idx) for _, idx in c) for c in chunks]
-    assert sizes == [3, 2, 3] and sum(sizes) == 8
-
-
 @pytest.mark.parametrize(
     "args, flag",
     [
@@ -259,7 +251,11 @@ def test_chunking_splits_large_problems():
         (["--top-p", "1.5"], "--top-p"),
         (["--temperature", "-1"], "--temperature"),
         (["--greedy", "-n", "4"], "--greedy"),
-        (["--batch-size", "0"], "--batch-size"),
+        (["--batch-size", "8"], "--batch-size"),  # removed: streaming made the save chunk obsolete
+        (["--shard", "3/3"], "--shard"),
+        (["--shard", "x"], "--shard"),
+        (["--generation-config", "auto"], "--generation-config"),
+        (["--merge"], "--merge"),
         (["--budget", "0"], "--budget"),
         (["--bench", "h6_benk"], "h6_bench"),  # did-you-mean
         (["--backend", "nope"], "nope"),

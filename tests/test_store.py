@@ -83,17 +83,18 @@ def test_duplicates_keep_the_first_line(tmp_path):
     path.write_text("\n".join(json.dumps(r) for r in [_rec("a", 0, completion="first"), _rec("a", 1),
                                                         _rec("a", 0, completion="second")]) + "\n")
     sf = store.samples("b")
-    assert sf.report.duplicates == 1 and len(sf.records) == 2
+    assert sf.report.duplicates == 1 and len(sf.records) == 2 and len(sf.keys) == 2
     assert [r["completion"] for r in sf.records if r["sample_index"] == 0] == ["first"]
 
 
-def test_corrupt_line_in_the_middle_is_an_error_naming_the_line(tmp_path):
+def test_corrupt_line_in_the_middle_is_dropped_and_named(tmp_path):
     store = RunStore(tmp_path)
     path = store.samples_path("b")
     path.parent.mkdir(parents=True)
     path.write_text(json.dumps(_rec("a", 0)) + "\n{not json\n" + json.dumps(_rec("a", 1)) + "\n")
-    with pytest.raises(RunError, match=r"b\.jsonl:2"):
-        store.samples("b")
+    sf = store.samples("b")
+    assert sf.keys == {("a", 0), ("a", 1)}
+    assert len(sf.report.bad) == 1 and sf.report.bad[0].startswith(f"{path}:2: not a JSON line")
 
 
 def test_results_roundtrip_and_missing(tmp_path):
@@ -112,3 +113,179 @@ def test_a_completion_with_a_lone_surrogate_is_stored_and_read_back(tmp_path):
     again = SampleFile(tmp_path / "s.jsonl")
     again.load()
     assert again.records[0]["completion"] == "bad \ud800 text é"
+
+
+# -- validation on resume (issue 10 item 3) ---------------------------------------------------------------------------
+def _write_lines(path, rows):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join((r if isinstance(r, str) else json.dumps(r)) + "\n" for r in rows))
+
+
+@pytest.mark.parametrize(
+    "bad, why",
+    [
+        ({"reward": "abc"}, "reward is 'abc' (expected a number or null)"),
+        ({"correct": "yes"}, "correct is 'yes' (expected true or false)"),
+        ({"sample_index": -1}, "sample_index is -1 (expected an integer >= 0); dropping it"),
+        ({"sample_index": True}, "sample_index is true (expected an integer >= 0); dropping it"),
+        ({"id": None}, "id is null (expected a string or integer); dropping it"),
+        ({"completion": 3}, "completion is 3 (expected a string)"),
+        ({"num_tokens": 2.5}, "num_tokens is 2.5 (expected an integer >= 0)"),
+        ({"finish_reason": None}, "finish_reason is null (expected a string)"),
+        ({"timed_out": "no"}, "timed_out is 'no' (expected true or false)"),
+        ({"extracted": ["1"]}, 'extracted is ["1"] (expected a string or null)'),
+    ],
+)
+def test_a_line_with_a_wrong_type_is_named_and_regenerated(tmp_path, bad, why):
+    from r1h.harness.store import SAMPLE_SCHEMA
+
+    store = RunStore(tmp_path)
+    _write_lines(store.samples_path("b"), [_rec("a", 0), {**_rec("a", 1), **bad}, _rec("a", 2)])
+    sf = store.samples("b", schema=SAMPLE_SCHEMA)
+    assert sf.keys == {("a", 0), ("a", 2)}  # the bad line's sample is missing, so resume regenerates it
+    suffix = "" if why.endswith("dropping it") else "; regenerating it"
+    assert sf.report.bad == [f"{store.samples_path('b')}:2: {why}{suffix}"]
+    assert [r["sample_index"] for r in sf.iter_records()] == [0, 2]
+
+
+def test_a_hostile_line_never_counts_and_a_missing_field_is_named(tmp_path):
+    from r1h.harness.store import SAMPLE_SCHEMA
+
+    store = RunStore(tmp_path)
+    hostile = {"id": "a", "sample_index": 0, "reward": "abc", "correct": "yes"}
+    deep = "[" * 100_000 + "]" * 100_000
+    _write_lines(store.samples_path("b"), [hostile, deep, "[1, 2]", _rec("a", 1)])
+    sf = store.samples("b", schema=SAMPLE_SCHEMA)
+    assert sf.keys == {("a", 1)} and sf.correct == 1
+    path = store.samples_path("b")
+    assert sf.report.bad == [f"{path}:1: has no 'completion'; regenerating it",
+                             f"{path}:2: not a JSON line (nested too deeply); dropping it",
+                             f"{path}:3: is a JSON list, not an object; dropping it"]
+    # once regenerated, the bad line's sample has a valid line: it is no longer reported
+    sf.append([_rec("a", 0)])
+    again = store.samples("b", schema=SAMPLE_SCHEMA)
+    assert again.report.bad == sf.report.bad[1:] and again.keys == {("a", 0), ("a", 1)}
+
+
+# -- I/O failures are one line naming the path, and what is on disk stays ------------------------------------------
+def test_disk_full_keeps_the_lines_already_on_disk(tmp_path, monkeypatch):
+    import errno
+    import os
+
+    store = RunStore(tmp_path)
+    sf = store.samples("b")
+    sf.append([_rec("a", 0)])
+    before = store.samples_path("b").read_bytes()
+    real_write = os.write
+
+    def full(fd, data):
+        real_write(fd, bytes(data)[:10])  # a partial line reaches the disk, then the disk is full
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(os, "write", full)
+    with pytest.raises(RunError) as err:
+        sf.append([_rec("a", 1), _rec("a", 2)])
+    monkeypatch.undo()
+    assert str(err.value) == f"{store.samples_path('b')}: cannot append: No space left on device"
+    assert store.samples_path("b").read_bytes() == before  # the torn part was cut back
+    assert sf.keys == {("a", 0)}  # not counted as stored: they are regenerated
+
+
+@pytest.mark.parametrize("kind", ["directory", "symlink_loop"])
+def test_a_samples_path_that_cannot_be_a_file_is_one_line(tmp_path, kind):
+    store = RunStore(tmp_path)
+    path = store.samples_path("b")
+    path.parent.mkdir(parents=True)
+    if kind == "directory":
+        path.mkdir()
+    else:
+        path.symlink_to(path.name)
+    with pytest.raises(RunError) as err:
+        store.samples("b")
+    message = str(err.value)
+    assert message.startswith(f"{path}: cannot read: ") and "\n" not in message
+    from r1h.harness.store import SampleFile
+
+    with pytest.raises(RunError, match="cannot append"):
+        SampleFile(path).append([_rec("a", 0)])
+
+
+@pytest.mark.parametrize("err", ["EACCES", "EROFS"])
+def test_read_only_run_dir_or_file_is_one_line(tmp_path, monkeypatch, err):
+    """Permission bits do not bind root (these tests may run as root), so the OS refusal is simulated."""
+    import errno
+    import os
+    import tempfile
+
+    store = RunStore(tmp_path / "run")
+    store.open(CONFIG)
+    code = getattr(errno, err)
+
+    def refuse(*a, **k):
+        raise OSError(code, os.strerror(code))
+
+    monkeypatch.setattr(tempfile, "mkstemp", refuse)
+    with pytest.raises(RunError) as e:
+        store.write_results({"model": "m"})
+    assert str(e.value) == f"{store.results_json}: cannot write: {os.strerror(code)}"
+    monkeypatch.setattr(os, "open", refuse)
+    with pytest.raises(RunError) as e:
+        store.samples("b").append([_rec("a", 0)])
+    assert str(e.value) == f"{store.samples_path('b')}: cannot append: {os.strerror(code)}"
+
+
+def test_atomic_writes_use_unique_temp_names_and_leave_none_behind(tmp_path, monkeypatch):
+    import tempfile
+
+    from r1h.harness.store import atomic_write
+
+    names = []
+    real = tempfile.mkstemp
+
+    def spy(*a, **k):
+        fd, name = real(*a, **k)
+        names.append(name)
+        return fd, name
+
+    monkeypatch.setattr(tempfile, "mkstemp", spy)
+    atomic_write(tmp_path / "results.json", "{}")
+    atomic_write(tmp_path / "results.json", "{\"a\": 1}")
+    assert len(set(names)) == 2 and all(n.startswith(str(tmp_path / ".results.json.")) for n in names)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["results.json"]
+    assert json.loads((tmp_path / "results.json").read_text()) == {"a": 1}
+
+
+# -- the --output lock ------------------------------------------------------------------------------------------------
+def test_lock_whole_run_versus_shards(tmp_path):
+    import os
+
+    from r1h.harness.lock import RunLock
+
+    tmp_path.mkdir(exist_ok=True)
+    with RunLock(tmp_path):
+        with pytest.raises(RunError, match=rf"in use by another r1h eval \(PID {os.getpid()}\)"):
+            RunLock(tmp_path).acquire()
+        with pytest.raises(RunError, match="in use"):
+            RunLock(tmp_path, "shard-0-of-2").acquire()
+    a, b = RunLock(tmp_path, "shard-0-of-2").acquire(), RunLock(tmp_path, "shard-1-of-2").acquire()  # side by side
+    with pytest.raises(RunError, match="shard-0-of-2 is already running"):
+        RunLock(tmp_path, "shard-0-of-2").acquire()
+    with pytest.raises(RunError, match=rf"PID {os.getpid()}, PID {os.getpid()}\)"):  # merge waits for both shards
+        RunLock(tmp_path).acquire()
+    a.release()
+    b.release()
+    RunLock(tmp_path).acquire().release()  # free again
+
+
+def test_a_filesystem_without_locks_runs_unlocked_with_a_warning(tmp_path, monkeypatch):
+    import errno
+    import fcntl
+
+    from r1h.harness.lock import RunLock
+
+    def no_locks(fd, op):
+        raise OSError(errno.ENOLCK, "No locks available")
+
+    monkeypatch.setattr(fcntl, "flock", no_locks)
+    with RunLock(tmp_path) as lock:
+        assert "cannot lock (No locks available); running without a lock" in lock.warning

@@ -20,4 +20,17 @@ def r1h_register_rewards(register):
 
 @hookspec
 def r1h_register_backends(register):
-    """Add inference backend classes by name; a backend implements ``generate(requests, config)``."""
+    """Add inference backend classes (``r1h.Backend`` subclasses, or lazy ``"module:attr"`` paths) by name.
+
+    A backend implements one of two methods; the core drives either through ``backend_stream``:
+
+    - ``stream(requests, config) -> Iterator[Generated]`` (write this one): ``requests`` is a lazy iterator over
+      every pending problem of a benchmark; pull from it as the engine has room and yield one ``Generated(request,
+      sample_index, completion)`` per wanted sample as soon as it finishes, in any order. The runner grades and
+      saves each one while the rest generate.
+    - ``generate(requests, config) -> list[list[Completion]]`` (the older batch form, still supported): one list
+      per request, one completion per ``request.sample_indices`` entry. The core feeds it chunks of
+      ``stream_chunk`` (32) requests, so the engine waits for the slowest sample of every chunk.
+
+    Either way honour ``request.seeds`` where the engine can, and describe the engine in ``describe()``.
+    """

@@ -1,11 +1,9 @@
-"""What a run shows and leaves behind: the live progress display, ``report.md``, ``passk.png`` and the results table."""
+"""What a run leaves behind: ``report.md``, ``passk.png`` and the results table (live progress: ``progress.py``)."""
 
 from __future__ import annotations
 
-import contextlib
 import sys
-import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 COLUMNS = ("benchmark", "pass@1", "95% CI", "maj@n", "pass@k", "n", "problems", "timeouts", "truncated", "unparseable")
@@ -166,74 +164,3 @@ def results_table(results: Mapping[str, Any]):
         table.add_row(*row)
     return table
 
-
-class _Bar:
-    """Progress of one benchmark: problems done, samples/s, tok/s, ETA."""
-
-    def __init__(self, progress: Any, task: Any, per_problem: dict[str, int], n: int):
-        self.progress, self.task, self.per_problem, self.n = progress, task, per_problem, n
-        self.start = time.monotonic()
-        self.samples = 0
-        self.tokens = 0
-
-    def advance(self, records: list[Mapping[str, Any]]) -> None:
-        for r in records:
-            key = str(r["id"])
-            if key in self.per_problem:
-                self.per_problem[key] += 1
-            self.tokens += int(r.get("num_tokens") or 0)
-        self.samples += len(records)
-        if self.progress is None:
-            return
-        elapsed = max(time.monotonic() - self.start, 1e-6)
-        done = sum(1 for c in self.per_problem.values() if c >= self.n)
-        self.progress.update(
-            self.task, advance=len(records), problems=f"{done}/{len(self.per_problem)} problems",
-            rate=f"{self.samples / elapsed:.2f} samples/s {self.tokens / elapsed:.0f} tok/s",
-        )
-
-
-class Display:
-    """The live display on stderr (rich). Notes (resume, torn lines) always print; bars only when enabled."""
-
-    def __init__(self, console: Any = None, enabled: bool = True):
-        from rich.console import Console
-
-        self.console = console or Console(stderr=True)
-        self.enabled = enabled
-
-    def note(self, text: str) -> None:
-        self.console.print(f"[dim]r1h:[/dim] {text}", highlight=False)
-
-    @contextlib.contextmanager
-    def benchmark(self, name: str, samples: list[Any], n: int, stored: Any) -> Iterator[_Bar]:
-        per_problem = {s.id: 0 for s in samples}
-        for pid, _ in stored.keys:
-            if pid in per_problem:
-                per_problem[pid] += 1
-        existing = sum(min(c, n) for c in per_problem.values())
-        done = sum(1 for c in per_problem.values() if c >= n)
-        if not self.enabled:
-            yield _Bar(None, None, per_problem, n)
-            return
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-        progress = Progress(
-            TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-            TextColumn("{task.fields[problems]}"), TextColumn("{task.fields[rate]}"), TimeRemainingColumn(),
-            console=self.console,
-        )
-        with progress:
-            task = progress.add_task(
-                name, total=len(samples) * n, completed=existing,
-                problems=f"{done}/{len(samples)} problems", rate="",
-            )
-            yield _Bar(progress, task, per_problem, n)
-
-    def table(self, results: Mapping[str, Any]) -> None:
-        from rich.console import Console
-
-        console = Console()
-        if not console.is_terminal:  # a log file or pipe: do not squeeze the table into 80 columns
-            console = Console(width=160)
-        console.print(results_table(results))

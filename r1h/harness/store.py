@@ -1,15 +1,26 @@
 """A run directory: ``run.json`` (config fingerprint), append-only ``samples/NAME.jsonl``, ``results.json``.
 
-Crash safety: each batch of sample lines goes to the file in one ``write()`` on an ``O_APPEND`` descriptor and is
-fsynced before the next batch is generated, so ``kill -9`` loses at most the generations in flight. A torn last line
-(a write cut short) is truncated away on resume; duplicate ``(id, sample_index)`` pairs keep the first line.
+Crash safety: each micro-batch of graded sample lines goes to the file in one ``write()`` on an ``O_APPEND``
+descriptor and is fsynced, so ``kill -9`` loses at most the generations in flight. A torn last line (a write cut
+short) is truncated away on resume; duplicate ``(id, sample_index)`` pairs keep the first valid line. A write that
+fails (disk full) is cut back to the file's previous length, so the lines already on disk stay intact.
+
+Memory: a :class:`SampleFile` holds only the stored keys and a few counters; records are re-read from disk
+(:meth:`SampleFile.iter_records`) when results are aggregated, so a 100k-sample run never holds every completion.
+
+Validation on resume: with a ``schema`` (``r1h eval`` passes :data:`SAMPLE_SCHEMA`), every line's field types are
+checked. A bad line is never trusted: it is left out of the keys, so its sample is **regenerated**, and the
+reason is reported as ``samples/x.jsonl:12: reward is 'abc' (expected a number or null); regenerating it``.
+Every I/O failure on the run directory is a one-line :class:`RunError` naming the path.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
-from collections.abc import Iterable, Mapping
+import tempfile
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,6 +33,49 @@ SAMPLE_KEYS = (
 )
 
 
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _is_number(v: Any) -> bool:
+    return (_is_int(v) or isinstance(v, float)) and math.isfinite(v)
+
+
+# field -> (check, what it should be, required)
+SAMPLE_SCHEMA: dict[str, tuple[Callable[[Any], bool], str, bool]] = {
+    "id": (lambda v: isinstance(v, str) or _is_int(v), "a string or integer", True),
+    "sample_index": (lambda v: _is_int(v) and v >= 0, "an integer >= 0", True),
+    "completion": (lambda v: isinstance(v, str), "a string", True),
+    "reward": (lambda v: v is None or _is_number(v), "a number or null", True),
+    "correct": (lambda v: isinstance(v, bool), "true or false", True),
+    "extracted": (lambda v: v is None or isinstance(v, str), "a string or null", False),
+    "finish_reason": (lambda v: isinstance(v, str), "a string", True),
+    "num_tokens": (lambda v: _is_int(v) and v >= 0, "an integer >= 0", True),
+    "timed_out": (lambda v: isinstance(v, bool), "true or false", False),
+    "seed": (lambda v: v is None or _is_int(v), "an integer", False),
+    "error": (lambda v: v is None or isinstance(v, str), "a string", False),
+}
+# The key fields alone: any samples file (``r1h distill`` traces too) needs these.
+KEY_SCHEMA = {k: SAMPLE_SCHEMA[k] for k in ("id", "sample_index")}
+
+
+def check_record(record: Any, schema: Mapping[str, tuple[Callable[[Any], bool], str, bool]]) -> str | None:
+    """Why ``record`` does not fit ``schema`` (one phrase), or None."""
+    if not isinstance(record, dict):
+        return f"is a JSON {type(record).__name__}, not an object"
+    for name, (ok, what, required) in schema.items():
+        if name not in record:
+            if required:
+                return f"has no {name!r}"
+            continue
+        value = record[name]
+        if not ok(value):
+            shown = repr(value) if isinstance(value, str) else json.dumps(value, ensure_ascii=False, default=str)
+            shown = shown if len(shown) <= 40 else shown[:37] + "..."
+            return f"{name} is {shown} (expected {what})"
+    return None
+
+
 def _json_default(obj: Any) -> Any:
     """Non-JSON values in a record (a PIL image in a prompt, a Path) are stored as their text form."""
     if isinstance(obj, os.PathLike):
@@ -29,13 +83,34 @@ def _json_default(obj: Any) -> Any:
     return f"<{type(obj).__name__}>" if type(obj).__module__.startswith("PIL") else str(obj)
 
 
-def _atomic_write(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "w", encoding="utf-8") as fh:
-        fh.write(text)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+def io_error(path: Any, exc: OSError, doing: str = "") -> RunError:
+    """One line naming the path for an OSError (read-only, disk full, a directory, a symlink loop ...)."""
+    reason = exc.strerror or type(exc).__name__
+    return RunError(f"{path}: {doing + ': ' if doing else ''}{reason}")
+
+
+def atomic_write(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` through a unique temp file in the same directory, then rename it over ``path``."""
+    tmp = None
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+        tmp = None
+    except OSError as exc:
+        raise io_error(path, exc, "cannot write") from exc
+    finally:
+        if tmp is not None:
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
+
+
+_atomic_write = atomic_write  # the old private name
 
 
 def config_diff(old: Any, new: Any, prefix: str = "") -> list[str]:
@@ -54,78 +129,158 @@ def config_diff(old: Any, new: Any, prefix: str = "") -> list[str]:
 
 @dataclass
 class LoadReport:
-    """What resume found in one samples file."""
+    """What resume found in one samples file. ``bad`` holds one message per distrusted line (regenerated)."""
 
     lines: int = 0
     kept: int = 0
     duplicates: int = 0
     torn_bytes: int = 0
+    bad: list[str] = field(default_factory=list)
+
+
+def _parse(raw: bytes) -> Any:
+    try:
+        return json.loads(raw)
+    except RecursionError:
+        raise ValueError("nested too deeply") from None
 
 
 @dataclass
 class SampleFile:
-    """One benchmark's ``samples/NAME.jsonl``: the records already on disk, and appends."""
+    """One benchmark's samples file: the keys already on disk (not the records), counters, and appends."""
 
     path: Path
-    records: list[dict[str, Any]] = field(default_factory=list)
+    schema: Mapping[str, tuple[Callable[[Any], bool], str, bool]] = field(default_factory=lambda: KEY_SCHEMA)
     keys: set[tuple[str, int]] = field(default_factory=set)
     report: LoadReport = field(default_factory=LoadReport)
+    correct: int = 0  # stored samples whose ``correct`` is true (for the running pass@1)
+
+    def _open_read(self):
+        try:
+            return open(self.path, "rb")
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            raise io_error(self.path, exc, "cannot read") from exc
+
+    def _scan(self) -> Iterator[tuple[int, bytes]]:
+        fh = self._open_read()
+        if fh is None:
+            return
+        try:
+            with fh:
+                yield from enumerate(fh, 1)
+        except OSError as exc:
+            raise io_error(self.path, exc, "cannot read") from exc
 
     def load(self) -> LoadReport:
-        """Read existing lines: truncate a torn tail, skip duplicates, fail on a corrupt line in the middle."""
-        self.records, self.keys, self.report = [], set(), LoadReport()
-        if not self.path.exists():
-            return self.report
-        data = self.path.read_bytes()
-        end = data.rfind(b"\n") + 1  # bytes after the last newline are a torn write
-        if end < len(data):
-            self.report.torn_bytes = len(data) - end
-            with open(self.path, "r+b") as fh:
-                fh.truncate(end)
-                fh.flush()
-                os.fsync(fh.fileno())
-        for lineno, raw in enumerate(data[:end].splitlines(), 1):
+        """Read existing lines: truncate a torn tail, skip duplicates, distrust (and regenerate) invalid lines."""
+        self.keys, self.report, self.correct = set(), LoadReport(), 0
+        bad: list[tuple[tuple[str, int] | None, str]] = []
+        for lineno, raw in self._scan():
+            if not raw.endswith(b"\n"):  # bytes after the last newline are a torn write
+                self._truncate_tail(len(raw))
+                break
             if not raw.strip():
                 continue
             self.report.lines += 1
             try:
-                record = json.loads(raw)
+                record = _parse(raw)
+            except ValueError as exc:
+                bad.append((None, f"{self.path}:{lineno}: not a JSON line ({exc}); dropping it"))
+                continue
+            why = check_record(record, self.schema) or check_record(record, KEY_SCHEMA)
+            key = None
+            if isinstance(record, dict) and check_record(record, KEY_SCHEMA) is None:
                 key = (str(record["id"]), int(record["sample_index"]))
-            except (ValueError, KeyError, TypeError) as exc:
-                raise RunError(f"{self.path}:{lineno}: not a sample line ({type(exc).__name__}: {exc})") from exc
+            if why is not None:  # without a readable key there is nothing to regenerate: the line is dropped
+                bad.append((key, f"{self.path}:{lineno}: {why}; {'regenerating' if key else 'dropping'} it"))
+                continue
             if key in self.keys:
                 self.report.duplicates += 1
                 continue
             self.keys.add(key)
-            self.records.append(record)
-        self.report.kept = len(self.records)
+            self.correct += record.get("correct") is True
+        # a bad line whose sample has a valid line elsewhere costs nothing; report the others
+        self.report.bad = [msg for key, msg in bad if key is None or key not in self.keys]
+        self.report.kept = len(self.keys)
         return self.report
 
+    def _truncate_tail(self, torn: int) -> None:
+        self.report.torn_bytes = torn
+        try:
+            with open(self.path, "r+b") as fh:
+                fh.truncate(os.fstat(fh.fileno()).st_size - torn)
+                fh.flush()
+                os.fsync(fh.fileno())
+        except OSError as exc:
+            raise io_error(self.path, exc, "cannot truncate its torn last line") from exc
+
+    def iter_records(self) -> Iterator[dict[str, Any]]:
+        """The stored records, read from disk one line at a time: first valid line per key, bad lines skipped."""
+        seen: set[tuple[str, int]] = set()
+        for _, raw in self._scan():
+            if not raw.endswith(b"\n") or not raw.strip():
+                continue
+            try:
+                record = _parse(raw)
+            except ValueError:
+                continue
+            if check_record(record, self.schema) or check_record(record, KEY_SCHEMA):
+                continue
+            key = (str(record["id"]), int(record["sample_index"]))
+            if key in seen:
+                continue
+            seen.add(key)
+            yield record
+
+    @property
+    def records(self) -> list[dict[str, Any]]:
+        """All stored records (reads the whole file; prefer :meth:`iter_records` for large runs)."""
+        return list(self.iter_records())
+
     def append(self, records: Iterable[Mapping[str, Any]]) -> int:
-        """Append new records (skipping keys already stored) with one write() and an fsync. Returns how many."""
+        """Append new records (skipping keys already stored) with one write() and an fsync. Returns how many.
+
+        On a failed write the file is cut back to its previous length and a one-line RunError names the path."""
         fresh: list[str] = []
+        new_keys: list[tuple[str, int]] = []
+        correct = 0
         for record in records:
             key = (str(record["id"]), int(record["sample_index"]))
-            if key in self.keys:
+            if key in self.keys or key in new_keys:
                 continue
-            self.keys.add(key)
-            self.records.append(dict(record))
+            new_keys.append(key)
+            correct += record.get("correct") is True
             fresh.append(json.dumps(record, ensure_ascii=False, default=_json_default) + "\n")
         if not fresh:
             return 0
         # A lone surrogate (an OpenAI-style server can return "\ud800") cannot be UTF-8: write it as the JSON escape
         # it came as, which reads back as the same string.
         payload = "".join(fresh).encode("utf-8", errors="backslashreplace")
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         try:
-            view = memoryview(payload)
-            while view:  # a regular file takes it in one call; loop only for a short write
-                written = os.write(fd, view)
-                view = view[written:]
-            os.fsync(fd)
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        except OSError as exc:
+            raise io_error(self.path, exc, "cannot append") from exc
+        try:
+            size = os.fstat(fd).st_size
+            try:
+                view = memoryview(payload)
+                while view:  # a regular file takes it in one call; loop only for a short write
+                    written = os.write(fd, view)
+                    view = view[written:]
+                os.fsync(fd)
+            except OSError as exc:
+                try:
+                    os.ftruncate(fd, size)  # leave only whole lines behind
+                except OSError:
+                    pass
+                raise io_error(self.path, exc, "cannot append") from exc
         finally:
             os.close(fd)
+        self.keys.update(new_keys)
+        self.correct += correct
         return len(fresh)
 
 
@@ -151,8 +306,19 @@ class RunStore:
     def passk_png(self) -> Path:
         return self.root / "passk.png"
 
-    def samples_path(self, benchmark: str) -> Path:
-        return self.root / "samples" / f"{benchmark}.jsonl"
+    @property
+    def log_path(self) -> Path:
+        return self.root / "eval.log"
+
+    def samples_path(self, benchmark: str, suffix: str = "") -> Path:
+        return self.root / "samples" / f"{benchmark}{suffix}.jsonl"
+
+    def ensure_root(self) -> None:
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+            (self.root / "samples").mkdir(exist_ok=True)
+        except OSError as exc:
+            raise io_error(self.root, exc, "cannot create the run directory") from exc
 
     def open(self, config: Mapping[str, Any]) -> bool:
         """Record ``config`` as this run's fingerprint, or check it against the stored one.
@@ -160,9 +326,14 @@ class RunStore:
         Returns True when resuming an existing run. Raises :class:`RunError` naming the differing keys.
         """
         config = json.loads(json.dumps(config))  # normalise tuples, int keys ... as JSON would
-        if self.run_json.exists():
+        try:
+            exists = self.run_json.exists()
+            text = self.run_json.read_text(encoding="utf-8") if exists else None
+        except OSError as exc:
+            raise io_error(self.run_json, exc, "cannot read") from exc
+        if text is not None:
             try:
-                stored = json.loads(self.run_json.read_text(encoding="utf-8"))
+                stored = json.loads(text)
             except ValueError as exc:
                 raise RunError(f"{self.run_json}: unreadable run config ({exc})") from exc
             diff = config_diff(stored, config)
@@ -172,25 +343,48 @@ class RunStore:
                     "use another --output or the same flags to resume"
                 )
             return True
-        if self.root.exists() and (self.root / "samples").exists() and any((self.root / "samples").iterdir()):
+        samples = self.root / "samples"
+        try:
+            has_samples = samples.is_dir() and any(samples.iterdir())
+        except OSError as exc:
+            raise io_error(samples, exc, "cannot list") from exc
+        if has_samples:
             raise RunError(f"{self.root} has samples but no run.json; refusing to mix runs (use another --output)")
-        self.root.mkdir(parents=True, exist_ok=True)
-        _atomic_write(self.run_json, json.dumps(config, indent=2, sort_keys=True) + "\n")
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise io_error(self.root, exc, "cannot create the run directory") from exc
+        atomic_write(self.run_json, json.dumps(config, indent=2, sort_keys=True) + "\n")
         return False
 
-    def samples(self, benchmark: str) -> SampleFile:
-        """The benchmark's samples file, loaded (torn tail dropped, duplicates skipped)."""
-        sample_file = SampleFile(self.samples_path(benchmark))
+    def read_config(self) -> dict[str, Any]:
+        try:
+            return json.loads(self.run_json.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise RunError(f"{self.run_json} not found (is {self.root} an r1h eval run?)") from None
+        except OSError as exc:
+            raise io_error(self.run_json, exc, "cannot read") from exc
+        except ValueError as exc:
+            raise RunError(f"{self.run_json}: unreadable run config ({exc})") from exc
+
+    def samples(self, benchmark: str, suffix: str = "", schema: Mapping | None = None) -> SampleFile:
+        """The benchmark's samples file, loaded (torn tail dropped, duplicates skipped, bad lines distrusted)."""
+        sample_file = SampleFile(self.samples_path(benchmark, suffix), schema=schema or KEY_SCHEMA)
         sample_file.load()
         return sample_file
 
+    def write_json(self, path: Path, results: Mapping[str, Any]) -> None:
+        atomic_write(path, json.dumps(results, indent=2, ensure_ascii=False) + "\n")
+
     def write_results(self, results: Mapping[str, Any]) -> None:
-        _atomic_write(self.results_json, json.dumps(results, indent=2, ensure_ascii=False) + "\n")
+        self.write_json(self.results_json, results)
 
     def read_results(self) -> dict[str, Any]:
         if not self.results_json.exists():
             raise RunError(f"{self.results_json} not found (is {self.root} a finished run?)")
         try:
             return json.loads(self.results_json.read_text(encoding="utf-8"))
+        except OSError as exc:
+            raise io_error(self.results_json, exc, "cannot read") from exc
         except ValueError as exc:
             raise RunError(f"{self.results_json}: not valid JSON ({exc})") from exc

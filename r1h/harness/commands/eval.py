@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import click
 
 from ..errors import FlagError
@@ -40,15 +42,24 @@ def parse_pairs(flag: str, values: tuple[str, ...]) -> dict[str, str]:
 @click.option("--greedy", is_flag=True, help="n=1 and temperature 0.")
 @click.option("--output", default=None, metavar="DIR", help="Run directory (default runs/<model>/<timestamp>).")
 @click.option("--budget", type=float, default=None, help="Grading seconds per item (default: the reward's).")
-@click.option("--batch-size", "batch_size", type=int, default=32, show_default=True,
-              help="Samples generated, graded and saved per chunk.")
-@click.option("--no-progress", is_flag=True, help="No live progress display.")
+@click.option("--generation-config", "generation_policy", type=click.Choice(["neutral", "model"]), default="neutral",
+              show_default=True,
+              help="neutral: every backend sends neutral top-k/min-p/repetition penalty; model: the checkpoint's "
+                   "generation_config.json fills them.")
+@click.option("--shard", default=None, metavar="I/N",
+              help="Run only shard I of N (0-based) of the (problem, sample) pairs into the same --output.")
+@click.option("--merge", is_flag=True,
+              help="Fold the shard files of --output DIR into the whole run (settings from DIR/run.json), generate "
+                   "what is still missing, and write results.")
+@click.option("--no-progress", is_flag=True, help="No live progress bar or progress lines (eval.log still gets them).")
 def eval_cmd(model, bench, backend, base_url, backend_args, data, limit, n, temperature, top_p, max_tokens, seed, greedy,
-             output, budget, batch_size, no_progress):
+             output, budget, generation_policy, shard, merge, no_progress):
     """Evaluate MODEL on benchmarks: pass@1 (mean of n), pass@k, maj@n, bootstrap CI.
 
     Rerunning the same command with the same --output resumes the run: only missing samples are generated.
+    Ctrl-C or SIGTERM stops cleanly (exit 130 / 143); what was graded is saved.
     """
+    from ..pipeline import Terminated
     from ..runner import EvalOptions, run_eval
 
     pairs = parse_pairs("--backend-arg", backend_args)
@@ -60,7 +71,14 @@ def eval_cmd(model, bench, backend, base_url, backend_args, data, limit, n, temp
     opts = EvalOptions(
         model=model, bench=bench, backend=backend, backend_args=pairs,
         data=parse_pairs("--data", data), limit=limit, n=n, temperature=temperature, top_p=top_p,
-        max_tokens=max_tokens, seed=seed, greedy=greedy, output=output, budget=budget, batch_size=batch_size,
-        progress=not no_progress,
+        max_tokens=max_tokens, seed=seed, greedy=greedy, output=output, budget=budget,
+        generation_policy=generation_policy, shard=shard, merge=merge, progress=not no_progress,
     )
-    run_eval(opts)
+    try:
+        run_eval(opts)
+    except KeyboardInterrupt as exc:
+        where = getattr(exc, "output", "") or "the run directory"
+        what = "SIGTERM" if isinstance(exc, Terminated) else "interrupt"
+        click.echo(f"r1h: stopped by {what}; the graded samples are saved in {where}; rerun the same command to "
+                   "resume", err=True)
+        sys.exit(143 if isinstance(exc, Terminated) else 130)

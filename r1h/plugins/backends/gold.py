@@ -5,10 +5,12 @@ On correct data every benchmark must score pass@1 = 100% with it (``r1h eval --b
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
+
 from r1h.harness.backend import Backend
 from r1h.harness.errors import RunError
 from r1h.harness.hookspecs import hookimpl
-from r1h.harness.types import Completion, GenerationConfig, GenerationRequest
+from r1h.harness.types import Completion, Generated, GenerationConfig, GenerationRequest
 
 
 class GoldBackend(Backend):
@@ -22,18 +24,24 @@ class GoldBackend(Backend):
     def model_id(self) -> str:
         return "gold"
 
-    def generate(self, requests: list[GenerationRequest], config: GenerationConfig) -> list[list[Completion]]:
-        out: list[list[Completion]] = []
+    def stream(self, requests: Iterable[GenerationRequest], config: GenerationConfig) -> Iterator[Generated]:
         for request in requests:
-            if request.reference is None:
-                raise RunError(
-                    f"gold backend: request {request.id!r} has no reference completion (the runner fills "
-                    "request.reference for backends with needs_reference)"
-                )
-            text = request.reference
-            out.append([Completion(text=text, finish_reason="stop", num_tokens=len(text.split()))
-                        for _ in request.sample_indices])
-        return out
+            for index, completion in zip(request.sample_indices, self._answer(request), strict=True):
+                yield Generated(request, index, completion)
+
+    def generate(self, requests: list[GenerationRequest], config: GenerationConfig) -> list[list[Completion]]:
+        return [self._answer(request) for request in requests]
+
+    @staticmethod
+    def _answer(request: GenerationRequest) -> list[Completion]:
+        if request.reference is None:
+            raise RunError(
+                f"gold backend: request {request.id!r} has no reference completion (the runner fills "
+                "request.reference for backends with needs_reference)"
+            )
+        text = request.reference
+        return [Completion(text=text, finish_reason="stop", num_tokens=len(text.split()))
+                for _ in request.sample_indices]
 
 
 @hookimpl

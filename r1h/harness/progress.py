@@ -1,0 +1,185 @@
+"""What a run shows while it runs: a live rich bar on a terminal, plain lines in a log, and ``eval.log``.
+
+- TTY: one bar per benchmark (one rich ``Progress`` for the whole run, so earlier benchmarks stay visible) with
+  samples done/total, elapsed, ETA, generated tok/s and the running pass@1 (correct / stored samples so far).
+  The count column never wraps or shrinks; the bar is what gives way on a narrow terminal.
+- Not a TTY (a log file, CI): a plain line at least every ``interval`` seconds (30) or every 5% of the benchmark.
+- Every plain line and note also goes to ``eval.log`` in the run directory, whatever the console is.
+
+Thread safety: :meth:`Tracker.advance` is called from the grading thread; rich's ``Progress`` has its own lock and
+the plain-line state is guarded by one here.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+LINE_INTERVAL_S = 30.0
+LINE_STEP = 0.05  # a plain line every 5% of a benchmark
+
+
+def _clock_text(seconds: float | None) -> str:
+    if seconds is None:
+        return "-:--:--"
+    seconds = int(max(0, seconds))
+    return f"{seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
+
+
+class Tracker:
+    """Counts for one benchmark; feeds the live bar and the plain lines."""
+
+    def __init__(self, display: Display, name: str, total: int, done: int, correct: int, task: Any = None):
+        self.display, self.name, self.total, self.task = display, name, total, task
+        self.done, self.correct, self.existing = done, correct, done
+        self.tokens = 0
+        self.start = display.clock()
+        self._lock = threading.Lock()
+        self._last_line = self.start
+        self._next_step = self._step_after(done)
+
+    def _step_after(self, done: int) -> int:
+        step = max(1, int(self.total * LINE_STEP))
+        return (done // step + 1) * step
+
+    @property
+    def pass1(self) -> float | None:
+        return self.correct / self.done if self.done else None
+
+    def rates(self, now: float) -> tuple[float, float | None, float]:
+        elapsed = max(now - self.start, 1e-9)
+        new = self.done - self.existing
+        eta = (self.total - self.done) * elapsed / new if new else None
+        return elapsed, eta, self.tokens / elapsed
+
+    def stats_text(self, now: float) -> str:
+        _, _, tok_s = self.rates(now)
+        p1 = "-" if self.pass1 is None else f"{100 * self.pass1:.1f}%"
+        return f"pass@1 {p1} {tok_s:.0f} tok/s"
+
+    def line(self, now: float) -> str:
+        elapsed, eta, tok_s = self.rates(now)
+        pct = 100.0 * self.done / self.total if self.total else 100.0
+        p1 = "-" if self.pass1 is None else f"{100 * self.pass1:.2f}%"
+        return (f"{self.name}: {self.done}/{self.total} samples ({pct:.0f}%), elapsed {_clock_text(elapsed)}, "
+                f"ETA {_clock_text(eta)}, {tok_s:.0f} tok/s, pass@1 {p1}")
+
+    def advance(self, records: list[Mapping[str, Any]]) -> None:
+        with self._lock:
+            self.done += len(records)
+            self.correct += sum(1 for r in records if r.get("correct") is True)
+            self.tokens += sum(int(r.get("num_tokens") or 0) for r in records)
+            now = self.display.clock()
+            if self.task is not None:
+                self.display.progress.update(self.task, completed=self.done, stats=self.stats_text(now))
+            if now - self._last_line >= self.display.interval or self.done >= self._next_step:
+                self._last_line = now
+                self._next_step = self._step_after(self.done)
+                self.display.plain(self.line(now))
+
+    def finish(self) -> None:
+        now = self.display.clock()
+        if self.task is not None:
+            self.display.progress.update(self.task, completed=self.done, stats=self.stats_text(now))
+        self.display.plain(self.line(now), always=True)
+
+
+class Display:
+    """The console (stderr) display plus ``eval.log``. Notes always print; bars and lines only when enabled."""
+
+    def __init__(self, console: Any = None, enabled: bool = True, log_path: Path | None = None,
+                 interval: float = LINE_INTERVAL_S, clock: Callable[[], float] = time.monotonic):
+        from rich.console import Console
+
+        self.console = console or Console(stderr=True)
+        self.enabled, self.interval, self.clock = enabled, interval, clock
+        self.live = enabled and self.console.is_terminal
+        self.progress: Any = None
+        self._log = None
+        if log_path is not None:
+            self.open_log(log_path)
+
+    def open_log(self, path: Path) -> None:
+        try:
+            self._log = open(path, "a", encoding="utf-8")  # noqa: SIM115 - held for the run
+        except OSError:
+            self._log = None  # the run dir's own checks report an unwritable directory
+
+    def _to_log(self, text: str) -> None:
+        if self._log is not None:
+            try:
+                self._log.write(f"{datetime.now().isoformat(timespec='seconds')} {text}\n")
+                self._log.flush()
+            except (OSError, ValueError):
+                self._log = None
+
+    def note(self, text: str) -> None:
+        self.console.print(f"[dim]r1h:[/dim] {text}", highlight=False, markup=True, soft_wrap=True)
+        self._to_log(text)
+
+    def plain(self, text: str, always: bool = False) -> None:
+        """A progress line: to eval.log always, to the console when it is not a live terminal."""
+        self._to_log(text)
+        if self.enabled and not self.live:
+            self.console.print(f"r1h: {text}", highlight=False, markup=False, soft_wrap=True)
+
+    def _progress(self) -> Any:
+        if self.progress is None:
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                Progress,
+                TextColumn,
+                TimeElapsedColumn,
+                TimeRemainingColumn,
+            )
+            from rich.table import Column
+
+            self.progress = Progress(
+                TextColumn("[bold]{task.description}", table_column=Column(no_wrap=True, max_width=20)),
+                BarColumn(bar_width=None, table_column=Column(ratio=1, min_width=4)),
+                MofNCompleteColumn(table_column=Column(no_wrap=True, justify="right")),
+                TextColumn("{task.fields[stats]}", table_column=Column(no_wrap=True)),
+                TimeElapsedColumn(table_column=Column(no_wrap=True)),
+                TextColumn("ETA", table_column=Column(no_wrap=True)),
+                TimeRemainingColumn(table_column=Column(no_wrap=True)),
+                console=self.console, expand=True,
+            )
+            self.progress.start()
+        return self.progress
+
+    @contextlib.contextmanager
+    def benchmark(self, name: str, total: int, done: int = 0, correct: int = 0) -> Iterator[Tracker]:
+        task = None
+        if self.enabled and self.live:
+            task = self._progress().add_task(name, total=total, completed=done, stats="")
+        tracker = Tracker(self, name, total, done, correct, task)
+        self.plain(tracker.line(self.clock()), always=True)
+        try:
+            yield tracker
+        finally:
+            tracker.finish()
+
+    def close(self) -> None:
+        if self.progress is not None:
+            self.progress.stop()
+            self.progress = None
+        if self._log is not None:
+            with contextlib.suppress(OSError):
+                self._log.close()
+            self._log = None
+
+    def table(self, results: Mapping[str, Any]) -> None:
+        from rich.console import Console
+
+        from .report import results_table
+
+        console = Console()
+        if not console.is_terminal:  # a log file or pipe: do not squeeze the table into 80 columns
+            console = Console(width=160)
+        console.print(results_table(results))
