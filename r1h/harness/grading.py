@@ -4,7 +4,19 @@
   interpreters talking multiprocessing's Connection protocol; they never re-import the caller's ``__main__``). The parent tracks every item's deadline; a worker that overruns is
   killed with SIGKILL, its item scores 0.0 with ``timed_out=True``, and a replacement worker starts. No signals are
   used for timing, so this holds when ``grade`` is called from any thread (TRL calls rewards off the main thread).
-- ``reward.isolate`` is False: items run inline and are timed; an overrun still scores 0.0 as a timeout.
+- ``reward.isolate`` is False: items run inline and are timed; an overrun still scores 0.0 as a timeout. Such rewards
+  must be bounded by construction: :meth:`Reward.grade_one` refuses completions over ``max_chars`` before any work.
+- The same holds in every process: a user's ``multiprocessing.Pool`` worker (spawn or fork), a datasets
+  ``map(num_proc=...)`` or dataloader worker starts grading workers like any other process (``subprocess.Popen``
+  works where ``multiprocessing`` refuses daemonic children). Only a real grading worker (``IN_WORKER``, set when
+  the pool starts it) grades nested calls inline, and its parent's deadline covers them.
+- A reward that cannot load in a worker raises :class:`RewardLoadError` (``r1h score``/``r1h eval`` print one line,
+  TRL fails at the first step), never a silent 0.0. A reward that cannot be shipped to a worker at all (unpicklable,
+  defined in ``__main__``), or a process that cannot start one, gets one warning and the bounded thread path of
+  :mod:`r1h.harness.grading_fallback`.
+- Each worker's memory is capped (``$R1H_GRADING_MEMORY_MB``, default 4096); an item that exceeds it scores 0.0 with
+  an error and the worker is replaced. Starting a replacement is never counted against the next item's budget: an
+  item's clock starts when it is sent to a loaded, idle worker.
 
 Each worker receives the pickled reward once (cached by content hash) and warms it up (lazy imports happen then,
 outside any item's budget); after that only ``(index, completion, prompt, row)`` items cross the pipe, one at a time
@@ -26,8 +38,9 @@ from multiprocessing.connection import wait
 from typing import Any
 
 from . import grading_worker
-from .errors import ConfigError
-from .grading_worker import _REWARD_CACHE, WARMUP_COMPLETION, _safe_grade_one, _Worker
+from .errors import ConfigError, R1HError
+from .grading_fallback import grade_bounded, warn_once
+from .grading_worker import _REWARD_CACHE, WARMUP_COMPLETION, _safe_grade_one, _Worker, boot_config, memory_limit_mb
 from .reward import DEFAULT_BUDGET_S, Reward
 from .types import GradeResult, prompt_tail
 
@@ -36,6 +49,10 @@ WORKERS_ENV = "R1H_GRADING_WORKERS"
 LOAD_TIMEOUT_S = 60.0  # unpickling + warming up a reward in a fresh worker (imports), never counted against items
 
 Progress = Callable[[int], Any]
+
+
+class RewardLoadError(R1HError):
+    """An isolated reward that a grading worker cannot load (import error, a crash or a hang while loading)."""
 
 
 # -- budgets ------------------------------------------------------------------------------------------------------
@@ -91,7 +108,13 @@ def grade(
 
 
 def _in_worker() -> bool:
-    return grading_worker.IN_WORKER or bool(getattr(mp.current_process(), "daemon", False))
+    """True only inside a grading worker (set when the pool starts it), never merely in a daemonic process."""
+    return grading_worker.IN_WORKER
+
+
+def _from_main(reward: Any) -> bool:
+    """Whether ``reward`` pickles by reference to the caller's ``__main__``, which workers never import."""
+    return getattr(type(reward), "__module__", None) == "__main__" or getattr(reward, "__module__", None) == "__main__"
 
 
 def _items(completions, prompts, rows) -> list[tuple[int, Any, Any, dict[str, Any]]]:
@@ -144,6 +167,7 @@ class GradingPool:
         if self.workers < 1:
             raise ConfigError(f"a grading pool needs at least 1 worker, got {self.workers}")
         self._ctx = mp.get_context("spawn")  # used only where there is no POSIX subprocess worker
+        self.memory_mb = memory_limit_mb()
         self._pool: list[_Worker] = []
         self._lock = threading.Lock()
         self._pid = os.getpid()
@@ -182,10 +206,16 @@ class GradingPool:
             return []
         if _in_worker():
             return _grade_inline(reward, items, budget, progress)
+        if _from_main(reward):
+            warn_once(f"reward {getattr(reward, '__name__', reward)!r} is defined in __main__, which grading workers "
+                      f"never import (move it to a module to isolate it)")
+            return grade_bounded(reward, items, budget, lambda k: _report(progress, k))
         try:
             blob = pickle.dumps(reward, protocol=pickle.HIGHEST_PROTOCOL)
-        except Exception:  # an unpicklable reward cannot be isolated: grade inline, still timed
-            return _grade_inline(reward, items, budget, progress)
+        except Exception as exc:  # an unpicklable reward cannot be isolated
+            warn_once(f"reward {getattr(reward, '__name__', reward)!r} cannot be pickled for a grading worker "
+                      f"({type(exc).__name__})")
+            return grade_bounded(reward, items, budget, lambda k: _report(progress, k))
         key = hashlib.blake2b(blob, digest_size=16).hexdigest()
         with self._lock:
             if os.getpid() != self._pid:  # we were forked: the workers belong to our parent
@@ -200,7 +230,7 @@ class GradingPool:
 
     # used by _Batch
     def _start_worker(self) -> _Worker:
-        worker = _Worker(self._ctx)
+        worker = _Worker(self._ctx, boot_config(self.memory_mb))  # sys.path as it is now
         self._pool.append(worker)
         return worker
 
@@ -222,7 +252,8 @@ class _Batch:
         self.pending: deque[int] = deque(range(len(items)))
         self.done = 0
         self.warm_row: dict[str, Any] | None = self._picklable_row(items[0][3])
-        self.inline_fallback: str | None = None
+        self.inline_fallback: str | None = None  # this process cannot start workers: the bounded thread path
+        self.load_failure: str | None = None  # the reward cannot load in a worker: raised to the caller
         self.load_crashes = 0
 
     @staticmethod
@@ -242,21 +273,33 @@ class _Batch:
     def _workers(self) -> list[_Worker]:
         want = min(self.pool.workers, len(self.items))
         while len(self.pool._pool) < want:
-            self.pool._start_worker()
+            try:
+                self.pool._start_worker()
+            except (OSError, AssertionError, ValueError) as exc:  # EAGAIN/ENOMEM, or a daemonic spawn (Windows)
+                if self.pool._pool:
+                    break  # grade with the workers we have
+                self.inline_fallback = f"cannot start a grading worker in this process ({type(exc).__name__}: {exc})"
+                return []
         return self.pool._pool[:want]
 
     def run(self) -> list[GradeResult]:
-        while self.done < len(self.items) and self.inline_fallback is None:
+        while self.done < len(self.items) and self.inline_fallback is None and self.load_failure is None:
             workers = self._workers()
+            if not workers:
+                break
             now = time.monotonic()
             for w in workers:
                 self._feed(w, now)
             self._wait(workers)
             self._enforce(workers)
-        if self.inline_fallback is not None:  # the reward cannot be loaded in a worker: grade the rest here
+        if self.load_failure is not None:
+            name = getattr(self.reward, "__name__", repr(self.reward))
+            raise RewardLoadError(f"reward {name!r} cannot be loaded in a grading worker: {self.load_failure}")
+        if self.inline_fallback is not None:
+            warn_once(self.inline_fallback)
             rest = [self.items[i] for i in range(len(self.items)) if self.results[i] is None]
             offset = self.done
-            for (index, *_), result in zip(rest, _grade_inline(self.reward, rest, self.budget,
+            for (index, *_), result in zip(rest, grade_bounded(self.reward, rest, self.budget,
                                                                lambda k: _report(self.progress, offset + k)),
                                            strict=True):
                 self.results[index] = result
@@ -311,7 +354,10 @@ class _Batch:
             w.loading = None
         elif kind == "load_error":
             w.loading = None
-            self.inline_fallback = msg[2]
+            self.load_failure = msg[2]
+        elif kind == "boot_error":
+            w.loading = None
+            self.load_failure = msg[1]
 
     def _enforce(self, workers: list[_Worker]) -> None:
         now = time.monotonic()
@@ -326,7 +372,7 @@ class _Batch:
                 if self.warm_row is not None:
                     self.warm_row = None  # the warm-up itself hung (a pathological gold?): retry without it
                 else:
-                    self.inline_fallback = f"reward did not load in a worker within {LOAD_TIMEOUT_S:.0f} s"
+                    self.load_failure = f"it did not load within {max(LOAD_TIMEOUT_S, 10 * self.budget):.0f} s"
 
     def _crashed(self, w: _Worker) -> None:
         w._join(1)
@@ -339,7 +385,7 @@ class _Batch:
             w.loading = None
             self.load_crashes += 1
             if self.load_crashes >= 3:
-                self.inline_fallback = f"grading workers died while loading the reward (exit code {code})"
+                self.load_failure = f"3 grading workers died while loading it (exit code {code})"
         self.pool._replace(w)
 
 
@@ -363,4 +409,13 @@ def _close_default_pool() -> None:
         _DEFAULT.close()
 
 
-__all__ = ["GradingPool", "Reward", "default_pool", "grade", "resolve_budget"]
+def _after_fork_in_child() -> None:
+    global _DEFAULT_LOCK
+    _DEFAULT_LOCK = threading.Lock()  # a thread of the parent may have held it at fork time
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+__all__ = ["GradingPool", "Reward", "RewardLoadError", "default_pool", "grade", "resolve_budget"]
