@@ -46,6 +46,7 @@ from .types import GradeResult, prompt_tail
 
 BUDGET_ENV = "R1H_GRADING_BUDGET"
 WORKERS_ENV = "R1H_GRADING_WORKERS"
+WARM_GOLD = "\\frac{1}{2}"  # differs from the warm-up answer: a math reward runs its whole path
 LOAD_TIMEOUT_S = 60.0  # unpickling + warming up a reward in a fresh worker (imports), never counted against items
 
 Progress = Callable[[int], Any]
@@ -241,6 +242,17 @@ class GradingPool:
         self.restarts += 1
 
 
+def warm_row(reward: Any) -> dict[str, Any]:
+    """The gold a fresh worker warms ``reward`` up with: ``reward.warm_row`` if set, else ``"1"`` for each column.
+
+    Never an item's own gold: a pathological one (``1e99999999999``) would stall the load, outside any budget.
+    """
+    row = getattr(reward, "warm_row", None)
+    if isinstance(row, dict):
+        return row
+    return {c: WARM_GOLD for c in getattr(reward, "columns", ()) or () if isinstance(c, str)}
+
+
 class _Batch:
     """One batch through a pool: dispatch one item at a time per worker, enforce deadlines, keep input order."""
 
@@ -251,7 +263,7 @@ class _Batch:
         self.results: list[GradeResult | None] = [None] * len(items)
         self.pending: deque[int] = deque(range(len(items)))
         self.done = 0
-        self.warm_row: dict[str, Any] | None = self._picklable_row(items[0][3])
+        self.warm_row: dict[str, Any] | None = self._picklable_row(warm_row(reward))
         self.inline_fallback: str | None = None  # this process cannot start workers: the bounded thread path
         self.load_failure: str | None = None  # the reward cannot load in a worker: raised to the caller
         self.load_crashes = 0
@@ -305,13 +317,15 @@ class _Batch:
                 self.results[index] = result
         return [r if r is not None else GradeResult(score=0.0, error="not graded") for r in self.results]
 
-    def _feed(self, w: _Worker, now: float) -> None:
-        if w.item is not None or w.loading is not None or not self.pending:
+    def _feed(self, w: _Worker, now: float, load_only: bool = False) -> None:
+        if w.item is not None or w.loading is not None or not (self.pending or load_only):
             return
         try:
             if self.key not in w.loaded:
                 w.send(("reward", self.key, self.blob, self.warm_row))
                 w.loading = (self.key, now + max(LOAD_TIMEOUT_S, 10 * self.budget))
+                return
+            if load_only:
                 return
             index = self.pending.popleft()
             _, completion, prompt, row = self.items[index]
@@ -354,7 +368,8 @@ class _Batch:
             w.loading = None
         elif kind == "load_error":
             w.loading = None
-            self.load_failure = msg[2]
+            if msg[1] == self.key:  # (a replacement started by an earlier batch may report another reward)
+                self.load_failure = msg[2]
         elif kind == "boot_error":
             w.loading = None
             self.load_failure = msg[1]
@@ -365,7 +380,7 @@ class _Batch:
             if w.item is not None and now >= w.item[1]:
                 index = w.item[0]
                 w.item = None
-                self.pool._replace(w)
+                self._respawn(w)
                 self._finish(index, GradeResult(score=0.0, timed_out=True))
             elif w.loading is not None and now >= w.loading[1]:
                 self.pool._replace(w)
@@ -373,6 +388,16 @@ class _Batch:
                     self.warm_row = None  # the warm-up itself hung (a pathological gold?): retry without it
                 else:
                     self.load_failure = f"it did not load within {max(LOAD_TIMEOUT_S, 10 * self.budget):.0f} s"
+
+    def _respawn(self, w: _Worker) -> None:
+        """Kill ``w`` and start its replacement loading the reward at once, so that it boots while the rest of this
+        batch (or the caller, before its next call) goes on; no item's clock runs until it is ready."""
+        self.pool._replace(w)
+        try:
+            fresh = self.pool._start_worker()
+        except (OSError, AssertionError, ValueError):
+            return  # _workers() retries (and falls back) when it needs one
+        self._feed(fresh, time.monotonic(), load_only=True)
 
     def _crashed(self, w: _Worker) -> None:
         w._join(1)

@@ -118,8 +118,9 @@ def _worker_main(conn) -> None:
                 reward = pickle.loads(blob)  # noqa: S301 - our own parent pickled it a moment ago
                 if warm_row is not None:
                     warm = _safe_grade_one(reward, WARMUP_COMPLETION, None, warm_row)
-                    if warm.error and ("ImportError" in warm.error or "ModuleNotFoundError" in warm.error):
-                        raise ImportError(warm.error)
+                    if warm.error and ("ImportError" in warm.error or "ModuleNotFoundError" in warm.error
+                                       or out_of_memory(warm)):
+                        raise ImportError(warm.error)  # the reward cannot work here: the parent raises
             except BaseException as exc:
                 conn.send(("load_error", key, f"{type(exc).__name__}: {exc}"))
                 continue
