@@ -40,7 +40,15 @@ from typing import Any
 from . import grading_worker
 from .errors import ConfigError, R1HError
 from .grading_fallback import grade_bounded, warn_once
-from .grading_worker import _REWARD_CACHE, WARMUP_COMPLETION, _safe_grade_one, _Worker, boot_config, memory_limit_mb
+from .grading_worker import (
+    _REWARD_CACHE,
+    WARMUP_COMPLETION,
+    _safe_grade_one,
+    _Worker,
+    boot_config,
+    memory_limit_mb,
+    out_of_memory,
+)
 from .reward import DEFAULT_BUDGET_S, Reward
 from .types import GradeResult, prompt_tail
 
@@ -360,7 +368,10 @@ class _Batch:
         if kind == "done":
             _, index, score, extracted, error = msg
             w.item = None
-            self._finish(index, GradeResult(score=score, extracted=extracted, error=error))
+            result = GradeResult(score=score, extracted=extracted, error=error)
+            if out_of_memory(result):  # the worker hit R1H_GRADING_MEMORY_MB (and exits): replace it now
+                self._respawn(w)
+            self._finish(index, result)
         elif kind == "ready":
             w.loaded[msg[1]] = None
             while len(w.loaded) > _REWARD_CACHE:  # the worker dropped its oldest reward the same way
