@@ -8,7 +8,9 @@
    worker's scheduling per item). Prints microseconds per item for each and their ratio.
 2. The hostile corpus (``tests/hostile_corpus.py``): every case through ``grade`` for every reward, one item per
    call, with ``--budget``; prints the items tried, the max per-item time per reward (and the case), the timeouts,
-   and the peak RSS of any grading worker (``RUSAGE_CHILDREN`` after the pool is closed, so every worker is reaped).
+   and the peak RSS of any grading worker (``VmHWM`` of every live worker, sampled every 20 ms: a high-water mark,
+   so only a worker killed within 20 ms of its peak could be missed; ``RUSAGE_CHILDREN`` would count the parent's
+   pages at fork time).
 
 Timings are noisy on a shared machine: run it twice and compare ratios within one run.
 """
@@ -19,6 +21,7 @@ import argparse
 import os
 import resource
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -66,7 +69,24 @@ def corpus_figures(budget: float, workers: int) -> None:
     names = [row["name"] for row in r1h.list_plugins("reward")]
     print(f"2. hostile corpus: {len(corpus)} cases x {len(names)} rewards, budget {budget} s, one item per call")
     tried = 0
+    peak = [0]
+    stop = threading.Event()
     with GradingPool(workers) as pool:
+
+        def sample() -> None:
+            while not stop.is_set():
+                for w in list(pool._pool):
+                    try:
+                        status = Path(f"/proc/{w.proc.pid}/status").read_text()
+                    except OSError:
+                        continue
+                    for line in status.splitlines():
+                        if line.startswith("VmHWM:"):
+                            peak[0] = max(peak[0], int(line.split()[1]))
+                time.sleep(0.02)
+
+        sampler = threading.Thread(target=sample, daemon=True)
+        sampler.start()
         for name in names:
             reward = r1h.get_reward(name)
             if reward.isolate:
@@ -84,9 +104,11 @@ def corpus_figures(budget: float, workers: int) -> None:
                     worst, worst_label = elapsed, case.label
             print(f"   {name:20s} {len(cases):3d} items  max {worst:6.2f} s ({worst_label})  timeouts {timeouts}  "
                   f"worker restarts {pool.restarts - restarts}")
-    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+        stop.set()
+        sampler.join()
     self_peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(f"   items tried {tried}; peak worker RSS {peak:.0f} MB; this process (holding the corpus) {self_peak:.0f} MB")
+    print(f"   items tried {tried}; peak worker RSS {peak[0] / 1024:.0f} MB; this process (holding the corpus) "
+          f"{self_peak:.0f} MB")
 
 
 def main() -> None:

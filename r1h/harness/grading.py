@@ -171,10 +171,13 @@ class GradingPool:
     Workers start on first use and stay warm across batches; one batch runs at a time (other threads wait).
     """
 
-    def __init__(self, workers: int | None = None):
+    def __init__(self, workers: int | None = None, spares: int = 1):
         self.workers = int(workers) if workers is not None else default_workers()
         if self.workers < 1:
             raise ConfigError(f"a grading pool needs at least 1 worker, got {self.workers}")
+        # warm workers kept loaded but idle: a killed worker's place is taken by one at once, instead of the next
+        # items waiting seconds for a fresh interpreter to import sympy (a replacement spare boots meanwhile)
+        self.spares = max(0, int(spares))
         self._ctx = mp.get_context("spawn")  # used only where there is no POSIX subprocess worker
         self.memory_mb = memory_limit_mb()
         self._pool: list[_Worker] = []
@@ -291,8 +294,10 @@ class _Batch:
             _report(self.progress, self.done)
 
     def _workers(self) -> list[_Worker]:
+        """The first ``want`` workers (their count bounds the items in flight); the pool also keeps ``spares`` more
+        processes loaded, and items go to whichever are loaded and idle."""
         want = min(self.pool.workers, len(self.items))
-        while len(self.pool._pool) < want:
+        while len(self.pool._pool) < want + self.pool.spares:
             try:
                 self.pool._start_worker()
             except (OSError, AssertionError, ValueError) as exc:  # EAGAIN/ENOMEM, or a daemonic spawn (Windows)
@@ -307,11 +312,20 @@ class _Batch:
             workers = self._workers()
             if not workers:
                 break
+            everyone = list(self.pool._pool)
             now = time.monotonic()
-            for w in workers:
-                self._feed(w, now)
-            self._wait(workers)
-            self._enforce(workers)
+            # at most `want` items in flight, on whichever processes are loaded and idle (spares included), so
+            # that items never queue behind a replacement that is still booting while a warm spare waits
+            in_flight = sum(w.item is not None for w in everyone)
+            for w in everyone:
+                ready = w.item is None and w.loading is None and self.key in w.loaded
+                if ready and self.pending and in_flight < len(workers):
+                    self._feed(w, now)
+                    in_flight += 1
+                else:
+                    self._feed(w, now, load_only=True)
+            self._wait(everyone)
+            self._enforce(everyone)
         if self.load_failure is not None:
             name = getattr(self.reward, "__name__", repr(self.reward))
             raise RewardLoadError(f"reward {name!r} cannot be loaded in a grading worker: {self.load_failure}")

@@ -240,7 +240,7 @@ def _read_nums(nums: Any) -> list[int] | None:
 
 
 MAX_SOLVER_NUMS = 6  # the benchmark's puzzles have 3 or 4 numbers
-SOLVER_NODE_BUDGET = 20_000  # search states tried before giving up (4 numbers need at most ~4,600)
+SOLVER_NODE_BUDGET = 10_000  # search states tried before giving up (4 numbers need at most ~4,600)
 
 
 class _OutOfBudget(Exception):
