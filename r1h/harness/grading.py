@@ -37,7 +37,7 @@ from collections.abc import Callable, Sequence
 from multiprocessing.connection import wait
 from typing import Any
 
-from . import grading_worker
+from . import grading_worker, grading_zygote
 from .errors import ConfigError, R1HError
 from .grading_fallback import grade_bounded, warn_once
 from .grading_worker import (
@@ -171,13 +171,16 @@ class GradingPool:
     Workers start on first use and stay warm across batches; one batch runs at a time (other threads wait).
     """
 
-    def __init__(self, workers: int | None = None, spares: int = 1):
+    def __init__(self, workers: int | None = None, spares: int = 1, zygote: bool = True):
         self.workers = int(workers) if workers is not None else default_workers()
         if self.workers < 1:
             raise ConfigError(f"a grading pool needs at least 1 worker, got {self.workers}")
         # warm workers kept loaded but idle: a killed worker's place is taken by one at once, instead of the next
         # items waiting seconds for a fresh interpreter to import sympy (a replacement spare boots meanwhile)
         self.spares = max(0, int(spares))
+        # replacements fork from a warm zygote in milliseconds where the platform allows (grading_zygote)
+        self.use_zygote = bool(zygote) and os.name == "posix" and grading_zygote.supported()
+        self._zygote: grading_zygote.Zygote | None = None
         self._ctx = mp.get_context("spawn")  # used only where there is no POSIX subprocess worker
         self.memory_mb = memory_limit_mb()
         self._pool: list[_Worker] = []
@@ -198,7 +201,9 @@ class GradingPool:
             if os.getpid() == self._pid:
                 for w in self._pool:
                     w.stop()
-            self._pool = []
+                if self._zygote is not None:
+                    self._zygote.stop()
+            self._pool, self._zygote = [], None
             self.closed = True
 
     def grade(
@@ -231,7 +236,7 @@ class GradingPool:
         key = hashlib.blake2b(blob, digest_size=16).hexdigest()
         with self._lock:
             if os.getpid() != self._pid:  # we were forked: the workers belong to our parent
-                self._pool, self._pid = [], os.getpid()
+                self._pool, self._pid, self._zygote = [], os.getpid(), None
             self.closed = False
             return _Batch(self, reward, key, blob, items, budget, progress).run()
 
@@ -241,10 +246,24 @@ class GradingPool:
                    budget=max(resolve_budget(reward), LOAD_TIMEOUT_S))
 
     # used by _Batch
-    def _start_worker(self) -> _Worker:
-        worker = _Worker(self._ctx, boot_config(self.memory_mb))  # sys.path as it is now
+    def _start_worker(self, key: str | None = None) -> _Worker:
+        worker = self._zygote.fork(key) if self._zygote is not None and key is not None else None
+        if worker is None:
+            worker = _Worker(self._ctx, boot_config(self.memory_mb))  # sys.path as it is now
         self._pool.append(worker)
         return worker
+
+    def _prepare_zygote(self, key: str, blob: bytes, warm_row: dict[str, Any] | None) -> None:
+        if not self.use_zygote:
+            return
+        if self._zygote is not None and not self._zygote.alive:
+            self._zygote = None
+        try:
+            if self._zygote is None:
+                self._zygote = grading_zygote.Zygote(self._ctx, boot_config(self.memory_mb))
+            self._zygote.ensure(key, blob, warm_row)
+        except (OSError, ValueError):
+            self._zygote = None
 
     def _replace(self, worker: _Worker) -> None:
         worker.kill()
@@ -299,7 +318,7 @@ class _Batch:
         want = min(self.pool.workers, len(self.items))
         while len(self.pool._pool) < want + self.pool.spares:
             try:
-                self.pool._start_worker()
+                self.pool._start_worker(self.key)
             except (OSError, AssertionError, ValueError) as exc:  # EAGAIN/ENOMEM, or a daemonic spawn (Windows)
                 if self.pool._pool:
                     break  # grade with the workers we have
@@ -308,6 +327,7 @@ class _Batch:
         return self.pool._pool[:want]
 
     def run(self) -> list[GradeResult]:
+        self.pool._prepare_zygote(self.key, self.blob, self.warm_row)
         while self.done < len(self.items) and self.inline_fallback is None and self.load_failure is None:
             workers = self._workers()
             if not workers:
@@ -419,7 +439,7 @@ class _Batch:
         batch (or the caller, before its next call) goes on; no item's clock runs until it is ready."""
         self.pool._replace(w)
         try:
-            fresh = self.pool._start_worker()
+            fresh = self.pool._start_worker(self.key)
         except (OSError, AssertionError, ValueError):
             return  # _workers() retries (and falls back) when it needs one
         self._feed(fresh, time.monotonic(), load_only=True)

@@ -92,18 +92,21 @@ def out_of_memory(result: GradeResult) -> bool:
 
 
 # -- the worker process -------------------------------------------------------------------------------------------
-def _worker_main(conn) -> None:
+def _worker_main(conn, rewards: dict[str, Any] | None = None, zygote: bool = False, memory_mb: int = 0) -> None:
     """Loop: ("reward", key, blob, warm_row) loads and warms a reward; ("item", key, i, c, p, row) grades one item;
-    ("stop",) or a closed pipe ends the worker."""
+    ("fork",) (a zygote only, see :mod:`r1h.harness.grading_zygote`) forks a warm worker; ("stop",) or a closed
+    pipe ends the worker."""
     global IN_WORKER
     IN_WORKER = True
     try:
         import signal
 
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C belongs to the parent, which kills us
+        if zygote:
+            signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # the kernel reaps the workers we fork
     except Exception:
         pass
-    rewards: dict[str, Any] = {}
+    rewards = {} if rewards is None else rewards
     while True:
         try:
             msg = conn.recv()
@@ -112,6 +115,11 @@ def _worker_main(conn) -> None:
         kind = msg[0]
         if kind == "stop":
             return
+        if kind == "fork" and zygote:
+            from .grading_zygote import serve_fork
+
+            serve_fork(conn, rewards, memory_mb)
+            continue
         if kind == "reward":
             _, key, blob, warm_row = msg
             try:
@@ -156,7 +164,7 @@ r1h = importlib.util.module_from_spec(spec)
 sys.modules["r1h"] = r1h
 spec.loader.exec_module(r1h)
 from r1h.harness.grading_worker import _worker_entry
-_worker_entry(int(sys.argv[1]), cfg["r1h"], cfg["memory_mb"])
+_worker_entry(int(sys.argv[1]), cfg["r1h"], cfg["memory_mb"], cfg.get("zygote", False))
 """
 
 
@@ -177,7 +185,7 @@ def boot_config(memory_mb: int) -> dict[str, Any]:
     return {"path": path, "sites": sites, "r1h": os.path.realpath(r1h.__file__), "memory_mb": memory_mb}
 
 
-def _worker_entry(fd: int, r1h_file: str | None = None, memory_mb: int = 0) -> None:
+def _worker_entry(fd: int, r1h_file: str | None = None, memory_mb: int = 0, zygote: bool = False) -> None:
     """Entry point of a worker started by :class:`_Worker` (a fresh interpreter that never imports ``__main__``)."""
     import sys
     from multiprocessing.connection import Connection
@@ -196,7 +204,7 @@ def _worker_entry(fd: int, r1h_file: str | None = None, memory_mb: int = 0) -> N
         os._exit(0)
 
     threading.Thread(target=watchdog, daemon=True, name="r1h-grader-watchdog").start()
-    _worker_main(conn)
+    _worker_main(conn, zygote=zygote, memory_mb=memory_mb)
     os._exit(0)  # skip interpreter teardown (slow with sympy loaded); nothing is left to flush
 
 
