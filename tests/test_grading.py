@@ -212,7 +212,8 @@ def test_workers_die_with_a_killed_parent(tmp_path, forked):
             pool.warm(Misbehaving())
             while not (pool._zygote and pool._zygote.loaded):
                 pool._zygote._pump(0.1)
-            grade(Misbehaving(), ["hang"], budget=0.2, pool=pool)  # killed: its replacement is forked
+            for _ in range(2):  # the worker and the spare are killed: their replacements are forked
+                grade(Misbehaving(), ["hang"], budget=0.2, pool=pool)
         threading.Thread(target=pool.grade, args=(Misbehaving(), ["hang"]), kwargs={{"budget": 3600}},
                          daemon=True).start()
         while not any(w.item for w in pool._pool):
