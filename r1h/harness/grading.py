@@ -16,7 +16,8 @@
   :mod:`r1h.harness.grading_fallback`.
 - Each worker's memory is capped (``$R1H_GRADING_MEMORY_MB``, default 4096); an item that exceeds it scores 0.0 with
   an error and the worker is replaced. Starting a replacement is never counted against the next item's budget: an
-  item's clock starts when it is sent to a loaded, idle worker.
+  item's clock starts when it is sent to a loaded, idle worker. The pool keeps a loaded spare, and replacements fork
+  from a warm zygote (:mod:`r1h.harness.grading_zygote`, Linux) in milliseconds, so the caller barely waits either.
 
 Each worker receives the pickled reward once (cached by content hash) and warms it up (lazy imports happen then,
 outside any item's budget); after that only ``(index, completion, prompt, row)`` items cross the pipe, one at a time
