@@ -71,6 +71,7 @@ class _Plugin:
 @pytest.fixture(scope="module")
 def pool():
     with GradingPool(workers=2) as p:
+        p.warm(Misbehaving())  # cold start-up is not what these tests time
         yield p
 
 
@@ -196,32 +197,48 @@ def test_budget_resolution(monkeypatch):
         resolve_budget(Misbehaving(), 0)
 
 
-def test_workers_die_with_a_killed_parent(tmp_path):
-    """A parent killed with SIGKILL leaves no worker spinning on a hung item."""
+@pytest.mark.parametrize("forked", [False, True])
+def test_workers_die_with_a_killed_parent(tmp_path, forked):
+    """A parent killed with SIGKILL leaves no worker spinning on a hung item: neither a fresh interpreter nor a
+    worker forked from the zygote (nor the zygote)."""
     script = tmp_path / "parent.py"
     script.write_text(textwrap.dedent(f"""
         import sys, threading, time
         sys.path.insert(0, {str(Path(__file__).parent)!r})
         from test_grading import Misbehaving
-        from r1h.harness.grading import GradingPool
+        from r1h.harness.grading import GradingPool, grade
         pool = GradingPool(workers=1)
+        if {forked!r}:
+            pool.warm(Misbehaving())
+            while not (pool._zygote and pool._zygote.loaded):
+                pool._zygote._pump(0.1)
+            for _ in range(2):  # the worker and the spare are killed: their replacements are forked
+                grade(Misbehaving(), ["hang"], budget=0.2, pool=pool)
         threading.Thread(target=pool.grade, args=(Misbehaving(), ["hang"]), kwargs={{"budget": 3600}},
                          daemon=True).start()
-        while not (pool._pool and pool._pool[0].item):
+        while not any(w.item for w in pool._pool):
             time.sleep(0.05)
-        print(pool._pool[0].proc.pid, flush=True)
+        pids = [w.proc.pid for w in pool._pool if w.item]
+        if {forked!r}:
+            assert all(type(w.proc).__name__ == "_ForkedProc" for w in pool._pool if w.item)
+        if pool._zygote is not None:
+            pids.append(pool._zygote.worker.proc.pid)
+        print(*pids, flush=True)
         time.sleep(3600)
     """))
     parent = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True)
     try:
-        worker_pid = int(parent.stdout.readline())
+        pids = [int(p) for p in parent.stdout.readline().split()]
     finally:
         parent.kill()
         parent.wait()
+    assert pids
+    if forked:
+        assert len(pids) == 2
     deadline = time.monotonic() + 10
-    while time.monotonic() < deadline and _alive(worker_pid):
+    while time.monotonic() < deadline and any(_alive(pid) for pid in pids):
         time.sleep(0.1)
-    assert not _alive(worker_pid)
+    assert not any(_alive(pid) for pid in pids)
 
 
 def _alive(pid: int) -> bool:

@@ -4,7 +4,20 @@
   interpreters talking multiprocessing's Connection protocol; they never re-import the caller's ``__main__``). The parent tracks every item's deadline; a worker that overruns is
   killed with SIGKILL, its item scores 0.0 with ``timed_out=True``, and a replacement worker starts. No signals are
   used for timing, so this holds when ``grade`` is called from any thread (TRL calls rewards off the main thread).
-- ``reward.isolate`` is False: items run inline and are timed; an overrun still scores 0.0 as a timeout.
+- ``reward.isolate`` is False: items run inline and are timed; an overrun still scores 0.0 as a timeout. Such rewards
+  must be bounded by construction: :meth:`Reward.grade_one` refuses completions over ``max_chars`` before any work.
+- The same holds in every process: a user's ``multiprocessing.Pool`` worker (spawn or fork), a datasets
+  ``map(num_proc=...)`` or dataloader worker starts grading workers like any other process (``subprocess.Popen``
+  works where ``multiprocessing`` refuses daemonic children). Only a real grading worker (``IN_WORKER``, set when
+  the pool starts it) grades nested calls inline, and its parent's deadline covers them.
+- A reward that cannot load in a worker raises :class:`RewardLoadError` (``r1h score``/``r1h eval`` print one line,
+  TRL fails at the first step), never a silent 0.0. A reward that cannot be shipped to a worker at all (unpicklable,
+  defined in ``__main__``), or a process that cannot start one, gets one warning and the bounded thread path of
+  :mod:`r1h.harness.grading_fallback`.
+- Each worker's memory is capped (``$R1H_GRADING_MEMORY_MB``, default 4096); an item that exceeds it scores 0.0 with
+  an error and the worker is replaced. Starting a replacement is never counted against the next item's budget: an
+  item's clock starts when it is sent to a loaded, idle worker. The pool keeps a loaded spare, and replacements fork
+  from a warm zygote (:mod:`r1h.harness.grading_zygote`, Linux) in milliseconds, so the caller barely waits either.
 
 Each worker receives the pickled reward once (cached by content hash) and warms it up (lazy imports happen then,
 outside any item's budget); after that only ``(index, completion, prompt, row)`` items cross the pipe, one at a time
@@ -20,20 +33,26 @@ import os
 import pickle
 import threading
 import time
-from collections import deque
 from collections.abc import Callable, Sequence
-from multiprocessing.connection import wait
 from typing import Any
 
-from . import grading_worker
+from . import grading_worker, grading_zygote
 from .errors import ConfigError
-from .grading_worker import _REWARD_CACHE, WARMUP_COMPLETION, _safe_grade_one, _Worker
+from .grading_batch import LOAD_TIMEOUT_S, RewardLoadError, _Batch, _report
+from .grading_fallback import grade_bounded, warn_once
+from .grading_worker import (  # noqa: F401 - _REWARD_CACHE re-exported for tests and tools
+    _REWARD_CACHE,
+    WARMUP_COMPLETION,
+    _safe_grade_one,
+    _Worker,
+    boot_config,
+    memory_limit_mb,
+)
 from .reward import DEFAULT_BUDGET_S, Reward
-from .types import GradeResult, prompt_tail
+from .types import GradeResult
 
 BUDGET_ENV = "R1H_GRADING_BUDGET"
 WORKERS_ENV = "R1H_GRADING_WORKERS"
-LOAD_TIMEOUT_S = 60.0  # unpickling + warming up a reward in a fresh worker (imports), never counted against items
 
 Progress = Callable[[int], Any]
 
@@ -91,7 +110,13 @@ def grade(
 
 
 def _in_worker() -> bool:
-    return grading_worker.IN_WORKER or bool(getattr(mp.current_process(), "daemon", False))
+    """True only inside a grading worker (set when the pool starts it), never merely in a daemonic process."""
+    return grading_worker.IN_WORKER
+
+
+def _from_main(reward: Any) -> bool:
+    """Whether ``reward`` pickles by reference to the caller's ``__main__``, which workers never import."""
+    return getattr(type(reward), "__module__", None) == "__main__" or getattr(reward, "__module__", None) == "__main__"
 
 
 def _items(completions, prompts, rows) -> list[tuple[int, Any, Any, dict[str, Any]]]:
@@ -108,14 +133,6 @@ def _items(completions, prompts, rows) -> list[tuple[int, Any, Any, dict[str, An
     elif len(rows) != n:
         raise ConfigError(f"grading got {n} completions but {len(rows)} rows of gold columns")
     return [(i, completions[i], prompts[i], dict(rows[i] or {})) for i in range(n)]
-
-
-def _report(progress: Progress | None, done: int) -> None:
-    if progress is not None:
-        try:
-            progress(done)
-        except Exception:  # a progress bar must never break grading
-            pass
 
 
 def _grade_inline(reward: Any, items: list, budget: float, progress: Progress | None) -> list[GradeResult]:
@@ -139,11 +156,18 @@ class GradingPool:
     Workers start on first use and stay warm across batches; one batch runs at a time (other threads wait).
     """
 
-    def __init__(self, workers: int | None = None):
+    def __init__(self, workers: int | None = None, spares: int = 1, zygote: bool = True):
         self.workers = int(workers) if workers is not None else default_workers()
         if self.workers < 1:
             raise ConfigError(f"a grading pool needs at least 1 worker, got {self.workers}")
+        # warm workers kept loaded but idle: a killed worker's place is taken by one at once, instead of the next
+        # items waiting seconds for a fresh interpreter to import sympy (a replacement spare boots meanwhile)
+        self.spares = max(0, int(spares))
+        # replacements fork from a warm zygote in milliseconds where the platform allows (grading_zygote)
+        self.use_zygote = bool(zygote) and os.name == "posix" and grading_zygote.supported()
+        self._zygote: grading_zygote.Zygote | None = None
         self._ctx = mp.get_context("spawn")  # used only where there is no POSIX subprocess worker
+        self.memory_mb = memory_limit_mb()
         self._pool: list[_Worker] = []
         self._lock = threading.Lock()
         self._pid = os.getpid()
@@ -162,7 +186,9 @@ class GradingPool:
             if os.getpid() == self._pid:
                 for w in self._pool:
                     w.stop()
-            self._pool = []
+                if self._zygote is not None:
+                    self._zygote.stop()
+            self._pool, self._zygote = [], None
             self.closed = True
 
     def grade(
@@ -182,14 +208,20 @@ class GradingPool:
             return []
         if _in_worker():
             return _grade_inline(reward, items, budget, progress)
+        if _from_main(reward):
+            warn_once(f"reward {getattr(reward, '__name__', reward)!r} is defined in __main__, which grading workers "
+                      f"never import (move it to a module to isolate it)")
+            return grade_bounded(reward, items, budget, lambda k: _report(progress, k))
         try:
             blob = pickle.dumps(reward, protocol=pickle.HIGHEST_PROTOCOL)
-        except Exception:  # an unpicklable reward cannot be isolated: grade inline, still timed
-            return _grade_inline(reward, items, budget, progress)
+        except Exception as exc:  # an unpicklable reward cannot be isolated
+            warn_once(f"reward {getattr(reward, '__name__', reward)!r} cannot be pickled for a grading worker "
+                      f"({type(exc).__name__})")
+            return grade_bounded(reward, items, budget, lambda k: _report(progress, k))
         key = hashlib.blake2b(blob, digest_size=16).hexdigest()
         with self._lock:
             if os.getpid() != self._pid:  # we were forked: the workers belong to our parent
-                self._pool, self._pid = [], os.getpid()
+                self._pool, self._pid, self._zygote = [], os.getpid(), None
             self.closed = False
             return _Batch(self, reward, key, blob, items, budget, progress).run()
 
@@ -199,148 +231,30 @@ class GradingPool:
                    budget=max(resolve_budget(reward), LOAD_TIMEOUT_S))
 
     # used by _Batch
-    def _start_worker(self) -> _Worker:
-        worker = _Worker(self._ctx)
+    def _start_worker(self, key: str | None = None) -> _Worker:
+        worker = self._zygote.fork(key) if self._zygote is not None and key is not None else None
+        if worker is None:
+            worker = _Worker(self._ctx, boot_config(self.memory_mb))  # sys.path as it is now
         self._pool.append(worker)
         return worker
+
+    def _prepare_zygote(self, key: str, blob: bytes, warm_row: dict[str, Any] | None) -> None:
+        if not self.use_zygote:
+            return
+        if self._zygote is not None and not self._zygote.alive:
+            self._zygote = None
+        try:
+            if self._zygote is None:
+                self._zygote = grading_zygote.Zygote(self._ctx, boot_config(self.memory_mb))
+            self._zygote.ensure(key, blob, warm_row)
+        except (OSError, ValueError):
+            self._zygote = None
 
     def _replace(self, worker: _Worker) -> None:
         worker.kill()
         if worker in self._pool:
             self._pool.remove(worker)
         self.restarts += 1
-
-
-class _Batch:
-    """One batch through a pool: dispatch one item at a time per worker, enforce deadlines, keep input order."""
-
-    def __init__(self, pool: GradingPool, reward: Any, key: str, blob: bytes, items: list, budget: float,
-                 progress: Progress | None):
-        self.pool, self.reward, self.key, self.blob = pool, reward, key, blob
-        self.items, self.budget, self.progress = items, budget, progress
-        self.results: list[GradeResult | None] = [None] * len(items)
-        self.pending: deque[int] = deque(range(len(items)))
-        self.done = 0
-        self.warm_row: dict[str, Any] | None = self._picklable_row(items[0][3])
-        self.inline_fallback: str | None = None
-        self.load_crashes = 0
-
-    @staticmethod
-    def _picklable_row(row: dict[str, Any]) -> dict[str, Any] | None:
-        try:
-            pickle.dumps(row)
-            return row
-        except Exception:
-            return None
-
-    def _finish(self, index: int, result: GradeResult) -> None:
-        if self.results[index] is None:
-            self.results[index] = result
-            self.done += 1
-            _report(self.progress, self.done)
-
-    def _workers(self) -> list[_Worker]:
-        want = min(self.pool.workers, len(self.items))
-        while len(self.pool._pool) < want:
-            self.pool._start_worker()
-        return self.pool._pool[:want]
-
-    def run(self) -> list[GradeResult]:
-        while self.done < len(self.items) and self.inline_fallback is None:
-            workers = self._workers()
-            now = time.monotonic()
-            for w in workers:
-                self._feed(w, now)
-            self._wait(workers)
-            self._enforce(workers)
-        if self.inline_fallback is not None:  # the reward cannot be loaded in a worker: grade the rest here
-            rest = [self.items[i] for i in range(len(self.items)) if self.results[i] is None]
-            offset = self.done
-            for (index, *_), result in zip(rest, _grade_inline(self.reward, rest, self.budget,
-                                                               lambda k: _report(self.progress, offset + k)),
-                                           strict=True):
-                self.results[index] = result
-        return [r if r is not None else GradeResult(score=0.0, error="not graded") for r in self.results]
-
-    def _feed(self, w: _Worker, now: float) -> None:
-        if w.item is not None or w.loading is not None or not self.pending:
-            return
-        try:
-            if self.key not in w.loaded:
-                w.send(("reward", self.key, self.blob, self.warm_row))
-                w.loading = (self.key, now + max(LOAD_TIMEOUT_S, 10 * self.budget))
-                return
-            index = self.pending.popleft()
-            _, completion, prompt, row = self.items[index]
-            try:
-                w.send(("item", self.key, index, completion, prompt, row))
-            except (pickle.PicklingError, TypeError, AttributeError):
-                w.send(("item", self.key, index, completion, prompt_tail(prompt), self._picklable_row(row) or {}))
-            w.item = (index, time.monotonic() + self.budget)
-        except (BrokenPipeError, EOFError, OSError):
-            self._crashed(w)
-
-    def _wait(self, workers: list[_Worker]) -> None:
-        deadlines = [d for w in workers for d in ((w.item or (0, None))[1], (w.loading or (0, None))[1]) if d]
-        busy = [w.conn for w in workers if w.item is not None or w.loading is not None]
-        if not busy:
-            return
-        timeout = max(0.0, min(deadlines) - time.monotonic()) if deadlines else None
-        for conn in wait(busy, timeout):
-            worker = next(w for w in workers if w.conn is conn)
-            while worker.conn is conn and not conn.closed:
-                try:
-                    if not conn.poll():
-                        break
-                    msg = conn.recv()
-                except (EOFError, OSError):
-                    self._crashed(worker)
-                    break
-                self._handle(worker, msg)
-
-    def _handle(self, w: _Worker, msg: tuple) -> None:
-        kind = msg[0]
-        if kind == "done":
-            _, index, score, extracted, error = msg
-            w.item = None
-            self._finish(index, GradeResult(score=score, extracted=extracted, error=error))
-        elif kind == "ready":
-            w.loaded[msg[1]] = None
-            while len(w.loaded) > _REWARD_CACHE:  # the worker dropped its oldest reward the same way
-                w.loaded.pop(next(iter(w.loaded)))
-            w.loading = None
-        elif kind == "load_error":
-            w.loading = None
-            self.inline_fallback = msg[2]
-
-    def _enforce(self, workers: list[_Worker]) -> None:
-        now = time.monotonic()
-        for w in workers:
-            if w.item is not None and now >= w.item[1]:
-                index = w.item[0]
-                w.item = None
-                self.pool._replace(w)
-                self._finish(index, GradeResult(score=0.0, timed_out=True))
-            elif w.loading is not None and now >= w.loading[1]:
-                self.pool._replace(w)
-                if self.warm_row is not None:
-                    self.warm_row = None  # the warm-up itself hung (a pathological gold?): retry without it
-                else:
-                    self.inline_fallback = f"reward did not load in a worker within {LOAD_TIMEOUT_S:.0f} s"
-
-    def _crashed(self, w: _Worker) -> None:
-        w._join(1)
-        code = w.exitcode
-        if w.item is not None:
-            index = w.item[0]
-            w.item = None
-            self._finish(index, GradeResult(score=0.0, error=f"grading worker died (exit code {code})"))
-        if w.loading is not None:
-            w.loading = None
-            self.load_crashes += 1
-            if self.load_crashes >= 3:
-                self.inline_fallback = f"grading workers died while loading the reward (exit code {code})"
-        self.pool._replace(w)
 
 
 # -- the shared pool ----------------------------------------------------------------------------------------------
@@ -363,4 +277,13 @@ def _close_default_pool() -> None:
         _DEFAULT.close()
 
 
-__all__ = ["GradingPool", "Reward", "default_pool", "grade", "resolve_budget"]
+def _after_fork_in_child() -> None:
+    global _DEFAULT_LOCK
+    _DEFAULT_LOCK = threading.Lock()  # a thread of the parent may have held it at fork time
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+__all__ = ["GradingPool", "Reward", "RewardLoadError", "default_pool", "grade", "resolve_budget"]

@@ -7,6 +7,8 @@ from typing import Any
 from .types import GradeResult, completion_text
 
 DEFAULT_BUDGET_S = 2.0
+MAX_CHARS = 2_000_000  # ~500k tokens: 15x the longest completion any r1h recipe generates (32,768 tokens)
+MAX_MESSAGES = 10_000  # messages in one conversational completion
 
 
 class Reward:
@@ -25,6 +27,11 @@ class Reward:
     - ``isolate``: True for rewards whose work can blow up (sympy, math-verify); the batch grader then runs them in
       worker processes that are killed when an item overruns its budget. Rewards with ``isolate = False`` must be
       linear-time by construction; their items are still timed and an overrun still scores 0.0 as a timeout.
+    - ``max_chars``: the longest completion text graded. None (the default) means :data:`MAX_CHARS` for an inline
+      reward and no cap for an isolated one (its worker is killed instead); an inline reward cannot be uncapped.
+      A longer text (or one of more than :data:`MAX_MESSAGES` messages) goes to :meth:`clip` *before any work*;
+      by default it then scores 0.0 with an error saying so. This is what bounds an inline reward's time and memory
+      whatever the input (a 50 MB completion cost ``repetition_penalty`` 26 s and 2.5 GB before).
     """
 
     name: str = ""
@@ -34,6 +41,7 @@ class Reward:
     required_columns: tuple[str | tuple[str, ...], ...] | None = None
     list_columns: tuple[str, ...] = ()  # columns whose per-row value is itself a list (Countdown's ``nums``)
     isolate: bool = False
+    max_chars: int | None = None  # None: MAX_CHARS when inline, no cap when isolated (see the class docstring)
 
     def __init__(self, name: str | None = None, *, budget: float = DEFAULT_BUDGET_S, **params: Any):
         self.__name__ = name or self.name or type(self).__name__
@@ -66,6 +74,17 @@ class Reward:
         """Whether two extracted answers are the same answer (maj@n clustering). Default: exact string match."""
         return a.strip() == b.strip()
 
+    def clip(self, text: str) -> str | None:
+        """The part of an over-long completion (``len(text) > max_chars``) to grade, or None to refuse it (0.0 with
+        an error). Default: refuse. Must cost O(max_chars), e.g. a slice."""
+        return None
+
+    def _limit(self) -> int | None:
+        limit = self.max_chars
+        if limit is None and not self.isolate:
+            limit = MAX_CHARS  # an inline reward is never unbounded
+        return limit
+
     # -- provided -------------------------------------------------------------------------------------------------
     @classmethod
     def column_groups(cls) -> list[tuple[str, ...]]:
@@ -91,7 +110,17 @@ class Reward:
     def grade_one(self, completion: Any, prompt: Any = None, row: dict[str, Any] | None = None) -> GradeResult:
         """Score and extract one item in this process. Never raises."""
         row = row or {}
+        limit = self._limit()
+        if limit is not None and isinstance(completion, (list, tuple)) and len(completion) > MAX_MESSAGES:
+            return GradeResult(score=0.0, error=f"completion has {len(completion):,} messages, over the limit of "
+                                                f"{MAX_MESSAGES:,}")
         text = completion_text(completion)
+        if limit is not None and len(text) > limit:
+            clipped = self.clip(text)
+            if clipped is None:
+                return GradeResult(score=0.0, error=f"completion has {len(text):,} characters, over this reward's "
+                                                    f"limit of {limit:,} (max_chars)")
+            text = clipped[:limit]
         try:
             extracted = self.extract(text, prompt, **row)
         except Exception as exc:  # a reward never raises into its caller

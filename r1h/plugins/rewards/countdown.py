@@ -22,13 +22,14 @@ from __future__ import annotations
 
 import ast
 import json
+import math
 import re
 from fractions import Fraction
 from itertools import combinations
 from typing import Any
 
 from r1h.harness.hookspecs import hookimpl
-from r1h.harness.reward import Reward
+from r1h.harness.reward import MAX_CHARS, Reward
 
 from ._text import last_answer
 
@@ -38,7 +39,6 @@ TOLERANCE = Fraction(1, 100_000)
 _ALLOWED_CHARS = frozenset("0123456789+-*/() \t\r\n")
 _BINOPS = {ast.Add: "+", ast.Sub: "-", ast.Mult: "*", ast.Div: "/"}
 _TRANSLATE = str.maketrans({"×": "*", "÷": "/", "−": "-"})
-_INT = re.compile(r"-?\d+")
 
 
 class _Reject(Exception):
@@ -140,62 +140,134 @@ def split_equation(answer: str, target: Any = None) -> str | None:
     return left.strip()
 
 
+# -- gold values -------------------------------------------------------------------------------------------------
+# Gold is read strictly and bounded *before* any conversion: Fraction("1e99999999999") computes 10**99999999999
+# (it never returned, even under --budget 2) and "1e999999" alone cost 1 s. Countdown golds are small integers
+# (targets 10..100, numbers 1..99); anything past these limits is unreadable gold, which scores None.
+MAX_GOLD_DIGITS = 30  # digits of a target or of one number, before and after the point
+MAX_GOLD_EXPONENT = 30  # |e| in "2.4e1"
+MAX_NUMS = 64  # numbers in one puzzle (the reward); the solver takes at most MAX_SOLVER_NUMS
+MAX_NUMS_TEXT = 1000  # characters of a nums column given as text ("[44, 19, 35]")
+_DECIMAL = re.compile(rf"[+-]?(\d{{1,{MAX_GOLD_DIGITS}}})(?:\.(\d{{0,{MAX_GOLD_DIGITS}}}))?(?:[eE]([+-]?\d{{1,3}}))?",
+                      re.ASCII)
+_NUM_TEXT = re.compile(rf"\s*[+-]?\d{{1,{MAX_GOLD_DIGITS}}}\s*", re.ASCII)
+_MAX_GOLD_INT = 10**MAX_GOLD_DIGITS
+
+
 def _read_target(target: Any) -> Fraction | None:
+    """The gold target as an exact Fraction, or None when it is not a plain, bounded number.
+
+    Accepts an int, a finite float, or ASCII decimal text (``"24"``, ``"-3.5"``, ``"2.4e1"``) of at most
+    MAX_GOLD_DIGITS digits and an exponent of at most MAX_GOLD_EXPONENT; refuses bools, NaN/inf, ``"Infinity"``,
+    fractions as text, underscores, non-ASCII digits and anything else.
+    """
+    if hasattr(target, "item") and not isinstance(target, (str, bytes)):  # numpy scalars from datasets
+        try:
+            target = target.item()
+        except Exception:
+            return None
     if isinstance(target, bool):
         return None
-    try:
-        if isinstance(target, str):
-            target = target.strip()
-            if len(target) > 40:
-                return None
-        value = Fraction(target)
-    except (TypeError, ValueError, ZeroDivisionError, OverflowError):
+    if isinstance(target, int):
+        return Fraction(target) if abs(target) < _MAX_GOLD_INT else None
+    if isinstance(target, Fraction):
+        return target if max(abs(target.numerator), target.denominator) < _MAX_GOLD_INT else None
+    if isinstance(target, float):
+        if not math.isfinite(target) or abs(target) >= _MAX_GOLD_INT:
+            return None
+        return Fraction(target)
+    if not isinstance(target, str) or len(target) > 2 * MAX_GOLD_DIGITS + 8:
         return None
-    return value
+    m = _DECIMAL.fullmatch(target.strip())
+    if m is None or (m.group(3) is not None and abs(int(m.group(3))) > MAX_GOLD_EXPONENT):
+        return None
+    value = Fraction(target.strip())  # bounded: <= 60 digits, |exponent| <= 30
+    return value if abs(value) < _MAX_GOLD_INT else None
+
+
+def _read_num(n: Any) -> int | None:
+    if hasattr(n, "item") and not isinstance(n, (str, bytes)):
+        try:
+            n = n.item()
+        except Exception:
+            return None
+    if isinstance(n, bool):
+        return None
+    if isinstance(n, float):
+        if not math.isfinite(n) or not n.is_integer() or abs(n) >= _MAX_GOLD_INT:
+            return None
+        n = int(n)
+    elif isinstance(n, str):
+        if _NUM_TEXT.fullmatch(n) is None:
+            return None
+        n = int(n)
+    if not isinstance(n, int) or abs(n) >= _MAX_GOLD_INT:
+        return None
+    return n
 
 
 def _read_nums(nums: Any) -> list[int] | None:
+    """The gold numbers, or None unless they are a non-empty list of at most MAX_NUMS bounded integers.
+
+    A list (or tuple, or numpy array), or text holding a JSON list or whitespace/comma-separated integers. A dict
+    (whose keys a loop would read), a bare number, floats that are not whole, NaN/inf and huge values are refused.
+    """
     if isinstance(nums, str):
         text = nums.strip()
-        if len(text) > 1000:
+        if len(text) > MAX_NUMS_TEXT:
             return None
         try:
             nums = json.loads(text)
-        except ValueError:
-            nums = [int(m) for m in _INT.findall(text)]
+        except (ValueError, RecursionError):
+            parts = [p for p in re.split(r"[\s,]+", text.strip("[]() ")) if p]
+            if not parts or any(_NUM_TEXT.fullmatch(p) is None for p in parts):
+                return None
+            nums = parts
     if hasattr(nums, "tolist"):  # numpy arrays from datasets
-        nums = nums.tolist()
-    if not isinstance(nums, (list, tuple)) or not nums:
+        try:
+            nums = nums.tolist()
+        except Exception:
+            return None
+    if not isinstance(nums, (list, tuple)) or not nums or len(nums) > MAX_NUMS:
         return None
     out: list[int] = []
     for n in nums:
-        if isinstance(n, bool):
+        value = _read_num(n)
+        if value is None:
             return None
-        if isinstance(n, float) and n.is_integer():
-            n = int(n)
-        if isinstance(n, str) and n.strip().isdigit():
-            n = int(n.strip())
-        if not isinstance(n, int):
-            return None
-        out.append(n)
+        out.append(value)
     return out
 
 
-def solve(nums: Any, target: Any) -> str | None:
+MAX_SOLVER_NUMS = 6  # the benchmark's puzzles have 3 or 4 numbers
+SOLVER_NODE_BUDGET = 10_000  # search states tried before giving up (4 numbers need at most ~4,600)
+
+
+class _OutOfBudget(Exception):
+    pass
+
+
+def solve(nums: Any, target: Any, max_nodes: int = SOLVER_NODE_BUDGET) -> str | None:
     """An expression using every number of ``nums`` exactly once that equals ``target``, or None.
 
-    Exhaustive search: repeatedly replace two of the remaining values by ``a+b``, ``a-b``, ``b-a``, ``a*b``, ``a/b``
-    or ``b/a``; this covers every binary parenthesization and order. Fast for the 3-4 numbers of Countdown (at most
-    a few thousand leaves); the result has no unary minus, so :func:`evaluate` accepts it.
+    Search: repeatedly replace two of the remaining values by ``a+b``, ``a-b``, ``b-a``, ``a*b``, ``a/b`` or
+    ``b/a``; this covers every binary parenthesization and order, and the result has no unary minus, so
+    :func:`evaluate` accepts it. Multisets of values already shown not to reach the target are remembered and never
+    searched again, and at most ``max_nodes`` states are visited: a 3-4 number puzzle is decided exactly (a few
+    hundred states), while more numbers (up to MAX_SOLVER_NUMS; more are refused) may end the search with None
+    ("no solution found") in well under a second instead of minutes (six unsolvable numbers ran over 60 s).
     """
     numbers = _read_nums(nums)
     goal = _read_target(target)
-    if numbers is None or goal is None or len(numbers) > 6 or any(n < 0 for n in numbers):
+    if numbers is None or goal is None or len(numbers) > MAX_SOLVER_NUMS or any(n < 0 for n in numbers):
         return None
     items = [(Fraction(n), str(n)) for n in numbers]
     if len(items) == 1:
         return items[0][1] if items[0][0] == goal else None
-    found = _search(items, goal)
+    try:
+        found = _search(items, goal, set(), [max_nodes])
+    except _OutOfBudget:
+        return None
     if found is None:
         return None
     return found[1:-1] if found.startswith("(") and _outer_parens(found) else found
@@ -211,31 +283,36 @@ def _outer_parens(expr: str) -> bool:
     return True
 
 
-def _search(items: list[tuple[Fraction, str]], goal: Fraction) -> str | None:
+def _text(expr: Any) -> str:
+    if isinstance(expr, str):
+        return expr
+    left, op, right = expr
+    return f"({_text(left)} {op} {_text(right)})"
+
+
+def _search(items: list[tuple[Fraction, Any]], goal: Fraction, failed: set, budget: list[int]) -> str | None:
+    """Expressions are kept as (left, op, right) trees and written out only for the solution."""
+    budget[0] -= 1
+    if budget[0] < 0:
+        raise _OutOfBudget
     if len(items) == 1:
-        return items[0][1] if items[0][0] == goal else None
-    seen: set[tuple[Fraction, ...]] = set()
+        return _text(items[0][1]) if items[0][0] == goal else None
+    key = tuple(sorted(v for v, _ in items))
+    if key in failed:
+        return None
     for i, j in combinations(range(len(items)), 2):
         (a, ea), (b, eb) = items[i], items[j]
         rest = [items[k] for k in range(len(items)) if k != i and k != j]
-        candidates = [
-            (a + b, f"({ea} + {eb})"),
-            (a * b, f"({ea} * {eb})"),
-            (a - b, f"({ea} - {eb})"),
-            (b - a, f"({eb} - {ea})"),
-        ]
+        candidates = [(a + b, (ea, "+", eb)), (a * b, (ea, "*", eb)), (a - b, (ea, "-", eb)), (b - a, (eb, "-", ea))]
         if b != 0:
-            candidates.append((a / b, f"({ea} / {eb})"))
+            candidates.append((a / b, (ea, "/", eb)))
         if a != 0:
-            candidates.append((b / a, f"({eb} / {ea})"))
+            candidates.append((b / a, (eb, "/", ea)))
         for value, expr in candidates:
-            key = tuple(sorted([value, *(r[0] for r in rest)]))
-            if key in seen:
-                continue
-            seen.add(key)
-            found = _search([(value, expr), *rest], goal)
+            found = _search([(value, expr), *rest], goal, failed, budget)
             if found is not None:
                 return found
+    failed.add(key)
     return None
 
 
@@ -249,6 +326,11 @@ class CountdownEquation(Reward):
     required_columns = ("target", "nums")
     list_columns = ("nums",)
     isolate = False
+
+    def clip(self, text: str) -> str:
+        """An over-long completion is read from its tail: the last <answer> is there, or it is over 300 characters
+        long and refused anyway, so the score is the same as on the whole text."""
+        return text[-(self.max_chars or MAX_CHARS):]
 
     def extract(self, completion: str, prompt: Any = None, **row: Any) -> str | None:
         answer = last_answer(completion)
