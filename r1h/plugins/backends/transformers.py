@@ -28,7 +28,6 @@ CPUs - 1, at least 1, see :mod:`.threads`).
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
 from typing import Any
 
 from r1h.harness.backend import Backend
@@ -38,6 +37,9 @@ from r1h.harness.types import Completion, Generated, GenerationConfig, Generatio
 
 from .models import resolve_model
 from .sampling import row_sampler, sampling_params
+from .transformers_static import Row as _Row
+from .transformers_static import generate_chunk, load_image, vision_messages
+from .transformers_static import truncate_at_stop as truncate_at_stop  # re-exported: the openai backend uses it
 
 BATCHING_MODES = ("auto", "continuous", "static")
 
@@ -80,24 +82,6 @@ def check_known(backend: str, args: dict[str, Any], known: set[str]) -> None:
         raise ConfigError(
             f"backend {backend!r} does not know --backend-arg {unknown[0]}; known: {', '.join(sorted(known))}"
         )
-
-
-@dataclass
-class _Row:
-    """One generation row: which request and which of its wanted samples it fills."""
-
-    request: int
-    slots: list[int]  # positions in the request's wanted samples (several when greedy rows are deduplicated)
-    prompt: str
-    seed: int
-    length: int
-    images: list[Any]
-
-
-def truncate_at_stop(text: str, stop: list[str]) -> tuple[str, bool]:
-    """Cut ``text`` before the earliest stop string (excluded, as OpenAI and vLLM do)."""
-    cut = min((i for i in (text.find(s) for s in stop if s) if i >= 0), default=-1)
-    return (text[:cut], True) if cut >= 0 else (text, False)
 
 
 def _row_sampler(generators: list[Any], temperature: float, top_p: float, top_k_window: int = 512):
@@ -220,7 +204,7 @@ class TransformersBackend(Backend):
         flags = {"add_generation_prompt": not cont, "continue_final_message": cont, "tokenize": False}
         try:
             if self._processor is not None:
-                messages = _vision_messages(request.messages, len(request.images))
+                messages = vision_messages(request.messages, len(request.images))
                 return self._processor.apply_chat_template(messages, **flags)
             messages = [{**m, "content": content_text(m.get("content", ""))} for m in request.messages]
             return self._tokenizer.apply_chat_template(messages, **flags)
@@ -236,7 +220,7 @@ class TransformersBackend(Backend):
             length = len(self._tokenizer(prompt, add_special_tokens=False)["input_ids"]) if lengths else 0
         else:
             length = len(prompt)
-        images = [_load_image(im) for im in request.images] if self._processor is not None else []
+        images = [load_image(im) for im in request.images] if self._processor is not None else []
         if greedy and request.sample_indices:  # every greedy sample of a prompt is the same: generate one
             return [_Row(index, list(range(len(request.sample_indices))), prompt, 0, length, images)]
         return [_Row(index, [slot], prompt, int(seed), length, images) for slot, seed in enumerate(request.seeds)]
@@ -363,21 +347,6 @@ class TransformersBackend(Backend):
             for slot in row.slots:
                 yield Generated(row.request, row.request.sample_indices[slot], completion)
 
-    def _inputs(self, chunk: list[_Row]):
-        import torch
-
-        if self._processor is not None:
-            texts = [row.prompt for row in chunk]
-            images = [row.images for row in chunk] if any(row.images for row in chunk) else None
-            return self._processor(text=texts, images=images, padding=True, return_tensors="pt")
-        tok = self._tokenizer
-        ids = tok([row.prompt for row in chunk], add_special_tokens=False)["input_ids"]
-        width = max(len(x) for x in ids)
-        pad = tok.pad_token_id
-        input_ids = torch.tensor([[pad] * (width - len(x)) + list(x) for x in ids], dtype=torch.long)
-        mask = torch.tensor([[0] * (width - len(x)) + [1] * len(x) for x in ids], dtype=torch.long)
-        return {"input_ids": input_ids, "attention_mask": mask}
-
     def _eos_ids(self) -> set[int]:
         ids: set[int] = set()
         for source in (self._model.generation_config.eos_token_id, self._tokenizer.eos_token_id):
@@ -394,48 +363,7 @@ class TransformersBackend(Backend):
         return int(limit) if limit else None
 
     def _generate_chunk(self, chunk: list[_Row], config: GenerationConfig, params: dict[str, Any]) -> list[Completion]:
-        import torch
-        from transformers import LogitsProcessorList
-
-        from .sampling import static_generation_config
-
-        inputs = {k: v.to(self.device) for k, v in self._inputs(chunk).items()}
-        width = inputs["input_ids"].shape[1]
-        max_new = max(1, int(config.max_tokens))
-        limit = self._context_limit()
-        if limit:
-            max_new = max(1, min(max_new, limit - width))
-        eos = self._eos_ids()
-        pad_id = self._tokenizer.pad_token_id
-        gen_config = static_generation_config(self._checkpoint_gen, params, config.policy, max_new_tokens=max_new,
-                                              pad_token_id=pad_id, eos_token_id=sorted(eos) or None)
-        processors = LogitsProcessorList()
-        if not config.greedy:
-            generators = [torch.Generator(device=self.device).manual_seed(row.seed) for row in chunk]
-            processors.append(row_sampler(generators, params))
-        extra: dict[str, Any] = {}
-        if config.stop:
-            gen_config.stop_strings = list(config.stop)
-            extra["tokenizer"] = self._tokenizer
-        with torch.inference_mode():
-            output = self._model.generate(**inputs, generation_config=gen_config, logits_processor=processors, **extra)
-        new_tokens = output[:, width:].tolist()
-        done = eos | ({pad_id} if pad_id is not None else set())
-        completions = []
-        for tokens in new_tokens:
-            end = next((i for i, t in enumerate(tokens) if t in done), None)
-            kept = tokens if end is None else tokens[:end]
-            num = len(kept) + (1 if end is not None and tokens[end] in eos else 0)
-            text = self._tokenizer.decode(kept, skip_special_tokens=True)
-            text, stopped = truncate_at_stop(text, config.stop)
-            if end is None and not stopped and len(tokens) >= max_new:
-                reason = "length"
-            else:
-                reason = "stop"
-            completions.append(Completion(text=text, finish_reason=reason, num_tokens=num))
-        if self.on_tokens is not None:
-            self.on_tokens(sum(c.num_tokens for c in completions))
-        return completions
+        return generate_chunk(self, chunk, config, params)
 
     def describe(self) -> dict[str, Any]:
         """Engine settings for run.json/results.json: versions, device, dtype, threads, batching, attention, whether
@@ -463,28 +391,3 @@ class TransformersBackend(Backend):
         self._model = None
         self._tokenizer = None
         self._processor = None
-
-
-def _vision_messages(messages: list[dict[str, Any]], n_images: int) -> list[dict[str, Any]]:
-    """Messages as typed parts, with one image placeholder per request image (in the first user turn if absent)."""
-    out = []
-    for m in messages:
-        content = m.get("content", "")
-        parts = [{"type": "text", "text": content}] if isinstance(content, str) else list(content or [])
-        out.append({**m, "content": parts})
-    has_image = any(p.get("type") in ("image", "image_url") for m in out for p in m["content"] if isinstance(p, dict))
-    if n_images and not has_image:
-        for m in out:
-            if m.get("role") == "user":
-                m["content"] = [{"type": "image"} for _ in range(n_images)] + m["content"]
-                break
-    return out
-
-
-def _load_image(image: Any):
-    if isinstance(image, (str, bytes)) or hasattr(image, "__fspath__"):
-        from PIL import Image
-
-        with Image.open(image) as im:
-            return im.convert("RGB")
-    return image
