@@ -30,6 +30,8 @@ def test_neutral_sampling_params_are_the_common_ones():
     assert sampling_params(GenerationConfig(top_k=-1))["top_k"] is None  # vLLM's "disabled" spelling
     greedy = sampling_params(GenerationConfig(temperature=0.0))
     assert (greedy["temperature"], greedy["top_p"]) == (0.0, 1.0)
+    left = sampling_params(GenerationConfig(policy="model"))  # no checkpoint at hand: left to it
+    assert (left["top_k"], left["min_p"], left["repetition_penalty"]) == (None, None, None)
     with pytest.raises(ConfigError, match="policy 'bogus'"):
         sampling_params(GenerationConfig(policy="bogus"))
 

@@ -42,7 +42,8 @@ def sampling_params(config: Any, model_defaults: Any = None) -> dict[str, Any]:
 
     Keys: ``temperature``, ``top_p``, ``top_k`` (None = disabled), ``min_p`` (0.0 = off), ``repetition_penalty`` (1.0 =
     off). With ``config.policy == "model"``, ``model_defaults`` (the checkpoint's HF ``GenerationConfig`` or a dict)
-    supplies top_k, min_p and repetition_penalty. Pure: no torch, no model.
+    supplies top_k, min_p and repetition_penalty (None for each when it is not given: left to the checkpoint). Pure:
+    no torch, no model.
     """
     policy = getattr(config, "policy", "neutral") or "neutral"
     if policy not in POLICIES:
@@ -52,17 +53,22 @@ def sampling_params(config: Any, model_defaults: Any = None) -> dict[str, Any]:
     greedy = float(config.temperature) <= 0.0
     params = {
         "temperature": 0.0 if greedy else float(config.temperature),
-        "top_p": 1.0 if greedy else float(config.top_p),
+        "top_p": 1.0 if greedy else float(config.top_p),  # as the vLLM and OpenAI backends send for greedy
         "top_k": _top_k(getattr(config, "top_k", None)),
         "min_p": float(getattr(config, "min_p", 0.0) or 0.0),
         "repetition_penalty": float(getattr(config, "repetition_penalty", 1.0) or 1.0),
     }
-    if policy == "model" and model_defaults is not None:
+    if policy == "model" and model_defaults is None:  # left to the checkpoint (as the vLLM/OpenAI hooks say)
+        params.update(top_k=None, min_p=None, repetition_penalty=None)
+    elif policy == "model":
         get = model_defaults.get if isinstance(model_defaults, dict) else lambda k: getattr(model_defaults, k, None)
         params["top_k"] = _top_k(get("top_k"))
         params["min_p"] = float(get("min_p") or 0.0)
         params["repetition_penalty"] = float(get("repetition_penalty") or 1.0)
     return params
+
+
+effective_sampling = sampling_params  # the name the vLLM and OpenAI backends give their test hook
 
 
 def neutral_generation_config(checkpoint: Any):

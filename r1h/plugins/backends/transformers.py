@@ -36,6 +36,7 @@ from r1h.harness.hookspecs import hookimpl
 from r1h.harness.types import Completion, Generated, GenerationConfig, GenerationRequest, content_text
 
 from .models import resolve_model
+from .sampling import effective_sampling as effective_sampling  # the cross-backend test hook
 from .sampling import row_sampler, sampling_params
 from .transformers_static import Row as _Row
 from .transformers_static import generate_chunk, load_image, vision_messages
