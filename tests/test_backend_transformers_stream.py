@@ -177,15 +177,21 @@ def test_continuous_stream_valid_completions_and_lazy(tiny):
             assert isinstance(completion.text, str)
         assert seen[0][3] < 4  # two rows in flight: the first result came before every request was pulled
         info = backend.describe()
-        assert info["batching_used"] == "continuous" and info["per_sample_seeds"] is False
-        # greedy: transformers' argmax, deterministic, and the same text as the static path
-        greedy = GenerationConfig(temperature=0.0, max_tokens=6)
-        cb = {(i, s): c.text for i, s, c, _ in _collect(backend, _requests(3), greedy)}
+        assert info["batching_used"] == "continuous" and info["per_sample_seeds"] is True
+        # per-sample seeds: the same texts with another in-flight window, and the same as the static path's
+        texts = {(i, s): c.text for i, s, c, _ in seen}
+        backend.inflight = 5
+        assert {(i, s): c.text for i, s, c, _ in _collect(backend, _requests(4, samples=2), config)} == texts
         backend.batching = "static"
+        assert {(i, s): c.text for i, s, c, _ in _collect(backend, _requests(4, samples=2), config)} == texts
+        assert len(set(texts.values())) > 1
+        # greedy: transformers' own argmax, the same text as the static path
+        greedy = GenerationConfig(temperature=0.0, max_tokens=6)
         st = {(i, s): c.text for i, s, c, _ in _collect(backend, _requests(3), greedy)}
+        backend.batching = "continuous"
+        cb = {(i, s): c.text for i, s, c, _ in _collect(backend, _requests(3), greedy)}
         assert cb == st
         # generate() goes through the same stream
-        backend.batching = "continuous"
         out = backend.generate(_requests(2, samples=2), config)
         assert [len(per) for per in out] == [2, 2]
     finally:

@@ -106,7 +106,7 @@ def continuous_generation_config(checkpoint: Any, params: dict[str, Any], policy
     base.update(
         do_sample=not greedy, num_beams=1, num_return_sequences=1,
         temperature=None if greedy else params["temperature"], top_p=None if greedy else params["top_p"],
-        top_k=0 if greedy or params["top_k"] is None else params["top_k"],
+        top_k=None if greedy else (params["top_k"] or 0),
         min_p=None if greedy or not params["min_p"] else params["min_p"],
         repetition_penalty=params["repetition_penalty"], **fixed,
     )
@@ -125,49 +125,54 @@ def continuous_unsupported(processors: Any) -> list[str]:
     return [type(p).__name__ for p in processors if type(p).__name__ not in CB_SAFE_PROCESSORS]
 
 
-def row_sampler(generators: list[Any], params: dict[str, Any], window: int = 512):
-    """A logits processor that samples each row with its own generator and returns a one-hot mask of the draw.
+def sample_rows(scores: Any, generators: list[Any], params: dict[str, Any], window: int = 512):
+    """Draw one token per row of ``scores`` with that row's generator; return a one-hot mask (0 at the draw, -inf
+    elsewhere), so that a greedy (argmax) step picks exactly the drawn token.
 
-    ``generate`` then runs greedy (argmax) over the mask, which picks exactly the drawn token. Order as transformers'
-    warpers (``_get_logits_processor``): temperature, top-k, top-p, min-p. Top-p is exact: the nucleus is searched
-    among the ``window`` most likely tokens (or top-k's), and over the whole vocabulary for a row whose window holds
-    less than ``top_p`` of the mass.
+    Order as transformers' warpers (``_get_logits_processor``): temperature, top-k, top-p, min-p. Top-p is exact: the
+    nucleus is searched among the ``window`` most likely tokens (or top-k's), and over the whole vocabulary for a row
+    whose window holds less than ``top_p`` of the mass.
     """
     import torch
-    from transformers import LogitsProcessor
 
     temperature = max(float(params["temperature"]), 1e-6)
     top_p = float(params["top_p"])
     top_k = params.get("top_k")
     min_p = float(params.get("min_p") or 0.0)
+    probs = torch.softmax(scores.float() / temperature, dim=-1)
+    vocab = probs.shape[-1]
+    picks = []
+    if top_p < 1.0 or top_k or min_p > 0.0:
+        size = min(top_k, vocab) if top_k else min(window, vocab)
+        window_probs, window_ids = torch.topk(probs, size, dim=-1)
+        for i, generator in enumerate(generators):
+            values, ids = window_probs[i], window_ids[i]
+            wider = (top_p < 1.0 and float(values.sum()) < top_p) or (
+                min_p > 0.0 and top_p >= 1.0 and float(values[-1]) >= min_p * float(values[0]))
+            if not top_k and wider:  # the nucleus (or the min-p set) is wider than the window
+                values, ids = torch.sort(probs[i], descending=True)
+            if top_k:  # renormalise within the top-k, as transformers' TopK-then-TopP does
+                values = values / values.sum()
+            keep = torch.ones_like(values, dtype=torch.bool)
+            if top_p < 1.0:
+                keep &= (torch.cumsum(values, dim=-1) - values) <= top_p  # keeps at least the top token
+            if min_p > 0.0:
+                keep &= values >= min_p * values[0]
+            pick = torch.multinomial(values.masked_fill(~keep, 0.0), 1, generator=generator)
+            picks.append(ids[pick])
+    else:
+        picks = [torch.multinomial(probs[i], 1, generator=g) for i, g in enumerate(generators)]
+    choice = torch.stack(picks).to(scores.device)
+    out = torch.full_like(scores, float("-inf"))
+    return out.scatter_(1, choice, 0.0)
+
+
+def row_sampler(generators: list[Any], params: dict[str, Any], window: int = 512):
+    """A ``generate`` logits processor: :func:`sample_rows` with one generator per batch row."""
+    from transformers import LogitsProcessor
 
     class RowSampler(LogitsProcessor):
         def __call__(self, input_ids, scores):
-            probs = torch.softmax(scores.float() / temperature, dim=-1)
-            vocab = probs.shape[-1]
-            picks = []
-            if top_p < 1.0 or top_k or min_p > 0.0:
-                size = min(top_k, vocab) if top_k else min(window, vocab)
-                window_probs, window_ids = torch.topk(probs, size, dim=-1)
-                for i, generator in enumerate(generators):
-                    values, ids = window_probs[i], window_ids[i]
-                    wider = (top_p < 1.0 and float(values.sum()) < top_p) or (min_p > 0.0 and top_p >= 1.0 and float(
-                        values[-1]) >= min_p * float(values[0]))
-                    if not top_k and wider:  # the nucleus (or the min-p set) is wider than the window
-                        values, ids = torch.sort(probs[i], descending=True)
-                    if top_k:  # renormalise within the top-k, as transformers' TopK-then-TopP does
-                        values = values / values.sum()
-                    keep = torch.ones_like(values, dtype=torch.bool)
-                    if top_p < 1.0:
-                        keep &= (torch.cumsum(values, dim=-1) - values) <= top_p  # keeps at least the top token
-                    if min_p > 0.0:
-                        keep &= values >= min_p * values[0]
-                    pick = torch.multinomial(values.masked_fill(~keep, 0.0), 1, generator=generator)
-                    picks.append(ids[pick])
-            else:
-                picks = [torch.multinomial(probs[i], 1, generator=g) for i, g in enumerate(generators)]
-            choice = torch.stack(picks).to(scores.device)
-            out = torch.full_like(scores, float("-inf"))
-            return out.scatter_(1, choice, 0.0)
+            return sample_rows(scores, generators, params, window)
 
     return RowSampler()

@@ -11,8 +11,9 @@
     not depend on which other samples share its batch (only floating-point differences of batched matmuls can,
     rarely, change a draw). Greedy decoding (temperature 0) deduplicates identical prompts.
   - **continuous**: transformers' own continuous batching (:mod:`.transformers_cb`): a finished row is replaced at
-    the next step. No per-sample seeds (its sampler uses one global generator); no stop strings, images or
-    sequence-reading logits processors (repetition penalty...): those settings fall back to static batches.
+    the next step. Per-sample seeds hold there too: r1h swaps transformers' batch-wide sampler for the same per-row
+    seeded one. No stop strings, images or sequence-reading logits processors (repetition penalty...): those
+    settings fall back to static batches.
   - **auto** (default): continuous on CUDA where supported, static on CPU, where static batches were faster in
     ``perf/batch_tokps.py`` (see the README's figures).
 - Sampling policy (:mod:`.sampling`): ``neutral`` sends temperature/top-p and explicit neutral values for the rest;
@@ -334,14 +335,17 @@ class TransformersBackend(Backend):
                 for k, row in enumerate(self._request_rows(number, request, config.greedy, lengths=False)):
                     ids = tok(row.prompt, add_special_tokens=False)["input_ids"]
                     budget = max(1, min(max_new, limit - len(ids))) if limit else max_new
-                    yield CBRow(f"r{number}_{k}", request, row.slots, ids, budget)
+                    yield CBRow(f"r{number}_{k}", request, row.slots, ids, budget, row.seed)
 
         eos = sorted(self._eos_ids())
-        gen = continuous_generation_config(self._checkpoint_gen, params, config.policy, max_new_tokens=max_new,
-                                           eos_token_id=eos or None, pad_token_id=tok.pad_token_id)
+        # greedy manager: the seeded per-row sampler (transformers_cb.seeded_processors) makes every draw
+        gen = continuous_generation_config(self._checkpoint_gen, {**params, "temperature": 0.0}, config.policy,
+                                           max_new_tokens=max_new, eos_token_id=eos or None,
+                                           pad_token_id=tok.pad_token_id)
         counted = self.on_tokens or (lambda n: None)
+        seeded = None if config.greedy else params
         for row, tokens, hit_eos in stream_rows(self._model, rows(), gen, eos, inflight, config.seed, max_new,
-                                                counted):
+                                                counted, seeded):
             reason = "stop" if hit_eos or len(tokens) < row.max_new else "length"
             completion = Completion(tok.decode(tokens, skip_special_tokens=True), reason,
                                     len(tokens) + (1 if hit_eos else 0))
@@ -383,9 +387,7 @@ class TransformersBackend(Backend):
         info.update(self.thread_info)
         info["batch_size"] = self.batch_size
         info.update(self._last)
-        used = self._last.get("batching_used")
-        info["per_sample_seeds"] = used != "continuous" if used else self.batching == "static" or (
-            self.batching == "auto" and not str(self.device or "cpu").startswith("cuda"))
+        info["per_sample_seeds"] = True  # both paths draw each row with its own seeded generator
         return info
 
     def close(self) -> None:
