@@ -345,7 +345,7 @@ class TransformersBackend(Backend):
         counted = self.on_tokens or (lambda n: None)
         seeded = None if config.greedy else params
         for row, tokens, hit_eos in stream_rows(self._model, rows(), gen, eos, inflight, config.seed, max_new,
-                                                counted, seeded):
+                                                counted, seeded, tok.pad_token_id):
             reason = "stop" if hit_eos or len(tokens) < row.max_new else "length"
             completion = Completion(tok.decode(tokens, skip_special_tokens=True), reason,
                                     len(tokens) + (1 if hit_eos else 0))

@@ -100,9 +100,11 @@ def seeded_processors(generators: dict[int, Any], params: dict[str, Any]):
 
 
 def stream_rows(model: Any, rows: Iterator[CBRow], gen_config: Any, eos: list[int], inflight: int, seed: int,
-                max_new: int, on_finish, params: dict[str, Any] | None = None) -> Iterator[tuple[CBRow, list[int], bool]]:
+                max_new: int, on_finish, params: dict[str, Any] | None = None,
+                pad: int | None = None) -> Iterator[tuple[CBRow, list[int], bool]]:
     """Feed ``rows`` to a continuous batching manager, at most ``inflight`` at a time, and yield ``(row, tokens,
-    hit_eos)`` for each as it finishes. ``tokens`` exclude the end-of-sequence token. With ``params`` (sampling), each
+    hit_eos)`` for each as it finishes. ``tokens`` exclude the end-of-sequence token. A sampled ``pad`` token ends a
+    row too, uncounted, as on the static path (which cannot tell it from padding). With ``params`` (sampling), each
     row is drawn with its own generator seeded by ``row.seed`` (``gen_config`` must then be greedy)."""
     import torch
     from transformers import ContinuousBatchingConfig
@@ -123,6 +125,7 @@ def stream_rows(model: Any, rows: Iterator[CBRow], gen_config: Any, eos: list[in
     slots: dict[str, int] = {}
     next_slot = [0]
     eos_set = set(eos)
+    ends = sorted(eos_set | ({pad} if pad is not None else set()))
     try:
         manager.warmup()
         manager.start()
@@ -142,7 +145,7 @@ def stream_rows(model: Any, rows: Iterator[CBRow], gen_config: Any, eos: list[in
                     generators[slot] = torch.Generator(device=model.device).manual_seed(int(row.seed))
                     extra[SLOT_KWARG] = slot
                 manager.add_request(row.input_ids, request_id=row.key, max_new_tokens=row.max_new,
-                                    eos_token_id=list(eos) or -1, **extra)
+                                    eos_token_id=ends or -1, **extra)
             if not in_flight:
                 return
             result = manager.get_result(timeout=RESULT_POLL_S)
@@ -159,10 +162,10 @@ def stream_rows(model: Any, rows: Iterator[CBRow], gen_config: Any, eos: list[in
             if result.error is not None:
                 raise RunError(f"transformers continuous batching failed on problem {row.request.id}: {result.error}")
             tokens = list(result.generated_tokens)
-            hit_eos = bool(tokens) and tokens[-1] in eos_set
-            end = next((i for i, t in enumerate(tokens) if t in eos_set), None)
+            end = next((i for i, t in enumerate(tokens) if t in ends), None)
+            hit_eos = end is not None and tokens[end] in eos_set
             if end is not None:
-                tokens, hit_eos = tokens[:end], True
+                tokens = tokens[:end]
             on_finish(len(tokens) + (1 if hit_eos else 0))
             yield row, tokens, hit_eos
     finally:
