@@ -242,3 +242,19 @@ def test_neutral_policy_ignores_the_checkpoints_generation_config(tiny, tiny_rp)
     assert sent["repetition_penalty"] == 1.0 and sent["top_k"] is None
     assert sent_model["repetition_penalty"] == 1.3 and sent_model["top_k"] == 5
     assert model != neutral  # ... and "model" applies it
+
+
+def test_apply_threads_sets_the_default_and_records_it(monkeypatch):
+    import torch
+
+    from r1h.plugins.backends import threads
+
+    before = torch.get_num_threads()
+    monkeypatch.setattr(threads, "available_cpus", lambda: 2)
+    try:
+        info = threads.apply_threads(None)
+        assert info["threads"] == torch.get_num_threads() == 1
+        assert "2 CPUs available - 1" in info["threads_source"]
+        assert threads.apply_threads(3)["threads"] == 3
+    finally:
+        torch.set_num_threads(before)
