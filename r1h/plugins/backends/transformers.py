@@ -1,33 +1,49 @@
-"""The default backend: batched generation with Hugging Face transformers (CPU or GPU).
+"""The default backend: Hugging Face transformers (CPU or GPU), streamed in static or continuous batches.
 
 - Loads an HF directory, a hub id or a .gguf file (``gguf_file=``); with no ``--model``, the embedded SmolLM2.
 - Vision-language checkpoints (a config with ``vision_config``, e.g. Qwen2-VL) load with
   ``AutoModelForImageTextToText`` + ``AutoProcessor``; request images go through the processor.
 - Prompts use the chat template (``add_generation_prompt=True``, or ``continue_final_message=True`` for a prefill).
-- Rows (one per wanted sample) are sorted by prompt length and generated ``batch_size`` at a time, LEFT padded.
-- Per-sample seeds: sampling is done by a logits processor that draws each row's token with that row's own
-  ``torch.Generator`` (seeded with the sample's seed), after temperature and top-p. A sample's draws therefore do not
-  depend on which other samples share its batch; only floating-point differences of batched matmuls can (rarely)
-  change a draw. Greedy decoding (temperature 0) deduplicates identical prompts.
+- ``stream`` pulls requests lazily and yields each sample as it finishes, in one of two modes (``batching``):
+  - **static**: rows (one per wanted sample) are buffered ``batch_size`` at a time, sorted by prompt length, LEFT
+    padded and generated together; each chunk is yielded when it ends. Per-sample seeds: a logits processor draws
+    each row's token with that row's own ``torch.Generator`` (:func:`.sampling.row_sampler`), so a sample's draws do
+    not depend on which other samples share its batch (only floating-point differences of batched matmuls can,
+    rarely, change a draw). Greedy decoding (temperature 0) deduplicates identical prompts.
+  - **continuous**: transformers' own continuous batching (:mod:`.transformers_cb`): a finished row is replaced at
+    the next step. Per-sample seeds hold there too: r1h swaps transformers' batch-wide sampler for the same per-row
+    seeded one. No stop strings, images or sequence-reading logits processors (repetition penalty...): those
+    settings fall back to static batches.
+  - **auto** (default): continuous on CUDA where supported, static on CPU, where static batches were faster in
+    ``perf/batch_tokps.py`` (see the README's figures).
+- Sampling policy (:mod:`.sampling`): ``neutral`` sends temperature/top-p and explicit neutral values for the rest;
+  ``model`` uses the checkpoint's generation_config.json for the rest.
 
-Backend args (``--backend-arg key=value``): ``batch_size`` (16), ``device`` (auto: cuda if available), ``dtype``
-(auto: bfloat16 on GPU, float32 on CPU), ``trust_remote_code`` (false), ``attn_implementation``, ``vision``
-(auto|true|false), ``threads`` (torch CPU threads; default torch's own: lower it on a shared machine, since an
-oversubscribed CPU slows generation many times over).
+Backend args (``--backend-arg key=value``): ``batch_size`` (16: rows per static batch), ``batching``
+(auto|continuous|static), ``inflight`` (rows in the continuous manager: 256 on GPU, ``batch_size`` on CPU),
+``device`` (auto: cuda if available), ``dtype`` (auto: bfloat16 on GPU, float32 on CPU), ``trust_remote_code``
+(false), ``attn_implementation``, ``vision`` (auto|true|false), ``threads`` (torch CPU threads; default: available
+CPUs - 1, at least 1, see :mod:`.threads`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from r1h.harness.backend import Backend
 from r1h.harness.errors import ConfigError
 from r1h.harness.hookspecs import hookimpl
-from r1h.harness.types import Completion, GenerationConfig, GenerationRequest, content_text
+from r1h.harness.types import Completion, Generated, GenerationConfig, GenerationRequest, content_text
 
 from .models import resolve_model
+from .sampling import effective_sampling as effective_sampling  # the cross-backend test hook
+from .sampling import row_sampler, sampling_params
+from .transformers_static import Row as _Row
+from .transformers_static import generate_chunk, load_image, vision_messages
+from .transformers_static import truncate_at_stop as truncate_at_stop  # re-exported: the openai backend uses it
+
+BATCHING_MODES = ("auto", "continuous", "static")
 
 
 @hookimpl
@@ -37,7 +53,7 @@ def r1h_register_backends(register):
         "r1h.plugins.backends.transformers:TransformersBackend",
         aliases=("hf",),
         version="1",
-        description="Hugging Face transformers, batched with left padding and per-sample seeds (default)",
+        description="Hugging Face transformers, static or continuous batches, per-sample seeds (default)",
     )
 
 
@@ -70,62 +86,19 @@ def check_known(backend: str, args: dict[str, Any], known: set[str]) -> None:
         )
 
 
-@dataclass
-class _Row:
-    """One generation row: which request and which of its wanted samples it fills."""
-
-    request: int
-    slots: list[int]  # positions in the request's wanted samples (several when greedy rows are deduplicated)
-    prompt: str
-    seed: int
-    length: int
-    images: list[Any]
-
-
-def truncate_at_stop(text: str, stop: list[str]) -> tuple[str, bool]:
-    """Cut ``text`` before the earliest stop string (excluded, as OpenAI and vLLM do)."""
-    cut = min((i for i in (text.find(s) for s in stop if s) if i >= 0), default=-1)
-    return (text[:cut], True) if cut >= 0 else (text, False)
-
-
 def _row_sampler(generators: list[Any], temperature: float, top_p: float, top_k_window: int = 512):
-    """A logits processor that samples each row with its own generator and returns a one-hot mask of the draw.
-
-    ``generate`` then runs greedy (argmax) over the mask, which picks exactly the drawn token. Top-p is exact: the
-    nucleus is searched among the ``top_k_window`` most likely tokens, and over the whole vocabulary for a row whose
-    window holds less than ``top_p`` of the mass.
-    """
-    import torch
-    from transformers import LogitsProcessor
-
-    class RowSampler(LogitsProcessor):
-        def __call__(self, input_ids, scores):
-            probs = torch.softmax(scores.float() / max(temperature, 1e-6), dim=-1)
-            picks = []
-            if top_p < 1.0:
-                window_probs, window_ids = torch.topk(probs, min(top_k_window, probs.shape[-1]), dim=-1)
-                for i, generator in enumerate(generators):
-                    values, ids = window_probs[i], window_ids[i]
-                    if float(values.sum()) < top_p:  # a flat distribution: the nucleus is wider than the window
-                        values, ids = torch.sort(probs[i], descending=True)
-                    drop = (torch.cumsum(values, dim=-1) - values) > top_p  # keeps at least the top token
-                    pick = torch.multinomial(values.masked_fill(drop, 0.0), 1, generator=generator)
-                    picks.append(ids[pick])
-            else:
-                picks = [torch.multinomial(probs[i], 1, generator=g) for i, g in enumerate(generators)]
-            choice = torch.stack(picks).to(scores.device)
-            out = torch.full_like(scores, float("-inf"))
-            return out.scatter_(1, choice, 0.0)
-
-    return RowSampler()
+    """:func:`.sampling.row_sampler` with temperature and top-p only (the neutral policy)."""
+    params = {"temperature": temperature, "top_p": top_p, "top_k": None, "min_p": 0.0, "repetition_penalty": 1.0}
+    return row_sampler(generators, params, top_k_window)
 
 
 class TransformersBackend(Backend):
-    """Hugging Face transformers, batched with left padding and per-sample seeds."""
+    """Hugging Face transformers: static batches with per-sample seeds, or transformers' continuous batching."""
 
     name = "transformers"
-    description = "Hugging Face transformers, batched with left padding and per-sample seeds (default)"
-    KNOWN_ARGS = {"batch_size", "device", "dtype", "trust_remote_code", "attn_implementation", "vision", "threads"}
+    description = "Hugging Face transformers, static or continuous batches, per-sample seeds (default)"
+    KNOWN_ARGS = {"batch_size", "device", "dtype", "trust_remote_code", "attn_implementation", "vision", "threads",
+                  "batching", "inflight"}
 
     def __init__(self, model: str | None = None, **backend_args: Any):
         super().__init__(model, **backend_args)
@@ -139,7 +112,14 @@ class TransformersBackend(Backend):
         self.threads = parse_int("threads", backend_args["threads"]) if backend_args.get("threads") else None
         vision = str(backend_args.get("vision", "auto")).lower()
         self.vision_arg = None if vision == "auto" else parse_bool("vision", vision)
+        self.batching = str(backend_args.get("batching", "auto")).strip().lower()
+        if self.batching not in BATCHING_MODES:
+            raise ConfigError(f"--backend-arg batching={self.batching}: expected {', '.join(BATCHING_MODES)}")
+        self.inflight = parse_int("inflight", backend_args["inflight"]) if backend_args.get("inflight") else None
         self.on_tokens: Callable[[int], None] | None = None  # the runner may set it to count generated tokens
+        self.thread_info: dict[str, Any] = {}
+        self._checkpoint_gen = None  # the checkpoint's generation_config (used by the "model" policy)
+        self._last: dict[str, Any] = {}  # what the latest stream ran with, for describe()
         self._model = None
         self._tokenizer = None
         self._processor = None
@@ -183,10 +163,9 @@ class TransformersBackend(Backend):
             return
         import transformers
 
-        if self.threads:
-            import torch
+        from .threads import apply_threads
 
-            torch.set_num_threads(self.threads)
+        self.thread_info = apply_threads(self.threads)
         device, dtype = self._torch_settings()
         r = self.resolved
         common = {"trust_remote_code": self.trust_remote_code, **r.load_kwargs()}
@@ -213,6 +192,12 @@ class TransformersBackend(Backend):
             tok.pad_token = tok.eos_token
         self.device = device
         self._model = model.to(device).eval()
+        # generate() fills every unset field from model.generation_config: keep the checkpoint's aside for the "model"
+        # policy and leave a neutral one (token ids only) on the model, so nothing is inherited by accident
+        from .sampling import neutral_generation_config
+
+        self._checkpoint_gen = self._model.generation_config
+        self._model.generation_config = neutral_generation_config(self._checkpoint_gen)
 
     # ----- prompts -----
 
@@ -221,7 +206,7 @@ class TransformersBackend(Backend):
         flags = {"add_generation_prompt": not cont, "continue_final_message": cont, "tokenize": False}
         try:
             if self._processor is not None:
-                messages = _vision_messages(request.messages, len(request.images))
+                messages = vision_messages(request.messages, len(request.images))
                 return self._processor.apply_chat_template(messages, **flags)
             messages = [{**m, "content": content_text(m.get("content", ""))} for m in request.messages]
             return self._tokenizer.apply_chat_template(messages, **flags)
@@ -229,54 +214,143 @@ class TransformersBackend(Backend):
             raise ConfigError(f"--model {self.resolved.name}, problem {request.id}: cannot apply the chat template: "
                               f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from exc
 
-    def _rows(self, requests: list[GenerationRequest], greedy: bool) -> list[_Row]:
-        rows: list[_Row] = []
-        prompts = [self._prompt(r) for r in requests]
+    def _request_rows(self, index: int, request: GenerationRequest, greedy: bool, lengths: bool = True) -> list[_Row]:
+        """The rows of one request (one per wanted sample; one for all of a greedy request's samples)."""
+        request.wanted()
+        prompt = self._prompt(request)
         if self._processor is None:
-            lengths = [len(ids) for ids in self._tokenizer(prompts, add_special_tokens=False)["input_ids"]]
+            length = len(self._tokenizer(prompt, add_special_tokens=False)["input_ids"]) if lengths else 0
         else:
-            lengths = [len(p) for p in prompts]
-        for i, request in enumerate(requests):
-            request.wanted()
-            images = [_load_image(im) for im in request.images] if self._processor is not None else []
-            if greedy and request.sample_indices:  # every greedy sample of a prompt is the same: generate one
-                rows.append(_Row(i, list(range(len(request.sample_indices))), prompts[i], 0, lengths[i], images))
-                continue
-            for slot, seed in enumerate(request.seeds):
-                rows.append(_Row(i, [slot], prompts[i], int(seed), lengths[i], images))
+            length = len(prompt)
+        images = [load_image(im) for im in request.images] if self._processor is not None else []
+        if greedy and request.sample_indices:  # every greedy sample of a prompt is the same: generate one
+            return [_Row(index, list(range(len(request.sample_indices))), prompt, 0, length, images)]
+        return [_Row(index, [slot], prompt, int(seed), length, images) for slot, seed in enumerate(request.seeds)]
+
+    def _rows(self, requests: list[GenerationRequest], greedy: bool) -> list[_Row]:
+        rows = [row for i, request in enumerate(requests) for row in self._request_rows(i, request, greedy)]
         rows.sort(key=lambda row: -row.length)  # similar lengths together: less padding
         return rows
 
     # ----- generation -----
 
+    def stream(self, requests: Iterable[GenerationRequest], config: GenerationConfig) -> Iterator[Generated]:
+        """Yield each wanted sample as it finishes; requests are pulled lazily (``batch_size`` rows ahead on the
+        static path, ``inflight`` rows on the continuous one)."""
+        self.load()
+        mode, reason = self._mode(config)
+        params = sampling_params(config, self._checkpoint_gen)
+        self._last = {"batching_used": mode, "fallback": reason, "sampling": params, "policy": config.policy}
+        if mode == "continuous":
+            yield from self._stream_continuous(iter(requests), config, params)
+        else:
+            yield from self._stream_static(iter(requests), config, params)
+
     def generate(self, requests: list[GenerationRequest], config: GenerationConfig) -> list[list[Completion]]:
         self.load()
+        mode, reason = self._mode(config)
+        params = sampling_params(config, self._checkpoint_gen)
+        self._last = {"batching_used": mode, "fallback": reason, "sampling": params, "policy": config.policy}
         results: list[list[Completion | None]] = [[None] * len(r.sample_indices) for r in requests]
-        rows = self._rows(requests, config.greedy)
-        for start in range(0, len(rows), self.batch_size):
-            chunk = rows[start : start + self.batch_size]
-            completions = self._generate_chunk(chunk, config)
-            for row, completion in zip(chunk, completions, strict=True):
-                for slot in row.slots:
-                    results[row.request][slot] = completion
-            if self.on_tokens is not None:
-                self.on_tokens(sum(c.num_tokens for c in completions))
+        if mode == "continuous":
+            position = {id(r): i for i, r in enumerate(requests)}
+            for item in self._stream_continuous(iter(requests), config, params):
+                req = item.request
+                results[position[id(req)]][req.sample_indices.index(item.sample_index)] = item.completion
+        else:  # every row sorted by length at once: the fewest padded positions
+            rows = self._rows(requests, config.greedy)
+            for start in range(0, len(rows), self.batch_size):
+                chunk = rows[start : start + self.batch_size]
+                for row, completion in zip(chunk, self._generate_chunk(chunk, config, params), strict=True):
+                    for slot in row.slots:
+                        results[row.request][slot] = completion
         return [[c if c is not None else Completion("", "stop", 0) for c in per] for per in results]
 
-    def _inputs(self, chunk: list[_Row]):
-        import torch
+    def _mode(self, config: GenerationConfig) -> tuple[str, str | None]:
+        """The batching mode for ``config``, and why continuous batching was not used where it was asked for."""
+        if self.batching == "static":
+            return "static", None
+        if self.batching == "auto" and not str(self.device).startswith("cuda"):
+            return "static", None
+        reason = self._continuous_unsupported(config)
+        if reason is None:
+            return "continuous", None
+        if self.batching == "continuous":
+            import warnings
 
+            warnings.warn(f"transformers backend: continuous batching unsupported here ({reason}); using static "
+                          f"batches", stacklevel=2)
+        return "static", reason
+
+    def _continuous_unsupported(self, config: GenerationConfig) -> str | None:
+        from .sampling import continuous_generation_config, continuous_unsupported
+
+        if not hasattr(self._model, "init_continuous_batching"):
+            return "the model has no init_continuous_batching"
         if self._processor is not None:
-            texts = [row.prompt for row in chunk]
-            images = [row.images for row in chunk] if any(row.images for row in chunk) else None
-            return self._processor(text=texts, images=images, padding=True, return_tensors="pt")
+            return "a vision-language model (images)"
+        if config.stop:
+            return "stop strings"
+        params = sampling_params(config, self._checkpoint_gen)
+        gen = continuous_generation_config(self._checkpoint_gen, params, config.policy)
+        dropped = continuous_unsupported(self._model._get_logits_processor(gen))
+        return f"logits processors {', '.join(dropped)}" if dropped else None
+
+    def _stream_static(self, requests: Iterator[GenerationRequest], config, params) -> Iterator[Generated]:
+        buffered: list[_Row] = []
+        pulled: dict[int, GenerationRequest] = {}  # requests with rows still buffered, by pull number
+        exhausted = False
+        count = 0
+        while True:
+            while not exhausted and len(buffered) < self.batch_size:
+                request = next(requests, None)
+                if request is None:
+                    exhausted = True
+                    break
+                pulled[count] = request
+                buffered.extend(self._request_rows(count, request, config.greedy))
+                count += 1
+            if not buffered:
+                return
+            buffered.sort(key=lambda row: -row.length)
+            chunk, buffered = buffered[: self.batch_size], buffered[self.batch_size :]
+            for row, completion in zip(chunk, self._generate_chunk(chunk, config, params), strict=True):
+                request = pulled[row.request]
+                for slot in row.slots:
+                    yield Generated(request, request.sample_indices[slot], completion)
+            live = {row.request for row in buffered}  # forget requests whose rows are all done
+            pulled = {i: r for i, r in pulled.items() if i in live}
+
+    def _stream_continuous(self, requests: Iterator[GenerationRequest], config, params) -> Iterator[Generated]:
+        from .sampling import continuous_generation_config
+        from .transformers_cb import CBRow, stream_rows
+
+        max_new = max(1, int(config.max_tokens))
+        limit = self._context_limit()
         tok = self._tokenizer
-        ids = tok([row.prompt for row in chunk], add_special_tokens=False)["input_ids"]
-        width = max(len(x) for x in ids)
-        pad = tok.pad_token_id
-        input_ids = torch.tensor([[pad] * (width - len(x)) + list(x) for x in ids], dtype=torch.long)
-        mask = torch.tensor([[0] * (width - len(x)) + [1] * len(x) for x in ids], dtype=torch.long)
-        return {"input_ids": input_ids, "attention_mask": mask}
+        inflight = self.inflight or (256 if str(self.device).startswith("cuda") else self.batch_size)
+
+        def rows() -> Iterator[CBRow]:
+            for number, request in enumerate(requests):
+                for k, row in enumerate(self._request_rows(number, request, config.greedy, lengths=False)):
+                    ids = tok(row.prompt, add_special_tokens=False)["input_ids"]
+                    budget = max(1, min(max_new, limit - len(ids))) if limit else max_new
+                    yield CBRow(f"r{number}_{k}", request, row.slots, ids, budget, row.seed)
+
+        eos = sorted(self._eos_ids())
+        # greedy manager: the seeded per-row sampler (transformers_cb.seeded_processors) makes every draw
+        gen = continuous_generation_config(self._checkpoint_gen, {**params, "temperature": 0.0}, config.policy,
+                                           max_new_tokens=max_new, eos_token_id=eos or None,
+                                           pad_token_id=tok.pad_token_id)
+        counted = self.on_tokens or (lambda n: None)
+        seeded = None if config.greedy else params
+        for row, tokens, hit_eos in stream_rows(self._model, rows(), gen, eos, inflight, config.seed, max_new,
+                                                counted, seeded, tok.pad_token_id):
+            reason = "stop" if hit_eos or len(tokens) < row.max_new else "length"
+            completion = Completion(tok.decode(tokens, skip_special_tokens=True), reason,
+                                    len(tokens) + (1 if hit_eos else 0))
+            for slot in row.slots:
+                yield Generated(row.request, row.request.sample_indices[slot], completion)
 
     def _eos_ids(self) -> set[int]:
         ids: set[int] = set()
@@ -293,75 +367,30 @@ class TransformersBackend(Backend):
         limit = getattr(text_config, "max_position_embeddings", None) or getattr(config, "max_position_embeddings", None)
         return int(limit) if limit else None
 
-    def _generate_chunk(self, chunk: list[_Row], config: GenerationConfig) -> list[Completion]:
-        import torch
-        from transformers import GenerationConfig as HFGenerationConfig
-        from transformers import LogitsProcessorList
+    def _generate_chunk(self, chunk: list[_Row], config: GenerationConfig, params: dict[str, Any]) -> list[Completion]:
+        return generate_chunk(self, chunk, config, params)
 
-        inputs = {k: v.to(self.device) for k, v in self._inputs(chunk).items()}
-        width = inputs["input_ids"].shape[1]
-        max_new = max(1, int(config.max_tokens))
-        limit = self._context_limit()
-        if limit:
-            max_new = max(1, min(max_new, limit - width))
-        eos = self._eos_ids()
-        pad_id = self._tokenizer.pad_token_id
-        gen_config = HFGenerationConfig(
-            max_new_tokens=max_new, do_sample=False, num_beams=1, pad_token_id=pad_id,
-            eos_token_id=sorted(eos) or None, temperature=None, top_p=None, top_k=None,
-        )
-        processors = LogitsProcessorList()
-        if not config.greedy:
-            generators = [torch.Generator(device=self.device).manual_seed(row.seed) for row in chunk]
-            processors.append(_row_sampler(generators, float(config.temperature), float(config.top_p)))
-        extra: dict[str, Any] = {}
-        if config.stop:
-            gen_config.stop_strings = list(config.stop)
-            extra["tokenizer"] = self._tokenizer
-        with torch.inference_mode():
-            output = self._model.generate(**inputs, generation_config=gen_config, logits_processor=processors, **extra)
-        new_tokens = output[:, width:].tolist()
-        done = eos | ({pad_id} if pad_id is not None else set())
-        completions = []
-        for tokens in new_tokens:
-            end = next((i for i, t in enumerate(tokens) if t in done), None)
-            kept = tokens if end is None else tokens[:end]
-            num = len(kept) + (1 if end is not None and tokens[end] in eos else 0)
-            text = self._tokenizer.decode(kept, skip_special_tokens=True)
-            text, stopped = truncate_at_stop(text, config.stop)
-            if end is None and not stopped and len(tokens) >= max_new:
-                reason = "length"
-            else:
-                reason = "stop"
-            completions.append(Completion(text=text, finish_reason=reason, num_tokens=num))
-        return completions
+    def describe(self) -> dict[str, Any]:
+        """Engine settings for run.json/results.json: versions, device, dtype, threads, batching, attention, whether
+        per-sample seeds hold, and the sampling parameters sent (after the first stream/generate)."""
+        import importlib.metadata as md
+
+        info: dict[str, Any] = {"backend": self.name, "model": self.resolved.name, "batching": self.batching}
+        for package in ("transformers", "torch"):
+            try:
+                info[f"{package}_version"] = md.version(package)
+            except md.PackageNotFoundError:
+                info[f"{package}_version"] = None
+        if self._model is not None:
+            info.update(device=str(self.device), dtype=str(self._model.dtype).replace("torch.", ""),
+                        attn_implementation=getattr(self._model.config, "_attn_implementation", None))
+        info.update(self.thread_info)
+        info["batch_size"] = self.batch_size
+        info.update(self._last)
+        info["per_sample_seeds"] = True  # both paths draw each row with its own seeded generator
+        return info
 
     def close(self) -> None:
         self._model = None
         self._tokenizer = None
         self._processor = None
-
-
-def _vision_messages(messages: list[dict[str, Any]], n_images: int) -> list[dict[str, Any]]:
-    """Messages as typed parts, with one image placeholder per request image (in the first user turn if absent)."""
-    out = []
-    for m in messages:
-        content = m.get("content", "")
-        parts = [{"type": "text", "text": content}] if isinstance(content, str) else list(content or [])
-        out.append({**m, "content": parts})
-    has_image = any(p.get("type") in ("image", "image_url") for m in out for p in m["content"] if isinstance(p, dict))
-    if n_images and not has_image:
-        for m in out:
-            if m.get("role") == "user":
-                m["content"] = [{"type": "image"} for _ in range(n_images)] + m["content"]
-                break
-    return out
-
-
-def _load_image(image: Any):
-    if isinstance(image, (str, bytes)) or hasattr(image, "__fspath__"):
-        from PIL import Image
-
-        with Image.open(image) as im:
-            return im.convert("RGB")
-    return image
