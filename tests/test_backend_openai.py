@@ -539,3 +539,16 @@ def test_base_url_is_repeatable_on_the_command_line(monkeypatch):
     assert seen["opts"].backend_args["base_url"] == "http://a:1,http://b:2/v1"
     backend = OpenAIBackend(None, **seen["opts"].backend_args)
     assert backend.base_urls == ["http://a:1/v1", "http://b:2/v1"]
+
+
+def test_all_three_backends_send_the_same_sampling_distribution():
+    """transformers, offline vLLM and the OpenAI client (so ``vllm serve``) sample the same distribution."""
+    from r1h.plugins.backends import sampling as transformers_sampling
+
+    for config in (GenerationConfig(temperature=0.6, top_p=0.95), GenerationConfig(temperature=0.0),
+                   GenerationConfig(temperature=1.0, top_p=1.0, policy="model")):
+        expected = vllm_backend.effective_sampling(config)
+        assert transformers_sampling.effective_sampling(config) == expected, config
+        assert openai_backend.effective_sampling(config) == expected, config
+    neutral = transformers_sampling.effective_sampling(GenerationConfig())
+    assert neutral == {"temperature": 0.6, "top_p": 0.95, "top_k": None, "min_p": 0.0, "repetition_penalty": 1.0}
