@@ -208,9 +208,6 @@ def verify_answers(gold: tuple, pred: tuple) -> bool:
     return not _exact_mismatch(gold, pred)
 
 
-_FINAL_STATEMENT = re.compile(r"(?i:final answer)")
-
-
 def _fallback(window: str) -> tuple[str | None, tuple]:
     """math-verify's own extraction (its default priorities) over a free-text window."""
     window = safe_tail(window)
@@ -228,12 +225,10 @@ def _statement_after(tail: str) -> tuple[str | None, tuple]:
     """A "final answer is ..." statement written after the last box (Minerva style: an intermediate
     ``\\boxed{255}`` in the working, then "Final Answer: The final answer is $10,455$."), else (None, ())."""
     window = tail[-FALLBACK_TAIL_CHARS:]
-    m = None
-    for m in _FINAL_STATEMENT.finditer(window):
-        pass
-    if m is None or any(o in window[m.start() :] for o in BOX_OPENERS):
+    at = window.lower().rfind("final answer")
+    if at < 0 or any(o in window[at:] for o in BOX_OPENERS):
         return None, ()  # no statement, or it holds a (truncated) box of its own
-    return _fallback(window[m.start() :])
+    return _fallback(window[at:])
 
 
 @lru_cache(maxsize=64)  # grade_one asks extract() then score() of the same text
