@@ -240,3 +240,19 @@ def test_an_item_that_keeps_the_gil_is_killed_from_outside(stub_lighteval, monke
     assert "killed" in verdicts[1].error and verdicts[1].error.startswith("timeout")
     assert meta["restarts"] == 1
     assert took < BUDGET + 2.0 + 1.0 + 2 * MARGIN
+
+
+def test_report_names_the_timeouts():
+    summary = {"run": "r", "model": "m", "graders": {"r1h": {"version": "0"}, "lighteval": {"version": "0.13.0"}},
+               "benchmarks": {"math500": {"n_samples": 2, "disagreements": 1, "timeouts": {"r1h": 0, "lighteval": 1},
+                                          "pass@1": {"recorded": 0.5, "r1h": 0.5, "lighteval": 0.0}}}}
+    text = regrade.to_markdown(summary)
+    assert "| math500 | 2 | 50.00 | 50.00 | 0.00 | 1 |" in text
+    assert "per-item budget (counted wrong): math500 lighteval: 1" in text
+
+
+def test_item_timeout_must_be_positive():
+    from r1h.harness.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="--item-timeout"):
+        run_foreign(FOREIGN["lighteval"], _items(["7"]), sys.executable, item_timeout=0)

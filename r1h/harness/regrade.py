@@ -28,7 +28,7 @@ from .errors import ConfigError, RunError
 SCRIPTS = Path(__file__).with_name("foreign_graders")
 DEFAULT_ITEM_TIMEOUT_S = 10.0  # per item in a foreign grader; lighteval's own math-verify allows 5 s per parse
 HARD_EXIT = 75  # foreign_graders/_watchdog.py: the script ended itself on an item no signal could stop
-STARTUP_TIMEOUT_S = 300.0  # a foreign grader's imports (lighteval imports torch) before its first line
+STARTUP_TIMEOUT_S = 600.0  # a foreign grader's imports (lighteval imports torch) before its first line
 KILL_MARGIN_S = 10.0  # past the script's own budget and grace, before r1h kills it
 
 
@@ -390,6 +390,10 @@ def to_markdown(summary: dict[str, Any]) -> str:
     versions = [f"{g}: {meta.get('version', '')} {meta.get('reward', '')}".strip() for g, meta in
                 summary["graders"].items()]
     lines += ["", "Graders: " + "; ".join(versions)]
+    timeouts = [f"{bench} {g}: {n}" for bench, entry in summary["benchmarks"].items()
+                for g, n in entry.get("timeouts", {}).items() if n]
+    if timeouts:
+        lines.append("Samples past the per-item budget (counted wrong): " + "; ".join(timeouts))
     return "\n".join(lines) + "\n"
 
 
