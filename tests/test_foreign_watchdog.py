@@ -22,8 +22,9 @@ from r1h.harness import regrade
 from r1h.harness.regrade import FOREIGN, HARD_EXIT, SCRIPTS, Item, run_foreign
 
 BUDGET = 1.0
-# generous: the scripts start a Python, and seven other jobs share this machine's two cores
+# generous: seven other jobs share this machine's two cores
 MARGIN = 12.0
+NEVER = 300.0  # far below how long any stub hang runs when nothing stops it
 
 HANG = '''
 import hashlib
@@ -169,18 +170,27 @@ def _items(completions: list[str]) -> list[Item]:
                  columns={"answer": "7"}, row={"problem": "q", "answer": "7"}) for i, c in enumerate(completions)]
 
 
-def _script(name: str, completions: list[str]) -> tuple[list[dict], float, int]:
-    """Run a grader script directly; its output lines (after the meta line), wall time, exit code."""
+def _script(name: str, completions: list[str]) -> tuple[list[dict], list[float], int]:
+    """Run a grader script directly; its output lines (after the meta line), the time each line came (seconds after
+    the meta line, so the interpreter's start-up and imports do not count), and the exit code."""
     payload = "".join(json.dumps({"key": f"k{i}", "benchmark": "math500", "completion": c,
                                   "row": {"problem": "q", "answer": "7"}}) + "\n" for i, c in enumerate(completions))
-    start = time.monotonic()
-    proc = subprocess.run([sys.executable, str(SCRIPTS / name), "--item-timeout", str(BUDGET)], input=payload,
-                          capture_output=True, text=True, timeout=120)
-    took = time.monotonic() - start
-    lines = [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
-    assert lines and lines[0]["key"] == "__meta__", proc.stderr[-2000:]
+    proc = subprocess.Popen([sys.executable, str(SCRIPTS / name), "--item-timeout", str(BUDGET)],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc.stdin.write(payload)
+    proc.stdin.close()
+    lines, times, start = [], [], None
+    for line in proc.stdout:  # every hang in the stubs ends within budget + grace, or the script ends
+        if not line.startswith("{"):
+            continue
+        lines.append(json.loads(line))
+        start = start if start is not None else time.monotonic()
+        times.append(time.monotonic() - start)
+    code = proc.wait(timeout=120)
+    err = proc.stderr.read()
+    assert lines and lines[0]["key"] == "__meta__", err[-2000:]
     assert lines[0]["item_timeout"] == BUDGET
-    return lines[1:], took, proc.returncode
+    return lines[1:], times[1:], code
 
 
 @pytest.mark.slow
@@ -188,23 +198,23 @@ def _script(name: str, completions: list[str]) -> tuple[list[dict], float, int]:
 @pytest.mark.parametrize("hang", ["HANG_PY", "HANG_SLEEP"])
 def test_a_hanging_item_is_interrupted_and_reported_as_a_timeout(request, script, hang):
     request.getfixturevalue("stub_lighteval" if script.startswith("lighteval") else "stub_lmeval")
-    out, took, code = _script(script, ["7", hang, "8"])
+    out, times, code = _script(script, ["7", hang, "8"])
     assert code == 0
     assert [o["key"] for o in out] == ["k0", "k1", "k2"]
     assert out[0]["correct"] is True and out[2]["correct"] is False  # the items around it are graded
     assert out[1]["timed_out"] is True and out[1]["correct"] is None
     assert out[1]["error"].startswith("timeout") and "interrupted" in out[1]["error"]
-    assert took < BUDGET + MARGIN
+    assert BUDGET * 0.9 <= times[1] - times[0] < BUDGET + MARGIN
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("hang", ["HANG_C", "SWALLOW"])
 def test_an_item_no_signal_stops_ends_the_script_with_its_timeout_line(stub_lighteval, hang):
-    out, took, code = _script("lighteval_grader.py", ["7", hang, "7"])
+    out, times, code = _script("lighteval_grader.py", ["7", hang, "7"])
     assert code == HARD_EXIT
     assert [o["key"] for o in out] == ["k0", "k1"]  # k2 is left for the restart
     assert out[1]["timed_out"] is True and "ended" in out[1]["error"]
-    assert took < BUDGET + 2.0 + MARGIN  # budget + the watchdog's grace
+    assert BUDGET + 2.0 <= times[1] - times[0] + 0.1 < BUDGET + 2.0 + MARGIN  # budget + the watchdog's grace
 
 
 @pytest.mark.slow
@@ -217,7 +227,7 @@ def test_run_foreign_restarts_after_a_stuck_item_and_grades_everything(stub_ligh
     assert [v.correct for v in verdicts] == [True, None, True, None, False, None, True]
     assert all(v.error.startswith("timeout") for v in (verdicts[1], verdicts[3], verdicts[5]))
     assert meta["restarts"] == 2 and meta["package"] == "lighteval"
-    assert took < 3 * (BUDGET + 2.0) + 3 * MARGIN
+    assert took < NEVER  # each hang alone would run for hours; restarts include interpreter start-ups
 
 
 @pytest.mark.slow
@@ -239,7 +249,7 @@ def test_an_item_that_keeps_the_gil_is_killed_from_outside(stub_lighteval, monke
     assert [v.correct for v in verdicts] == [True, None, True]
     assert "killed" in verdicts[1].error and verdicts[1].error.startswith("timeout")
     assert meta["restarts"] == 1
-    assert took < BUDGET + 2.0 + 1.0 + 2 * MARGIN
+    assert took < NEVER  # the C loop alone would run for hours
 
 
 def test_report_names_the_timeouts():
