@@ -85,6 +85,9 @@ def test_final_statement_after_an_intermediate_box_wins(reward):
     # a box after the "Final Answer" heading is the answer, as before
     heading = "The sum is 3.\n\n**Final Answer**\n\\[\n\\boxed{3}\n\\]"
     assert one(reward, heading, answer="3") == 1.0
+    # "final answer" without a value right after it is not a statement
+    aside = "So $x = \\boxed{4}$.\n\nThe final answer above was checked 3 ways; the final answer stays the same 2 times."
+    assert one(reward, aside, answer="4") == 1.0
     # a statement whose box was cut off by the token limit does not override the earlier box
     cut = "So $x = \\boxed{4}$.\n\nThe final answer is $\\boxed{4"
     assert one(reward, cut, answer="4") == 1.0

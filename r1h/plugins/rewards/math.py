@@ -221,13 +221,20 @@ def _fallback(window: str) -> tuple[str | None, tuple]:
     return text.strip()[:MAX_ANSWER_CHARS], tuple(parsed)
 
 
+# "The final answer is $10,455$", "Final answer: 12": a value right after the words, not "the final answer above ..."
+_FINAL_STATEMENT = re.compile(r"(?i:final answer)(?:\s{1,3}is)?\s{0,3}:?\s{0,3}(?:\*\*\s{0,2})?(?=[$\\\d(\[-])")
+
+
 def _statement_after(tail: str) -> tuple[str | None, tuple]:
     """A "final answer is ..." statement written after the last box (Minerva style: an intermediate
     ``\\boxed{255}`` in the working, then "Final Answer: The final answer is $10,455$."), else (None, ())."""
     window = tail[-FALLBACK_TAIL_CHARS:]
-    at = window.lower().rfind("final answer")
-    if at < 0 or any(o in window[at:] for o in BOX_OPENERS):
-        return None, ()  # no statement, or it holds a (truncated) box of its own
+    found = list(_FINAL_STATEMENT.finditer(window))
+    if not found:
+        return None, ()
+    at = found[-1].start()
+    if any(o in window[at:] for o in BOX_OPENERS):
+        return None, ()  # the statement holds a (truncated) box of its own
     return _fallback(window[at:])
 
 
