@@ -34,22 +34,27 @@ _FILLER = r"(?:\s{1,3}(?i:actually|clearly|definitely|indeed|therefore|thus|then
 _NEXT = r"(?=[\s:*=(\[{$\\-])"  # an anchor word is followed by a space or punctuation (fails fast on "answeranswer")
 _IS = r"(?:\s{0,3}(?i:is|would be|should be|will be|must be|=|:|-)){0,1}"
 
+# (lowercase words one of which the text must hold, pattern): the cheap test skips a pattern on most texts
 _STATEMENTS = (
     # "Answer: B", "The final answer is (C)", "the correct answer is **D**", "answer is actually D", "Answer = $B$"
-    re.compile(r"(?i:answer)" + _NEXT + _IS + _FILLER + _WRAP + _L, re.MULTILINE),
+    (("answer",),
+     re.compile(r"(?i:answer)" + _NEXT + _IS + _FILLER + _WRAP + _L, re.MULTILINE)),
     # "I'll go with C", "I would choose option (D)", "I pick B", "selecting A"
-    re.compile(r"(?i:go with|going with|choose|chose|choosing|pick|picking|select|selecting|opt for)\s{0,3}"
-               r"(?i:the\s{1,3})?" + _WRAP + _L, re.MULTILINE),
+    (("go", "choos", "chose", "pick", "select", "opt "),
+     re.compile(r"(?i:go with|going with|choose|chose|choosing|pick|picking|select|selecting|opt for)" + _NEXT
+                + r"\s{0,3}(?i:the\s{1,3})?" + _WRAP + _L, re.MULTILINE)),
     # "The best choice is B", "Correct option: A", "my pick is C", "the right option would be (D)"
-    re.compile(r"(?i:best|correct|right|final|my)\s{1,3}(?i:choice|option|pick|selection)" + _IS + _FILLER + _WRAP + _L,
-               re.MULTILINE),
+    (("choice", "option", "pick", "selection"),
+     re.compile(r"(?i:best|correct|right|final|my)\s{1,3}(?i:choice|option|pick|selection)" + _NEXT + _IS + _FILLER
+                + _WRAP + _L, re.MULTILINE)),
     # "Therefore, B." "So (C)" "Thus: **A**" at the start of a sentence, with nothing after the letter
-    re.compile(r"(?:^|[.!?]\s{1,3})(?i:therefore|thus|so|hence|consequently)[\s,:]{0,3}" + _WRAP + _L
-               + r"(?=[\s*$)\]}]{0,6}(?:[.!]|$))", re.MULTILINE),
+    (("therefore", "thus", "so", "hence", "consequently"),
+     re.compile(r"(?:^|[.!?]\s{1,3})(?i:therefore|thus|so|hence|consequently)[\s,:]{0,3}" + _WRAP + _L
+                + r"(?=[\s*$)\]}]{0,6}(?:[.!]|$))", re.MULTILINE)),
     # \boxed{B}, \boxed{\text{B}}, \boxed{(B)}
-    re.compile(r"\\boxed\s{0,3}\{" + _WRAP + _L),
+    (("\\boxed",), re.compile(r"\\boxed\s{0,3}\{" + _WRAP + _L)),
     # <answer>B</answer>, <answer> (C) </answer>
-    re.compile(r"<answer>" + _WRAP + _L),
+    (("<answer>",), re.compile(r"<answer>" + _WRAP + _L)),
 )
 _LONE_LINE = re.compile(_WRAP + r"([A-Da-d])" + r"[\s*_$.)\]}:]{0,12}")
 # after the letter: "or B", "/C", "and D", ", B": the statement names several letters
@@ -84,7 +89,10 @@ def predicted_letter(completion: str) -> str | None:
     statement hedges between letters)."""
     text = graded_text(completion or "")
     best, best_at = None, -1
-    for pattern in _STATEMENTS:
+    low = text.lower()
+    for keywords, pattern in _STATEMENTS:
+        if not any(k in low for k in keywords):
+            continue
         for m in pattern.finditer(text):
             at, letter = _statement(m, text)
             if at > best_at:
