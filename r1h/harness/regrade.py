@@ -185,7 +185,8 @@ def _stream_script(cmd: list[str], payload: str, first_line_s: float, next_line_
 
 
 def run_foreign(grader: ForeignGrader, items: list[Item], python: str, timeout: float | None = None,
-                item_timeout: float = DEFAULT_ITEM_TIMEOUT_S, startup_timeout: float = STARTUP_TIMEOUT_S) -> dict:
+                item_timeout: float = DEFAULT_ITEM_TIMEOUT_S, startup_timeout: float = STARTUP_TIMEOUT_S,
+                log=None) -> dict:
     """Send the items through the grader script; returns the meta line and fills ``item.verdicts[grader.name]``.
 
     Every item has a budget of ``item_timeout`` seconds, enforced twice:
@@ -246,6 +247,10 @@ def run_foreign(grader: ForeignGrader, items: list[Item], python: str, timeout: 
         else:
             break
         restarts += 1
+        if log is not None:
+            how = "killed" if code is None else f"exit {code}"
+            log(f"{grader.name} grader: one sample past its {item_timeout:g} s budget ({how}); restarting on the "
+                f"{len(left)} samples left")
         pending = left
     for it in items:
         it.verdicts.setdefault(grader.name, Verdict(None, None, "no answer from the grader"))
@@ -363,7 +368,7 @@ def regrade(run: Run, graders: list[str], *, benches: list[str] | None = None, d
             python = ensure_env(grader, python, log=log)
             pythons[name] = python
             log(f"grading {len(items)} {bench} samples with {name} ...")
-            summary["graders"][name] = run_foreign(grader, items, python, item_timeout=item_timeout)
+            summary["graders"][name] = run_foreign(grader, items, python, item_timeout=item_timeout, log=log)
         summary["benchmarks"][bench] = {
             "n_samples": len(items), "n_problems": len({it.id for it in items}),
             "pass@1": {"recorded": pass_at_1(items, "recorded"), **{g: pass_at_1(items, g) for g in graders}},
