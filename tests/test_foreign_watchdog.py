@@ -9,6 +9,7 @@ in code that swallows BaseException. Each hanging item must come back as a timeo
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import subprocess
 import sys
@@ -25,6 +26,7 @@ BUDGET = 1.0
 # generous: seven other jobs share this machine's two cores
 MARGIN = 12.0
 NEVER = 300.0  # far below how long any stub hang runs when nothing stops it
+NO_FORK = dataclasses.replace(FOREIGN["lighteval"], args=("--no-fork",))  # the thread watchdog and restarts
 
 HANG = '''
 import hashlib
@@ -170,12 +172,12 @@ def _items(completions: list[str]) -> list[Item]:
                  columns={"answer": "7"}, row={"problem": "q", "answer": "7"}) for i, c in enumerate(completions)]
 
 
-def _script(name: str, completions: list[str]) -> tuple[list[dict], list[float], int]:
+def _script(name: str, completions: list[str], *extra: str) -> tuple[list[dict], list[float], int]:
     """Run a grader script directly; its output lines (after the meta line), the time each line came (seconds after
     the meta line, so the interpreter's start-up and imports do not count), and the exit code."""
     payload = "".join(json.dumps({"key": f"k{i}", "benchmark": "math500", "completion": c,
                                   "row": {"problem": "q", "answer": "7"}}) + "\n" for i, c in enumerate(completions))
-    proc = subprocess.Popen([sys.executable, str(SCRIPTS / name), "--item-timeout", str(BUDGET)],
+    proc = subprocess.Popen([sys.executable, str(SCRIPTS / name), "--item-timeout", str(BUDGET), *extra],
                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     proc.stdin.write(payload)
     proc.stdin.close()
@@ -197,8 +199,9 @@ def _script(name: str, completions: list[str]) -> tuple[list[dict], list[float],
 @pytest.mark.parametrize("script", ["lighteval_grader.py", "lmeval_grader.py"])
 @pytest.mark.parametrize("hang", ["HANG_PY", "HANG_SLEEP"])
 def test_a_hanging_item_is_interrupted_and_reported_as_a_timeout(request, script, hang):
+    """The watchdog thread's signal (--no-fork) stops pure-Python work and blocking calls."""
     request.getfixturevalue("stub_lighteval" if script.startswith("lighteval") else "stub_lmeval")
-    out, times, code = _script(script, ["7", hang, "8"])
+    out, times, code = _script(script, ["7", hang, "8"], "--no-fork")
     assert code == 0
     assert [o["key"] for o in out] == ["k0", "k1", "k2"]
     assert out[0]["correct"] is True and out[2]["correct"] is False  # the items around it are graded
@@ -210,7 +213,7 @@ def test_a_hanging_item_is_interrupted_and_reported_as_a_timeout(request, script
 @pytest.mark.slow
 @pytest.mark.parametrize("hang", ["HANG_C", "SWALLOW"])
 def test_an_item_no_signal_stops_ends_the_script_with_its_timeout_line(stub_lighteval, hang):
-    out, times, code = _script("lighteval_grader.py", ["7", hang, "7"])
+    out, times, code = _script("lighteval_grader.py", ["7", hang, "7"], "--no-fork")
     assert code == HARD_EXIT
     assert [o["key"] for o in out] == ["k0", "k1"]  # k2 is left for the restart
     assert out[1]["timed_out"] is True and "ended" in out[1]["error"]
@@ -218,10 +221,22 @@ def test_an_item_no_signal_stops_ends_the_script_with_its_timeout_line(stub_ligh
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("hang", ["HANG_PY", "HANG_SLEEP", "HANG_C", "HANG_GIL", "SWALLOW"])
+def test_a_forked_item_is_killed_at_its_deadline(stub_lighteval, hang):
+    """The default: each item in a child forked after the imports, SIGKILLed at the deadline; no restart."""
+    out, times, code = _script("lighteval_grader.py", ["7", hang, "8"])
+    assert code == 0
+    assert [o["key"] for o in out] == ["k0", "k1", "k2"]
+    assert out[0]["correct"] is True and out[2]["correct"] is False
+    assert out[1]["timed_out"] is True and out[1]["error"].startswith("timeout")
+    assert BUDGET * 0.9 <= times[1] - times[0] < BUDGET + MARGIN
+
+
+@pytest.mark.slow
 def test_run_foreign_restarts_after_a_stuck_item_and_grades_everything(stub_lighteval):
     items = _items(["7", "HANG_C", "7", "HANG_PY", "6", "SWALLOW", "7"])
     start = time.monotonic()
-    meta = run_foreign(FOREIGN["lighteval"], items, sys.executable, item_timeout=BUDGET)
+    meta = run_foreign(NO_FORK, items, sys.executable, item_timeout=BUDGET)
     took = time.monotonic() - start
     verdicts = [it.verdicts["lighteval"] for it in items]
     assert [v.correct for v in verdicts] == [True, None, True, None, False, None, True]
@@ -232,8 +247,9 @@ def test_run_foreign_restarts_after_a_stuck_item_and_grades_everything(stub_ligh
 
 @pytest.mark.slow
 def test_lmeval_run_foreign_with_a_stuck_c_call(stub_lmeval):
-    items = _items(["7", "HANG_C", "8"])
-    run_foreign(FOREIGN["lm-eval"], items, sys.executable, item_timeout=BUDGET)
+    items = _items(["7", "HANG_GIL", "8"])
+    meta = run_foreign(FOREIGN["lm-eval"], items, sys.executable, item_timeout=BUDGET)
+    assert meta["restarts"] == 0  # forked per item
     assert [it.verdicts["lm-eval"].correct for it in items] == [True, None, False]
     assert items[1].verdicts["lm-eval"].error.startswith("timeout")
 
@@ -243,7 +259,7 @@ def test_an_item_that_keeps_the_gil_is_killed_from_outside(stub_lighteval, monke
     monkeypatch.setattr(regrade, "KILL_MARGIN_S", 1.0)
     items = _items(["7", "HANG_GIL", "7"])
     start = time.monotonic()
-    meta = run_foreign(FOREIGN["lighteval"], items, sys.executable, item_timeout=BUDGET)
+    meta = run_foreign(NO_FORK, items, sys.executable, item_timeout=BUDGET)
     took = time.monotonic() - start
     verdicts = [it.verdicts["lighteval"] for it in items]
     assert [v.correct for v in verdicts] == [True, None, True]

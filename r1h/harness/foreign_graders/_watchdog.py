@@ -7,6 +7,10 @@ thread (``signal.pthread_kill``) whose handler raises :class:`ItemTimeout`, a ``
 code's ``except Exception`` does not swallow it. A real signal, unlike ``_thread.interrupt_main``, also breaks a
 blocking call (``time.sleep``, a lock wait). Pure-Python work (sympy) stops at the next bytecode.
 
+Where ``os.fork`` exists the scripts use :func:`run_forked` instead: each item runs in a child forked after the
+imports and is SIGKILLed at its deadline, which stops anything (a regex or big-integer C loop that keeps the GIL too)
+without restarting the interpreter. The thread watchdog below is the fallback without fork.
+
 Some work never returns to the interpreter (a C loop in a big-integer power, a regex, OpenSSL), and some foreign code
 catches ``BaseException``. The watchdog re-sends the signal every ``RESEND_S``; when the item is still running
 ``grace`` seconds after its deadline, the watchdog thread itself writes the item's timeout line and ends the process
@@ -18,6 +22,7 @@ from __future__ import annotations
 
 import json
 import os
+import select
 import signal
 import sys
 import threading
@@ -114,3 +119,55 @@ def timeout_result(key: str | None, budget: float, hard: bool = False) -> dict:
     how = "the process was ended" if hard else "interrupted"
     return {"key": key, "correct": None, "extracted": None, "metrics": {}, "timed_out": True,
             "error": f"timeout: the item ran past its {budget:g} s budget ({how})"}
+
+
+def run_forked(budget: float, fn: Callable[..., Any], *args: Any) -> tuple[Any, bool]:
+    """Run ``fn(*args)`` in a forked child (the imports are already done, so a fork costs milliseconds) and return
+    ``(its JSON-able value, timed_out)``. The child is SIGKILLed at the deadline, whatever it is doing: a C call that
+    keeps the GIL, a regex, a loop that swallows every exception. Nothing of the child's state comes back."""
+    read_fd, write_fd = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child
+        os.close(read_fd)
+        try:
+            data = json.dumps({"value": fn(*args)}, default=str)
+        except BaseException as exc:  # noqa: BLE001  the child reports everything, then exits
+            data = json.dumps({"raised": f"{type(exc).__name__}: {exc}"})
+        view = memoryview(data.encode("utf-8"))
+        while view:
+            view = view[os.write(write_fd, view):]
+        os._exit(0)
+    os.close(write_fd)
+    deadline = time.monotonic() + budget
+    chunks: list[bytes] = []
+    timed_out = False
+    try:
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                timed_out = True
+                break
+            ready, _, _ = select.select([read_fd], [], [], left)
+            if not ready:
+                continue
+            chunk = os.read(read_fd, 1 << 16)
+            if not chunk:
+                break
+            chunks.append(chunk)
+    finally:
+        os.close(read_fd)
+        if timed_out:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        os.waitpid(pid, 0)
+    if timed_out:
+        return None, True
+    try:
+        out = json.loads(b"".join(chunks).decode("utf-8"))
+    except ValueError:
+        raise RuntimeError("the grading child died without a result") from None
+    if "raised" in out:
+        raise RuntimeError(out["raised"])
+    return out["value"], False

@@ -18,7 +18,7 @@ import sys
 from importlib.metadata import version
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _watchdog import ItemTimeout, Watchdog, timeout_result  # noqa: E402  (a sibling file, standard library only)
+from _watchdog import ItemTimeout, Watchdog, run_forked, timeout_result  # noqa: E402  (a sibling file, standard library only)
 
 TASKS = {
     "math500": ("lighteval.tasks.tasks.math_500", "math_500"),
@@ -53,6 +53,7 @@ def _grade(item: dict, task, imports) -> dict:
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--item-timeout", type=float, default=10.0, help="seconds per item (default 10)")
+    parser.add_argument("--no-fork", action="store_true", help="interrupt items with the watchdog thread instead")
     args = parser.parse_args()
     logging.disable(logging.WARNING)  # lighteval warns on every unparsed prediction
     from lighteval.models.model_output import ModelResponse
@@ -61,6 +62,7 @@ def main() -> int:
 
     imports = (ModelResponse, Doc, remove_reasoning_tags)
     dog = Watchdog(args.item_timeout)
+    fork = hasattr(os, "fork") and not args.no_fork
     dog.emit({"key": "__meta__", "package": "lighteval", "version": version("lighteval"),
               "latex2sympy2_extended": version("latex2sympy2_extended"), "item_timeout": args.item_timeout})
     tasks = {}
@@ -76,7 +78,10 @@ def main() -> int:
             if bench not in tasks:  # imported outside any item's budget
                 module, attr = TASKS[bench]
                 tasks[bench] = getattr(importlib.import_module(module), attr)
-            result, timed_out = dog.run(key, _grade, item, tasks[bench], imports)
+            if fork:
+                result, timed_out = run_forked(args.item_timeout, _grade, item, tasks[bench], imports)
+            else:
+                result, timed_out = dog.run(key, _grade, item, tasks[bench], imports)
             if timed_out:
                 result = timeout_result(key, args.item_timeout)
         except ItemTimeout:  # a signal that landed between the item's end and the watchdog's disarm

@@ -21,7 +21,7 @@ import sys
 from importlib.metadata import version
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _watchdog import ItemTimeout, Watchdog, timeout_result  # noqa: E402  (a sibling file, standard library only)
+from _watchdog import ItemTimeout, Watchdog, run_forked, timeout_result  # noqa: E402  (a sibling file, standard library only)
 
 
 def _doc(utils, row: dict) -> dict:
@@ -57,6 +57,7 @@ def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--metric", choices=["minerva", "minerva_math_verify", "hendrycks"], default="minerva")
     parser.add_argument("--item-timeout", type=float, default=10.0, help="seconds per item (default 10)")
+    parser.add_argument("--no-fork", action="store_true", help="interrupt items with the watchdog thread instead")
     args = parser.parse_args()
     logging.disable(logging.WARNING)
     import datasets
@@ -68,6 +69,7 @@ def main() -> int:
         from lm_eval.tasks.minerva_math import utils
 
     dog = Watchdog(args.item_timeout)
+    fork = hasattr(os, "fork") and not args.no_fork
     dog.emit({"key": "__meta__", "package": "lm-eval", "version": version("lm_eval"), "metric": args.metric,
               "item_timeout": args.item_timeout})
     for line in sys.stdin:
@@ -76,7 +78,10 @@ def main() -> int:
         item = json.loads(line)
         key = item["key"]
         try:
-            result, timed_out = dog.run(key, _grade, item, utils, args.metric)
+            if fork:
+                result, timed_out = run_forked(args.item_timeout, _grade, item, utils, args.metric)
+            else:
+                result, timed_out = dog.run(key, _grade, item, utils, args.metric)
             if timed_out:
                 result = timeout_result(key, args.item_timeout)
         except ItemTimeout:  # a signal that landed between the item's end and the watchdog's disarm
