@@ -5,7 +5,11 @@
 (b) r1h: ``math_accuracy`` through the batch grader ``r1h.harness.grading.grade`` (process pool, hard per-item budget),
     or, where that module is not there yet, ``reward.grade_one`` in a sequential loop.
 
-Usage: python perf/grade_labeled.py [--refdata DIR] [--quick] [--workers N] [--show-disagreements]
+Usage: python perf/grade_labeled.py [--refdata DIR] [--quick] [--inline] [--workers N] [--show-disagreements]
+
+``--inline`` skips the batch grader's pool and compares CPU seconds in this one process: r1h's ``grade_one`` loop
+against the plain loop. On a machine that other jobs share, the pool's wall time is dominated by per-item budget
+overruns and worker restarts, while the CPU-time ratio of the two loops stays meaningful.
 """
 
 from __future__ import annotations
@@ -100,6 +104,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--quick", action="store_true", help="skip the slow plain math-verify baseline (~160 s)")
     ap.add_argument("--workers", type=int, default=None, help="batch grader worker processes (default: all cores)")
     ap.add_argument("--show-disagreements", action="store_true")
+    ap.add_argument("--inline", action="store_true", help="no pool: compare CPU seconds of the two loops")
     args = ap.parse_args(argv)
 
     import logging
@@ -107,6 +112,17 @@ def main(argv: list[str] | None = None) -> int:
     logging.getLogger("math_verify").setLevel(logging.ERROR)  # the baseline logs every timeout
     rows = load_labeled(args.refdata)
     print(f"{len(rows)} labeled completions from {args.refdata / 'labeled_outputs'}; {os.cpu_count()} cores")
+
+    if args.inline:
+        r1h_cpu = r1h_inline_cpu(rows)
+        print(f"r1h:   {r1h_cpu:7.2f} s  CPU, sequential grade_one in this process")
+        if not args.quick:
+            plain, plain_s, plain_cpu = plain_loop(rows)
+            plain_agree = sum(p == r["qwen"] for p, r in zip(plain, rows, strict=True))
+            print(f"plain: {plain_cpu:7.2f} s  CPU ({plain_s:.2f} s wall)  agreement with Qwen labels "
+                  f"{plain_agree}/{len(rows)}")
+            print(f"speed-up (CPU): {plain_cpu / r1h_cpu:.1f}x")
+        return 0
 
     results, r1h_s, how = r1h_grade(rows, args.workers)
     ours = [r.score == 1.0 for r in results]

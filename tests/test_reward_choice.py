@@ -20,7 +20,8 @@ def reward():
     ("completion", "letter"),
     [
         ("Answer: B", "B"),
-        ("answer: c", None),  # a lower-case letter after "answer:" is prose, not a choice
+        ("answer: c", "C"),  # a lower-case letter standing alone after "answer:"
+        ("the answer: a simple harmonic oscillator", None),  # a lower-case word is prose
         ("The answer is (C).", "C"),
         ("So the correct answer is **D**.", "D"),
         ("the answer is option A", "A"),

@@ -277,3 +277,27 @@ def test_flat_nums_for_several_completions_is_one_puzzle_not_one_number_each():
     assert flat == per_row == [1.0, 0.0, 0.0]
     # per-row values that are strings (a CSV column) stay per row
     assert reward(completions, target=[60] * 3, nums=["[44, 19, 35]"] * 3) == [1.0, 0.0, 0.0]
+
+
+@pytest.mark.parametrize(
+    "expr",
+    [
+        "44 +\n19 + 35",  # a line break after an operator, outside parentheses
+        "44\n+ 19\n+ 35",
+        "44 + 19\r\n+ 35 = 98",
+        "\t44\t+\t19 + 35",
+        "44 + 19 +\n\n   35\n=\n98",
+        "44\u00a0+ 19 + 35",  # a no-break space
+        "(44 +\n 19) + 35",
+        "44 + 19 + 35" + " " * 400,  # whitespace does not count against the length cap
+    ],
+)
+def test_whitespace_inside_the_answer_does_not_matter(reward, expr):
+    assert score(reward, ans(expr)) == 1.0
+    assert reward.extract(ans(expr), None, **ROW) in ("44 + 19 + 35", "(44 + 19) + 35")
+
+
+def test_whitespace_never_joins_numbers(reward):
+    assert score(reward, ans("4 4 + 19 + 35")) == 0.0  # "4 4" is not 44
+    assert score(reward, ans("4\n4 + 19 + 35")) == 0.0
+    assert evaluate("1 +\n2 + 3", [1, 2, 3]) == Fraction(6)

@@ -9,10 +9,14 @@
 
 from __future__ import annotations
 
+import collections
 import json
 import os
+import queue
 import subprocess
 import sys
+import threading
+import time
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
@@ -22,6 +26,10 @@ from .compare import Run
 from .errors import ConfigError, RunError
 
 SCRIPTS = Path(__file__).with_name("foreign_graders")
+DEFAULT_ITEM_TIMEOUT_S = 10.0  # per item in a foreign grader; lighteval's own math-verify allows 5 s per parse
+HARD_EXIT = 75  # foreign_graders/_watchdog.py: the script ended itself on an item no signal could stop
+STARTUP_TIMEOUT_S = 600.0  # a foreign grader's imports (lighteval imports torch) before its first line
+KILL_MARGIN_S = 10.0  # past the script's own budget and grace, before r1h kills it
 
 
 @dataclass(frozen=True)
@@ -118,34 +126,135 @@ def _run_build(cmd: list[str], grader: ForeignGrader, env: Path) -> None:
                        f"failed: {reason}")
 
 
-def run_foreign(grader: ForeignGrader, items: list[Item], python: str, timeout: float | None = None) -> dict:
-    """Send the items through the grader script; returns the meta line and fills ``item.verdicts[grader.name]``."""
-    payload = "".join(
-        json.dumps({"key": it.key, "benchmark": it.benchmark, "completion": it.completion, "row": it.row},
-                   default=str) + "\n"
-        for it in items
-    )
-    cmd = [python, str(SCRIPTS / grader.script), *grader.args]
+def _stream_script(cmd: list[str], payload: str, first_line_s: float, next_line_s: float,
+                   deadline: float | None) -> tuple[list[str], int | None, str]:
+    """Run a grader script, feeding ``payload`` and reading its lines as they come.
+
+    The script is killed when its first line (the meta line, after its imports) takes over ``first_line_s``, or a
+    later line over ``next_line_s``: an item held the interpreter where even the script's own watchdog thread
+    cannot run (a C call that keeps the GIL). Returns (lines, exit code or None when killed, stderr tail).
+    """
+    proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            encoding="utf-8", errors="replace")
+    lines: queue.Queue = queue.Queue()
+    err: collections.deque = collections.deque(maxlen=20)
+
+    def feed():
+        try:
+            proc.stdin.write(payload)
+            proc.stdin.close()
+        except (BrokenPipeError, OSError, ValueError):
+            pass
+
+    def read(stream, sink):
+        for line in stream:
+            sink(line)
+        if stream is proc.stdout:
+            lines.put(None)
+
+    threads = [threading.Thread(target=feed, daemon=True),
+               threading.Thread(target=read, args=(proc.stdout, lines.put), daemon=True),
+               threading.Thread(target=read, args=(proc.stderr, err.append), daemon=True)]
+    for thread in threads:
+        thread.start()
+    out: list[str] = []
+    wait = first_line_s
+    killed = False
     try:
-        proc = subprocess.run(cmd, input=payload, capture_output=True, text=True, timeout=timeout)
-    except subprocess.TimeoutExpired as exc:
-        raise RunError(f"{grader.name} grader timed out after {timeout} s") from exc
-    if proc.returncode != 0:
-        lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
-        raise RunError(f"{grader.name} grader failed (exit {proc.returncode}): {lines[-1] if lines else ''}")
+        while True:
+            limit = wait if deadline is None else min(wait, deadline - time.monotonic())
+            try:
+                line = lines.get(timeout=max(0.0, limit))
+            except queue.Empty:
+                if deadline is not None and time.monotonic() >= deadline:
+                    raise
+                killed = True
+                break
+            if line is None:
+                break
+            out.append(line)
+            if line.startswith("{"):
+                wait = next_line_s
+    finally:
+        if killed or proc.poll() is None and (deadline is not None and time.monotonic() >= deadline):
+            proc.kill()
+    code = proc.wait()
+    for thread in threads[1:]:
+        thread.join(timeout=5)
+    return out, (None if killed else code), "".join(err)
+
+
+def run_foreign(grader: ForeignGrader, items: list[Item], python: str, timeout: float | None = None,
+                item_timeout: float = DEFAULT_ITEM_TIMEOUT_S, startup_timeout: float = STARTUP_TIMEOUT_S,
+                log=None) -> dict:
+    """Send the items through the grader script; returns the meta line and fills ``item.verdicts[grader.name]``.
+
+    Every item has a budget of ``item_timeout`` seconds, enforced twice:
+
+    - inside the script (``foreign_graders/_watchdog.py``): the item is interrupted and reported as a timeout; when
+      no signal stops it, the script writes the item's timeout line and exits with ``HARD_EXIT``;
+    - here: when no line comes for ``item_timeout`` plus the script's grace period and a margin, the script is killed
+      and the item in flight (the first without a verdict: the script answers in input order) is a timeout.
+
+    After either exit the script starts again on the items that have no verdict yet.
+    """
+    if not item_timeout > 0:
+        raise ConfigError(f"--item-timeout must be a positive number of seconds, got {item_timeout!r}")
     by_key = {it.key: it for it in items}
     meta: dict[str, Any] = {}
-    for line in proc.stdout.splitlines():
-        if not line.strip().startswith("{"):
-            continue  # a library printing to stdout
-        out = json.loads(line)
-        if out.get("key") == "__meta__":
-            meta = out
-        elif out.get("key") in by_key:
-            by_key[out["key"]].verdicts[grader.name] = Verdict(out.get("correct"), out.get("extracted"),
-                                                                out.get("error"))
+    pending = list(items)
+    restarts = 0
+    deadline = None if timeout is None else time.monotonic() + timeout
+    next_line_s = item_timeout + max(2.0, item_timeout / 2) + KILL_MARGIN_S  # the script's own grace, then ours
+    while pending:
+        payload = "".join(
+            json.dumps({"key": it.key, "benchmark": it.benchmark, "completion": it.completion, "row": it.row},
+                       default=str) + "\n"
+            for it in pending
+        )
+        cmd = [python, str(SCRIPTS / grader.script), *grader.args, "--item-timeout", f"{item_timeout:g}"]
+        try:
+            lines, code, stderr = _stream_script(cmd, payload, startup_timeout + next_line_s, next_line_s, deadline)
+        except queue.Empty as exc:
+            raise RunError(f"{grader.name} grader timed out after {timeout} s") from exc
+        started = False
+        for line in lines:
+            if not line.strip().startswith("{"):
+                continue  # a library printing to stdout
+            try:
+                out = json.loads(line)
+            except ValueError:
+                continue  # a line cut off when the script ended
+            if out.get("key") == "__meta__":
+                meta, started = out, True
+            elif out.get("key") in by_key:
+                by_key[out["key"]].verdicts[grader.name] = Verdict(out.get("correct"), out.get("extracted"),
+                                                                    out.get("error"))
+        left = [it for it in pending if grader.name not in it.verdicts]
+        if code is None:  # killed: the first item without a verdict was in flight
+            if not started:
+                raise RunError(f"{grader.name} grader did not start within {startup_timeout + next_line_s:g} s")
+            if left:
+                left[0].verdicts[grader.name] = Verdict(
+                    None, None, f"timeout: the item ran past its {item_timeout:g} s budget (r1h killed the grader)")
+                left = left[1:]
+        elif code == HARD_EXIT:
+            if len(left) >= len(pending):
+                raise RunError(f"{grader.name} grader ended itself without grading an item (exit {HARD_EXIT})")
+        elif code != 0:
+            last = [ln for ln in stderr.splitlines() if ln.strip()]
+            raise RunError(f"{grader.name} grader failed (exit {code}): {last[-1] if last else ''}")
+        else:
+            break
+        restarts += 1
+        if log is not None:
+            how = "killed" if code is None else f"exit {code}"
+            log(f"{grader.name} grader: one sample past its {item_timeout:g} s budget ({how}); restarting on the "
+                f"{len(left)} samples left")
+        pending = left
     for it in items:
         it.verdicts.setdefault(grader.name, Verdict(None, None, "no answer from the grader"))
+    meta["restarts"] = restarts
     return meta
 
 
@@ -236,7 +345,7 @@ def disagreements(items: list[Item], graders: list[str]) -> list[dict[str, Any]]
 
 def regrade(run: Run, graders: list[str], *, benches: list[str] | None = None, data: dict[str, str] | None = None,
             pythons: dict[str, str] | None = None, log=print, progress: bool = False,
-            console: Any = None) -> dict[str, Any]:
+            console: Any = None, item_timeout: float = DEFAULT_ITEM_TIMEOUT_S) -> dict[str, Any]:
     """Grade every saved sample of the run with each grader; the summary plus the per-item verdicts."""
     unknown = [g for g in graders if g not in GRADER_NAMES]
     if unknown:
@@ -265,12 +374,14 @@ def regrade(run: Run, graders: list[str], *, benches: list[str] | None = None, d
                 python = ensure_env(grader, python, log=log)
                 pythons[name] = python
                 log(f"grading {len(items)} {bench} samples with {name} ...")
-                summary["graders"][name] = run_foreign(grader, items, python)
+                summary["graders"][name] = run_foreign(grader, items, python, item_timeout=item_timeout, log=log)
                 count.advance(len(items))
         summary["benchmarks"][bench] = {
             "n_samples": len(items), "n_problems": len({it.id for it in items}),
             "pass@1": {"recorded": pass_at_1(items, "recorded"), **{g: pass_at_1(items, g) for g in graders}},
             "errors": {g: sum(1 for it in items if it.verdicts[g].error) for g in graders},
+            "timeouts": {g: sum(1 for it in items if (it.verdicts[g].error or "").startswith("timeout"))
+                         for g in graders},
         }
         all_items.extend(items)
     rows = disagreements(all_items, graders)
@@ -291,6 +402,10 @@ def to_markdown(summary: dict[str, Any]) -> str:
     versions = [f"{g}: {meta.get('version', '')} {meta.get('reward', '')}".strip() for g, meta in
                 summary["graders"].items()]
     lines += ["", "Graders: " + "; ".join(versions)]
+    timeouts = [f"{bench} {g}: {n}" for bench, entry in summary["benchmarks"].items()
+                for g, n in entry.get("timeouts", {}).items() if n]
+    if timeouts:
+        lines.append("Samples past the per-item budget (counted wrong): " + "; ".join(timeouts))
     return "\n".join(lines) + "\n"
 
 

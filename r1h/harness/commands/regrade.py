@@ -28,10 +28,12 @@ def _pairs(values: tuple[str, ...], flag: str) -> dict[str, str]:
               help="Where a benchmark's gold data is (hub id, dataset clone or file); default: the run's config.")
 @click.option("--python", "pythons", multiple=True, metavar="GRADER=PYTHON",
               help="Use this interpreter for a foreign grader (e.g. a tox env) instead of building a virtualenv.")
+@click.option("--item-timeout", type=float, default=10.0, show_default=True,
+              help="Seconds a foreign grader may spend on one sample; past it the sample is reported as a timeout.")
 @click.option("--output", "-o", type=click.Path(path_type=Path), help="Output folder (default RUN_DIR/regrade).")
 @click.option("--force", is_flag=True, help="Overwrite an earlier regrade in the output folder.")
 @click.option("--no-progress", is_flag=True, help="No live progress (a plain line when not on a terminal).")
-def regrade_cmd(run_dir, graders, benches, data, pythons, output, force, no_progress):
+def regrade_cmd(run_dir, graders, benches, data, pythons, item_timeout, output, force, no_progress):
     """Regrade RUN_DIR's saved completions with each grader: pass@1 per grader, and disagreements.jsonl listing
     every sample where the graders' verdicts differ, with each grader's extracted answer."""
     from ..compare import load_run
@@ -44,7 +46,7 @@ def regrade_cmd(run_dir, graders, benches, data, pythons, output, force, no_prog
         raise ConfigError(f"{out_dir} already holds a regrade; use --force to overwrite it")
     result = regrade(run, list(dict.fromkeys(graders)), benches=list(benches) or None, data=_pairs(data, "--data"),
                      pythons=_pairs(pythons, "--python"), log=lambda msg: click.echo(msg, err=True),
-                     progress=not no_progress)
+                     progress=not no_progress, item_timeout=item_timeout)
     write_outputs(result, out_dir, force=force)
     click.echo(to_markdown(result["summary"]), nl=False)
     click.echo(f"wrote {out_dir}/regrade.json, disagreements.jsonl ({len(result['disagreements'])} rows), "

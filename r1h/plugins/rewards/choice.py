@@ -1,10 +1,19 @@
 """``choice_accuracy``: 1.0 when the letter of the final answer (A-D) equals the gold letter, else 0.0.
 
-The predicted letter comes only from explicit final-answer statements: "Answer: X", "the answer is (X)",
-``\\boxed{X}``, ``<answer>X</answer>``, or a last line that holds a lone letter. The last such statement wins; a letter
-merely mentioned in the reasoning ("option B looks wrong") does not count, and text inside ``<think>...</think>`` is
-ignored when ``</think>`` is present. Every regex here uses bounded quantifiers only, so grading is linear in the
-length of the completion (``isolate = False``: it runs inline in the batch grader).
+The predicted letter comes only from final-answer statements; the last statement wins:
+
+- an "answer" anchor: "Answer: X", "the answer is (X)", "the correct answer is actually **D**", "Final answer = $B$";
+- a choice without the word "answer": "I'll go with C", "I would choose option (D)", "The best choice is B",
+  "Correct option: A", "my pick is C";
+- a conclusion that is only a letter: "Therefore, B.", "So the answer: C", "Thus (A)";
+- ``\\boxed{X}``, ``<answer>X</answer>``, or a last line that holds a lone letter ("**C**", ``$\\mathrm{(B)}$``).
+
+The letter may be wrapped in ``( )``, ``**``, ``$``, ``\\text{}``, ``\\mathrm{}``, ``\\textbf{}``. A lowercase letter
+counts only where nothing but punctuation or the line end follows it ("answer: b", not "the answer is a bit").
+A hedged statement ("Answer: A or B", "the answer is B/C") names no single letter and scores 0.0. A letter merely
+mentioned in the reasoning, or after the final statement ("Explanation: A and C are wrong"), does not count, and text
+inside ``<think>...</think>`` is ignored when ``</think>`` is present. Every regex here uses bounded quantifiers only,
+so grading is linear in the length of the completion (``isolate = False``: it runs inline in the batch grader).
 """
 
 from __future__ import annotations
@@ -16,21 +25,43 @@ from r1h.harness.hookspecs import hookimpl
 from r1h.harness.reward import Reward
 
 LETTERS = "ABCD"
-_L = r"([A-D])(?![A-Za-z0-9_])"  # a capital letter standing alone ("A" in "Answer" does not count)
+# the letter, in its wrappers: "(B)", "**B**", "$B$", "\\mathrm{(B)}", "\\text{B}", "option B"
+_WRAP = (r"[\s:*(\[{$]{0,8}(?:\\(?:text|textbf|mathrm|mathbf|mbox|bf)\s{0,2}\{\s{0,2})?[*(\[]{0,3}\s{0,2}"
+         r"(?:(?i:option|choice)\s{0,3}[(\[]{0,1})?")
+# a capital letter standing alone ("A" in "Answer" does not count); a lowercase one only before punctuation/line end
+_L = r"(?:([A-D])(?![A-Za-z0-9_])|([a-d])(?=[\s*$)\]}]{0,6}(?:[.,;:!?)\]}]|$)))"
+_FILLER = r"(?:\s{1,3}(?i:actually|clearly|definitely|indeed|therefore|thus|then|likely|most likely|probably|either))?"
+_NEXT = r"(?=[\s:*=(\[{$\\-])"  # an anchor word is followed by a space or punctuation (fails fast on "answeranswer")
+_IS = r"(?:\s{0,3}(?i:is|would be|should be|will be|must be|=|:|-)){0,1}"
 
+# (lowercase words one of which the text must hold, pattern): the cheap test skips a pattern on most texts
 _STATEMENTS = (
-    # "Answer: B", "The final answer is (C)", "the correct answer is **D**", "answer is option A", "Answer = $B$"
-    re.compile(
-        r"(?i:answer)(?:\s{0,3}(?i:is|would be|should be|will be|=|:)){0,1}"
-        r"[\s:*(\[{$]{0,8}(?:\\text(?:bf)?\{)?(?:(?i:option|choice)\s{0,3})?[(\[]{0,1}" + _L
-    ),
+    # "Answer: B", "The final answer is (C)", "the correct answer is **D**", "answer is actually D", "Answer = $B$"
+    (("answer",),
+     re.compile(r"(?i:answer)" + _NEXT + _IS + _FILLER + _WRAP + _L, re.MULTILINE)),
+    # "I'll go with C", "I would choose option (D)", "I pick B", "selecting A"
+    (("go", "choos", "chose", "pick", "select", "opt "),
+     re.compile(r"(?i:go with|going with|choose|chose|choosing|pick|picking|select|selecting|opt for)" + _NEXT
+                + r"\s{0,3}(?i:the\s{1,3})?" + _WRAP + _L, re.MULTILINE)),
+    # "The best choice is B", "Correct option: A", "my pick is C", "the right option would be (D)"
+    (("choice", "option", "pick", "selection"),
+     re.compile(r"(?i:best|correct|right|final|my)\s{1,3}(?i:choice|option|pick|selection)" + _NEXT + _IS + _FILLER
+                + _WRAP + _L, re.MULTILINE)),
+    # "Therefore, B." "So (C)" "Thus: **A**" at the start of a sentence, with nothing after the letter
+    (("therefore", "thus", "so", "hence", "consequently"),
+     re.compile(r"(?:^|[.!?]\s{1,3})(?i:therefore|thus|so|hence|consequently)[\s,:]{0,3}" + _WRAP + _L
+                + r"(?=[\s*$)\]}]{0,6}(?:[.!]|$))", re.MULTILINE)),
     # \boxed{B}, \boxed{\text{B}}, \boxed{(B)}
-    re.compile(r"\\boxed\s{0,3}\{\s{0,3}(?:\\text(?:bf)?\{\s{0,3})?[(\[]{0,1}\s{0,3}" + _L),
+    (("\\boxed",), re.compile(r"\\boxed\s{0,3}\{" + _WRAP + _L)),
     # <answer>B</answer>, <answer> (C) </answer>
-    re.compile(r"<answer>[\s*(\[$]{0,8}" + _L),
+    (("<answer>",), re.compile(r"<answer>" + _WRAP + _L)),
 )
-_LONE_LINE = re.compile(r"[\s*_#>$(\[{]{0,12}" + r"([A-D])" + r"[\s*_$.)\]}:]{0,12}")
+_LONE_LINE = re.compile(_WRAP + r"([A-Da-d])" + r"[\s*_$.)\]}:]{0,12}")
+# after the letter: "or B", "/C", "and D", ", B": the statement names several letters
+_HEDGE = re.compile(r"[\s*$)\]}]{0,6}(?:\s(?i:or|and|and/or)\s|\s{0,2}/\s{0,2}|\s{0,2},\s{0,2}(?i:or\s)?)"
+                    + _WRAP + r"[A-D](?![A-Za-z0-9_])")
 _GOLD = re.compile(r"\s{0,8}\(?([A-Da-d])\)?[.\s]{0,8}")
+_HEDGED = "?"
 
 
 def graded_text(text: str) -> str:
@@ -46,14 +77,26 @@ def gold_letter(answer: Any) -> str | None:
     return m.group(1).upper() if m else None
 
 
+def _statement(m: re.Match, text: str) -> tuple[int, str]:
+    """Where the statement's letter is and what it is (``_HEDGED`` when another letter is offered beside it)."""
+    group = 1 if m.group(1) else 2
+    letter = m.group(group).upper()
+    return m.start(group), (_HEDGED if _HEDGE.match(text, m.end(group)) else letter)
+
+
 def predicted_letter(completion: str) -> str | None:
-    """The letter of the last explicit final-answer statement (or of a lone-letter last line), else None."""
+    """The letter of the last final-answer statement (or of a lone-letter last line), else None (also when the last
+    statement hedges between letters)."""
     text = graded_text(completion or "")
     best, best_at = None, -1
-    for pattern in _STATEMENTS:
+    low = text.lower()
+    for keywords, pattern in _STATEMENTS:
+        if not any(k in low for k in keywords):
+            continue
         for m in pattern.finditer(text):
-            if m.start(1) > best_at:
-                best, best_at = m.group(1), m.start(1)
+            at, letter = _statement(m, text)
+            if at > best_at:
+                best, best_at = letter, at
     lines = text.rstrip().rsplit("\n", 1)
     last = lines[-1] if lines else ""
     if len(last) <= 40:
@@ -61,8 +104,8 @@ def predicted_letter(completion: str) -> str | None:
         if m is not None:
             at = len(text.rstrip()) - len(last) + m.start(1)
             if at > best_at:
-                best = m.group(1)
-    return best
+                best = m.group(1).upper()
+    return None if best == _HEDGED else best
 
 
 class ChoiceAccuracy(Reward):

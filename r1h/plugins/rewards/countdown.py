@@ -8,13 +8,14 @@ whatever the model writes. Here the answer is parsed with :mod:`ast` and only a 
 - No unary minus or plus. The task allows the four binary operations on the given numbers; ``-5`` would be a new
   operation (negation) applied to a given number, and ``-(a - b)`` is always writable as ``(b - a)``. So
   ``-3 + 10`` scores 0.0 even when it reaches the target.
-- Parentheses are free (``ast`` drops them).
+- Parentheses are free (``ast`` drops them), and so is whitespace: every run of spaces, tabs or line breaks inside
+  ``<answer>`` reads as one space before parsing (``<answer>1 +\\n2 + 3</answer>`` is ``1 + 2 + 3``).
 - ``expr = target`` is accepted (the mini-r1 prompt itself asks for "(1 + 2) / 3 = 1") when the right-hand side is the
   target; ``target = expr``, ``a = b = c`` and ``==`` are not.
 - ``×``, ``÷`` and the Unicode minus ``−`` are read as ``*``, ``/`` and ``-``.
 - Arithmetic uses :class:`fractions.Fraction` (exact); the result must lie within 1e-5 of the target. Division by
   zero scores 0.0.
-- Hard caps make every item cheap before any parse: at most 300 characters of answer and 40 levels of parentheses
+- Hard caps make every item cheap before any parse: at most 300 characters of answer (after whitespace is collapsed) and 40 levels of parentheses
   (3,000 nested parentheses are rejected by a linear scan, never reach the parser).
 """
 
@@ -85,9 +86,15 @@ def _walk(node: ast.AST, used: list[int]) -> Fraction:
     raise _Reject(type(node).__name__)
 
 
+def _one_line(text: str) -> str:
+    """``text`` with every run of whitespace (newlines, tabs, Unicode spaces) as one space: ``ast`` ends an expression
+    at a line break outside parentheses, so ``1 +\\n2 + 3`` would not parse as written."""
+    return " ".join(text.split())
+
+
 def _parse(text: str) -> tuple[Fraction, list[int]] | None:
     """Value and the numbers used, or None when the text is not a plain arithmetic expression."""
-    text = text.translate(_TRANSLATE)
+    text = _one_line(text.translate(_TRANSLATE))
     if not _check_text(text):
         return None
     try:
@@ -336,7 +343,7 @@ class CountdownEquation(Reward):
         answer = last_answer(completion)
         if answer is None:
             return None
-        answer = answer.translate(_TRANSLATE)
+        answer = _one_line(answer.translate(_TRANSLATE))
         if len(answer) > MAX_ANSWER_CHARS:
             return None
         return split_equation(answer, row.get("target"))

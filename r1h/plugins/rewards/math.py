@@ -20,9 +20,12 @@ from typing import Any
 from r1h.harness.hookspecs import hookimpl
 from r1h.harness.reward import Reward
 
-BOX_OPENERS = ("\\boxed", "\\fbox")
+from . import _boxes
+from ._boxes import BOX_OPENERS, MAX_BOX_CANDIDATES
+
+__all__ = ["BOX_OPENERS", "MAX_BOX_CANDIDATES", "MathAccuracy", "final_answer", "gold_answer", "last_boxed"]
+
 MAX_ANSWER_CHARS = 400  # the longest MATH-500 gold is 53 characters
-MAX_BOX_CANDIDATES = 8  # truncated (unbalanced) boxes skipped from the end before giving up
 FALLBACK_TAIL_CHARS = 3000  # without a box, math-verify extracts from this much of the end of the text
 MAX_NESTING = 8  # brackets of any kind in an answer; MATH-500 golds nest at most 2 deep, boxed answers 3
 MAX_TEXT_NESTING = 10  # in a free-text tail; latex2sympy is exponential in nested \frac depth (20 deep: 25 s)
@@ -44,53 +47,18 @@ def graded_text(text: str) -> str:
     return text if at < 0 else text[at + len("</think>") :]
 
 
-def _balanced(text: str, start: int, limit: int) -> int:
-    """Index of the ``}`` closing the ``{`` at ``start`` within ``limit`` characters (linear scan); -1 when the text
-    ends first (a truncated generation), -2 when the group runs longer than ``limit``."""
-    depth = 0
-    end = min(len(text), start + limit + 2)
-    i = start
-    while i < end:
-        ch = text[i]
-        if ch == "\\":
-            i += 2  # \{ and \} are literal braces
-            continue
-        if ch == "{":
-            depth += 1
-        elif ch == "}":
-            depth -= 1
-            if depth == 0:
-                return i
-        i += 1
-    return -1 if end >= len(text) else -2
-
-
 def last_boxed(text: str, limit: int = MAX_ANSWER_CHARS) -> str | None:
     """Content of the last complete ``\\boxed{...}`` (or ``\\fbox{...}``, or ``\\boxed 5``) in ``text``, else None.
 
-    Boxes cut off by the end of the text (truncated generations) are skipped, at most MAX_BOX_CANDIDATES of them, so
-    the cost is bounded by ``MAX_BOX_CANDIDATES * (limit + len(text))`` character steps whatever the text. A box
+    Boxes cut off by the end of the text (truncated generations) are skipped, at most MAX_BOX_CANDIDATES of them. A box
     longer than ``limit`` is returned cut at ``limit + 1`` characters, which the answer guards then reject.
     """
-    end = len(text)
-    for _ in range(MAX_BOX_CANDIDATES):
-        at = max(text.rfind(opener, 0, end) for opener in BOX_OPENERS)
-        if at < 0:
-            return None
-        opener = next(o for o in BOX_OPENERS if text.startswith(o, at))
-        j = at + len(opener)
-        if j < len(text) and text[j] == "{":
-            close = _balanced(text, j, limit)
-            if close >= 0:
-                return text[j + 1 : close]
-            if close == -2:
-                return text[j + 1 : j + 2 + limit]
-        elif j < len(text) and text[j] == " ":  # \boxed 5
-            m = re.match(r" +([^\s$]+)", text[j : j + limit + 2])
-            if m:
-                return m.group(1)
-        end = at
-    return None
+    return _boxes.last_boxed(text, limit)
+
+
+def final_boxed(text: str, limit: int = MAX_ANSWER_CHARS) -> str | None:
+    """The boxed final answer: the last box, or the answer set of adjacent boxes ending there ("1, 2, 3")."""
+    return _boxes.final_boxed(text, limit)[0]
 
 
 def _nesting(text: str) -> int:
@@ -139,7 +107,7 @@ def _exponent(text: str, start: int) -> tuple[int, str, bool]:
     scan, or a simple token), and whether another power operator follows at once (9^9^9 is a tower)."""
     at = _SPACES.match(text, start).end()
     if text.startswith("{", at):
-        close = _balanced(text, at, MAX_ANSWER_CHARS)
+        close = _boxes.balanced(text, at, MAX_ANSWER_CHARS)
         stop = len(text) if close < 0 else close + 1
     else:
         m = _SIMPLE_EXPONENT.match(text, at)
@@ -204,7 +172,7 @@ def gold_answer(answer: Any = None, solution: Any = None) -> str | None:
     if answer is not None and str(answer).strip():
         return str(answer).strip()
     if isinstance(solution, str) and solution.strip():
-        boxed = last_boxed(solution)
+        boxed = final_boxed(solution)
         if boxed and boxed.strip():
             return boxed.strip()
     return None
@@ -240,15 +208,9 @@ def verify_answers(gold: tuple, pred: tuple) -> bool:
     return not _exact_mismatch(gold, pred)
 
 
-@lru_cache(maxsize=64)  # grade_one asks extract() then score() of the same text
-def final_answer(completion: str) -> tuple[str | None, tuple]:
-    """The final answer string of a completion and its math-verify parse (empty when unreadable)."""
-    tail = graded_text(completion)
-    boxed = last_boxed(tail)
-    if boxed is not None:
-        boxed = boxed.strip()
-        return boxed, (parse_answer(boxed) if boxed else ())
-    window = safe_tail(tail[-FALLBACK_TAIL_CHARS:])
+def _fallback(window: str) -> tuple[str | None, tuple]:
+    """math-verify's own extraction (its default priorities) over a free-text window."""
+    window = safe_tail(window)
     if not window.strip():
         return None, ()
     _, default = _configs()
@@ -257,6 +219,42 @@ def final_answer(completion: str) -> tuple[str | None, tuple]:
         return None, ()
     text = parsed[-1] if isinstance(parsed[-1], str) else str(parsed[0])
     return text.strip()[:MAX_ANSWER_CHARS], tuple(parsed)
+
+
+# "The final answer is $10,455$", "Final answer: 12": a value right after the words, not "the final answer above ..."
+_FINAL_STATEMENT = re.compile(r"(?i:final answer)(?:\s{1,3}is)?\s{0,3}:?\s{0,3}(?:\*\*\s{0,2})?(?=[$\\\d(\[-])")
+
+
+def _statement_after(tail: str) -> tuple[str | None, tuple]:
+    """A "final answer is ..." statement written after the last box (Minerva style: an intermediate
+    ``\\boxed{255}`` in the working, then "Final Answer: The final answer is $10,455$."), else (None, ())."""
+    window = tail[-FALLBACK_TAIL_CHARS:]
+    found = list(_FINAL_STATEMENT.finditer(window))
+    if not found:
+        return None, ()
+    at = found[-1].start()
+    if any(o in window[at:] for o in BOX_OPENERS):
+        return None, ()  # the statement holds a (truncated) box of its own
+    return _fallback(window[at:])
+
+
+@lru_cache(maxsize=64)  # grade_one asks extract() then score() of the same text
+def final_answer(completion: str) -> tuple[str | None, tuple]:
+    """The final answer string of a completion and its math-verify parse (empty when unreadable).
+
+    In order: a "final answer is ..." statement after the last box; the last box, or the answer set of adjacent
+    boxes ending there (``r1h.plugins.rewards._boxes``); without a box, math-verify's extraction over the tail.
+    """
+    tail = graded_text(completion)
+    boxed, stop = _boxes.final_boxed(tail, MAX_ANSWER_CHARS)
+    if boxed is not None:
+        if stop < len(tail):
+            answer, parsed = _statement_after(tail[stop:])
+            if parsed:
+                return answer, parsed
+        boxed = boxed.strip()
+        return boxed, (parse_answer(boxed) if boxed else ())
+    return _fallback(tail[-FALLBACK_TAIL_CHARS:])
 
 
 class MathAccuracy(Reward):
