@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib.util
 import json
 import re
 import sys
@@ -23,8 +24,21 @@ import threading
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "fakes"))
-from vllm.sim import ClockedEngine, output_length  # noqa: E402  (the fake package's scheduler)
+
+def _load_scheduler():
+    """The fake vllm package's scheduler (tests/fakes/vllm/sim.py, standard library only), loaded by file path under
+    a private name: putting tests/fakes on sys.path would make every later ``import vllm`` in the process (TRL's
+    availability check, say) find the fake."""
+    path = Path(__file__).resolve().parents[1] / "tests" / "fakes" / "vllm" / "sim.py"
+    spec = importlib.util.spec_from_file_location("_r1h_fake_vllm_sim", path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up while the file executes
+    spec.loader.exec_module(module)
+    return module
+
+
+_sim = _load_scheduler()
+ClockedEngine, output_length = _sim.ClockedEngine, _sim.output_length
 
 
 def request_length(body: dict, lengths: list[int] | None) -> int:

@@ -82,7 +82,7 @@ def test_dry_run_checks_the_columns_each_reward_reads(tmp_path):
     result = dry_run("grpo", "--recipe", "countdown-qwen2.5", "--set", "data.format=prompt", "--data", str(prompts),
                      "--reward", "math_accuracy", "--reward", "cosine_length")
     assert result.exit_code == 0, result.output  # 'solution' is enough: math_accuracy reads either column
-    assert json.loads(result.output)["data_check"] == {"format": "prompt", "rows_checked": 1,
+    assert json.loads(result.stdout)["data_check"] == {"format": "prompt", "rows_checked": 1,
                                                        "columns": ["prompt", "solution"]}
 
 
@@ -92,7 +92,7 @@ def test_dry_run_passes_good_countdown_data_and_reports_what_it_checked(tmp_path
     path.write_text("target,nums\n" + "".join(f'{json.loads(r)["target"]},"{json.loads(r)["nums"]}"\n' for r in rows))
     result = dry_run("grpo", "--data", str(path))
     assert result.exit_code == 0, result.output
-    assert json.loads(result.output)["data_check"]["rows_checked"] == 5
+    assert json.loads(result.stdout)["data_check"]["rows_checked"] == 5
 
 
 def test_dry_run_checks_sft_turns_and_vision_columns(tmp_path):
@@ -109,7 +109,7 @@ def test_dry_run_checks_sft_turns_and_vision_columns(tmp_path):
 def test_dry_run_with_an_unreachable_hub_source_says_it_skipped_the_check():
     result = CliRunner().invoke(main, ["train", "grpo", "--model", NO_MODEL, "--dry-run"])  # conftest: offline
     assert result.exit_code == 0, result.output
-    check = json.loads(result.output)["data_check"]
+    check = json.loads(result.stdout)["data_check"]
     assert check["skipped"].startswith("Jiayi-Pan/Countdown-Tasks-3to4 is a hub dataset and HF_HUB_OFFLINE is set")
 
 
