@@ -166,7 +166,9 @@ def test_full_run_writes_consistent_outputs(tmp_path, capsys):
         "n": 4, "temperature": 0.6, "top_p": 0.95, "max_tokens": 64, "seed": 0, "stop": [],
         "policy": "neutral", "top_k": None, "min_p": 0.0, "repetition_penalty": 1.0}
     assert on_disk["versions"]["benchmarks"] == {"h6_bench": "3"}
-    assert json.loads((run / "run.json").read_text()) == on_disk["config"]
+    run_json = json.loads((run / "run.json").read_text())
+    assert run_json.pop("stack") == on_disk["stack"] and on_disk["stack"]["system"]["python"]  # recorded, not fingerprinted
+    assert run_json == on_disk["config"]
     report = (run / "report.md").read_text()
     assert "| h6_bench |" in report and f"{100 * m['pass@1']:.2f}" in report
     assert (run / "passk.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

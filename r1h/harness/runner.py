@@ -314,7 +314,8 @@ def run_eval(opts: EvalOptions, console: Any = None) -> dict[str, Any]:
             if not opts.merge:  # before run.json is written: a backend that fails to load leaves no run behind
                 model_id = str(getattr(holder.get(), "model_id", None) or opts.model or "default")
             config = run_config(opts, plans)
-            resumed = store.open(config)
+            stack = collect_stack()  # versions, builds, accelerators (no new imports): r1h compare reads it
+            resumed = store.open(config, record={"stack": stack})
             display = Display(console, enabled=opts.progress, log_path=store.log_path)
             if lock.warning:
                 display.note(lock.warning)
@@ -335,7 +336,7 @@ def run_eval(opts: EvalOptions, console: Any = None) -> dict[str, Any]:
                 },
                 "benchmarks": {},
             }
-            results["stack"] = collect_stack()  # versions, builds, accelerators (no new imports): r1h compare reads it
+            results["stack"] = stack
             summary: dict[str, Any] = {}
             for plan in plans:
                 main = store.samples(plan.name, schema=SAMPLE_SCHEMA)

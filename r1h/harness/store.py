@@ -284,6 +284,13 @@ class SampleFile:
         return len(fresh)
 
 
+RECORD_KEYS = ("stack",)  # written into run.json for the record; never part of the resume fingerprint
+
+
+def _fingerprint(stored: Any) -> Any:
+    return {k: v for k, v in stored.items() if k not in RECORD_KEYS} if isinstance(stored, dict) else stored
+
+
 class RunStore:
     """The run directory. ``open(config)`` writes or checks ``run.json``; other files hang off ``root``."""
 
@@ -320,9 +327,11 @@ class RunStore:
         except OSError as exc:
             raise io_error(self.root, exc, "cannot create the run directory") from exc
 
-    def open(self, config: Mapping[str, Any]) -> bool:
+    def open(self, config: Mapping[str, Any], record: Mapping[str, Any] | None = None) -> bool:
         """Record ``config`` as this run's fingerprint, or check it against the stored one.
 
+        ``record`` (keys in ``RECORD_KEYS``, e.g. the software stack) is written into a new run.json beside the
+        fingerprint but never compared: a resumed run keeps the first run's record (results.json has the current one).
         Returns True when resuming an existing run. Raises :class:`RunError` naming the differing keys.
         """
         config = json.loads(json.dumps(config))  # normalise tuples, int keys ... as JSON would
@@ -333,7 +342,7 @@ class RunStore:
             raise io_error(self.run_json, exc, "cannot read") from exc
         if text is not None:
             try:
-                stored = json.loads(text)
+                stored = _fingerprint(json.loads(text))
             except ValueError as exc:
                 raise RunError(f"{self.run_json}: unreadable run config ({exc})") from exc
             diff = config_diff(stored, config)
@@ -354,12 +363,15 @@ class RunStore:
             self.root.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise io_error(self.root, exc, "cannot create the run directory") from exc
-        atomic_write(self.run_json, json.dumps(config, indent=2, sort_keys=True) + "\n")
+        extra = {k: v for k, v in (record or {}).items() if k in RECORD_KEYS}
+        atomic_write(self.run_json, json.dumps({**config, **json.loads(json.dumps(extra, default=str))},
+                                               indent=2, sort_keys=True) + "\n")
         return False
 
     def read_config(self) -> dict[str, Any]:
+        """run.json's fingerprint (without the ``RECORD_KEYS`` kept for the record)."""
         try:
-            return json.loads(self.run_json.read_text(encoding="utf-8"))
+            return _fingerprint(json.loads(self.run_json.read_text(encoding="utf-8")))
         except FileNotFoundError:
             raise RunError(f"{self.run_json} not found (is {self.root} an r1h eval run?)") from None
         except OSError as exc:
