@@ -23,7 +23,6 @@ from r1h.harness.regrade import FOREIGN, ensure_env, regrade
 from r1h.harness.reward import Reward
 from r1h.harness.types import Sample
 
-SKYT1 = "labeled_outputs/skythought_Sky-T1-math-correct-5K-27B_math500_test_Sky-T1_-1_seed0_t0.0_s0_e-1.jsonl"
 FOREIGN_ON = os.environ.get("R1H_FOREIGN_GRADERS") == "1"
 
 
@@ -128,30 +127,14 @@ def test_grader_env_that_cannot_be_built_is_a_one_line_error(tmp_path, monkeypat
 
 # -- real outputs ---------------------------------------------------------------------------------------------------
 def _refdata_run(refdata: Path, tmp_path: Path) -> tuple[Path, Path]:
-    """The Sky-T1-27B MATH-500 outputs as a saved greedy run (ids = the benchmark's unique_id)."""
-    from r1h import get_benchmark
-
-    data = refdata / "math500" / "test.jsonl"
-    by_problem = {s.raw["problem"]: s for s in get_benchmark("math500").load(str(data))}
-    run = tmp_path / "sky-t1-27b"
-    (run / "samples").mkdir(parents=True)
-    correct = []
-    with open(refdata / SKYT1) as src, open(run / "samples" / "math500.jsonl", "w") as dst:
-        for line in src:
-            row = json.loads(line)
-            ok = bool(row["score"][0])
-            correct.append(ok)
-            dst.write(json.dumps({
-                "id": by_problem[row["question"]].id, "sample_index": 0, "prompt": row["question"],
-                "completion": row["code"][0], "extracted": row["pred"][0], "reward": float(ok), "correct": ok,
-                "finish_reason": "stop", "num_tokens": 0, "idx": row["idx"],
-            }) + "\n")
-    score = sum(correct) / len(correct)
-    (run / "results.json").write_text(json.dumps({
-        "model": "Sky-T1-math-correct-5K-27B", "config": {"data": {"math500": str(data)}}, "versions": {},
-        "benchmarks": {"math500": {"pass@1": score, "n_samples": 1, "n_problems": 500, "version": "1"}},
-    }))
-    return run, data
+    """The Sky-T1-27B MATH-500 outputs as a saved greedy run (ids = the benchmark's unique_id), built by the same
+    ``make_run`` that perf/regrade_labeled.py uses."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "perf"))
+    try:
+        from regrade_labeled import make_run
+    finally:
+        sys.path.pop(0)
+    return make_run(refdata, "Sky-T1-27B", tmp_path), refdata / "math500" / "test.jsonl"
 
 
 def test_regrade_real_math500_outputs_with_r1h(refdata, tmp_path):
