@@ -24,7 +24,7 @@ import hostile_corpus as H
 import pytest
 
 import r1h
-from r1h.harness import grading, grading_fallback
+from r1h.harness import grading, grading_fallback, grading_worker
 from r1h.harness.errors import ConfigError
 from r1h.harness.grading import GradingPool, RewardLoadError, grade
 from r1h.plugins.rewards.countdown import MAX_SOLVER_NUMS, _read_nums, _read_target, evaluate, solve
@@ -228,6 +228,7 @@ def test_no_worker_can_start_warns_once_and_stays_bounded(monkeypatch):
             raise OSError(11, "Resource temporarily unavailable")
 
     monkeypatch.setattr(grading, "_Worker", NoChildren)
+    monkeypatch.setattr(grading_worker, "_Worker", NoChildren)  # the zygote cannot start either
     monkeypatch.setattr(grading_fallback, "_SAID", set())
     with GradingPool(workers=1) as one, pytest.warns(RuntimeWarning, match="cannot start a grading worker"):
         start = time.monotonic()

@@ -249,6 +249,18 @@ def _alive(pid: int) -> bool:
     return stat.rsplit(")", 1)[1].split()[0] != "Z"  # a zombie has exited
 
 
+@pytest.mark.skipif(not grading.grading_zygote.supported(), reason="the zygote needs Linux fork + pidfd")
+def test_a_cold_pool_forks_every_worker_from_one_zygote():
+    """One interpreter imports and loads the reward; the workers and the spare are forked from it, so a cold start
+    costs one import instead of workers + spares + 1 competing for the cores."""
+    with GradingPool(workers=2) as cold:
+        results = grade(Misbehaving(), ["1", "2", "1", "where"], rows=[{"answer": "1"}] * 4, pool=cold)
+        assert [r.score for r in results] == [1.0, 0.0, 1.0, 1.0]
+        assert len(cold._pool) == 3  # 2 workers + 1 spare
+        assert all(type(w.proc).__name__ == "_ForkedProc" for w in cold._pool)
+        assert cold._zygote is not None and cold._zygote.alive
+
+
 def test_grade_results_are_json_friendly(pool):
     result = grade(Misbehaving(), ["1"], rows=[{"answer": "1"}], pool=pool)[0]
     json.dumps(result.__dict__)

@@ -219,3 +219,35 @@ def test_never_raises(reward, completion):
     result = reward.grade_one(completion, None, {"answer": "1"})
     assert result.score in (0.0, 1.0)
     assert reward.grade_one("\\boxed{1}", None, {"answer": object()}).score is None
+
+
+@pytest.mark.parametrize(
+    ("completion", "gold", "expected"),
+    [
+        ("\\boxed{42}", "42", 1.0),  # the same text
+        ("\\boxed{ \\left( 3 \\right) }", "(3)", 1.0),  # the same up to spacing and sizing macros
+        ("\\boxed{41}", "42", 0.0),  # two integers
+        ("\\boxed{-7}", "-7", 1.0),
+        ("\\boxed{0025}", "25", 1.0),  # AIME padding on both paths
+        ("\\boxed{25}", "025", 1.0),
+    ],
+)
+def test_the_common_answers_are_graded_without_latex_parsing(reward, monkeypatch, completion, gold, expected):
+    """Same text, or two plain integers: what math-verify would say, without a latex2sympy parse (the costly part
+    of grading, see perf/grade_labeled.py)."""
+    for cached in (m.parse_answer, m._final, m._boxed_verdict):
+        cached.cache_clear()
+
+    def no_parse(*args, **kwargs):
+        raise AssertionError("parsed")
+
+    monkeypatch.setattr(m, "_parse", no_parse)
+    assert one(reward, completion, answer=gold) == expected
+
+
+def test_an_integer_against_a_non_integer_gold_is_still_verified(reward):
+    for cached in (m.parse_answer, m._final, m._boxed_verdict):
+        cached.cache_clear()
+    assert one(reward, "\\boxed{5}", answer="\\frac{10}{2}") == 1.0
+    assert one(reward, "\\boxed{5}", answer="5.0") == 1.0
+    assert one(reward, "\\boxed{5}", answer="\\frac{11}{2}") == 0.0

@@ -123,8 +123,9 @@ class Zygote:
     def alive(self) -> bool:
         return self.worker.exitcode is None and not self.worker.conn.closed
 
-    def _pump(self, timeout: float = 0.0) -> tuple | None:
-        """Read the zygote's pending replies; return a ("forked"/"fork_error", ...) one if it came."""
+    def _pump(self, timeout: float = 0.0, until: tuple[str, ...] = ("forked", "fork_error", "boot_error")
+              ) -> tuple | None:
+        """Read the zygote's pending replies; return the first whose kind is in ``until`` if it came in time."""
         conn = self.worker.conn
         deadline = time.monotonic() + timeout
         while True:
@@ -142,7 +143,7 @@ class Zygote:
                     self.loaded.pop(next(iter(self.loaded)))
             elif msg[0] == "load_error":
                 self.loading.discard(msg[1])
-            elif msg[0] in ("forked", "fork_error", "boot_error"):
+            if msg[0] in until:
                 return msg
 
     def ensure(self, key: str, blob: bytes, warm_row: dict[str, Any] | None) -> None:
@@ -155,6 +156,18 @@ class Zygote:
             self.loading.add(key)
         except (OSError, ValueError):
             self.stop()
+
+    def wait_loaded(self, key: str, timeout: float) -> bool:
+        """Wait until the zygote has loaded ``key`` (True), failed to, died, or ``timeout`` passed (False)."""
+        deadline = time.monotonic() + timeout
+        while key in self.loading and self.alive:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return False
+            reply = self._pump(left, until=("ready", "load_error", "boot_error"))
+            if reply is not None and reply[0] == "boot_error":
+                self.stop()
+        return key in self.loaded
 
     def fork(self, key: str) -> gw._Worker | None:
         """A new warm worker holding ``key`` (and the zygote's other rewards), or None if the zygote cannot."""

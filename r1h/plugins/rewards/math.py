@@ -239,12 +239,8 @@ def _statement_after(tail: str) -> tuple[str | None, tuple]:
 
 
 @lru_cache(maxsize=64)  # grade_one asks extract() then score() of the same text
-def final_answer(completion: str) -> tuple[str | None, tuple]:
-    """The final answer string of a completion and its math-verify parse (empty when unreadable).
-
-    In order: a "final answer is ..." statement after the last box; the last box, or the answer set of adjacent
-    boxes ending there (``r1h.plugins.rewards._boxes``); without a box, math-verify's extraction over the tail.
-    """
+def _final(completion: str) -> tuple[str | None, tuple | None]:
+    """The final answer string and its parse, or None for a boxed answer that is parsed only when needed."""
     tail = graded_text(completion)
     boxed, stop = _boxes.final_boxed(tail, MAX_ANSWER_CHARS)
     if boxed is not None:
@@ -253,8 +249,40 @@ def final_answer(completion: str) -> tuple[str | None, tuple]:
             if parsed:
                 return answer, parsed
         boxed = boxed.strip()
-        return boxed, (parse_answer(boxed) if boxed else ())
+        return boxed, (None if boxed else ())
     return _fallback(tail[-FALLBACK_TAIL_CHARS:])
+
+
+def final_answer(completion: str) -> tuple[str | None, tuple]:
+    """The final answer string of a completion and its math-verify parse (empty when unreadable).
+
+    In order: a "final answer is ..." statement after the last box; the last box, or the answer set of adjacent
+    boxes ending there (``r1h.plugins.rewards._boxes``); without a box, math-verify's extraction over the tail.
+    """
+    answer, parsed = _final(completion)
+    return answer, (parse_answer(answer) if parsed is None else parsed)
+
+
+_INTEGER = re.compile(r"-?\d{1,400}")
+
+
+def _integers(a: str, b: str) -> tuple[int, int] | None:
+    """Both answers as plain integers ("42", "-7", AIME's "025"), else None: no parse needed to compare them."""
+    a, b = _unpad(a).strip(), _unpad(b).strip()
+    if _INTEGER.fullmatch(a) and _INTEGER.fullmatch(b):
+        return int(a), int(b)
+    return None
+
+
+@lru_cache(maxsize=4096)  # n samples of one problem repeat their answers (pass@k runs draw 16-64 per problem)
+def _boxed_verdict(gold_text: str, answer: str) -> float | None:
+    gold = parse_answer(gold_text)
+    if not gold:
+        return None
+    both = _integers(answer, gold_text)
+    if both is not None:
+        return 1.0 if both[0] == both[1] else 0.0  # what verify says of two integers, without sympy
+    return 1.0 if verify_answers(gold, parse_answer(answer)) else 0.0
 
 
 class MathAccuracy(Reward):
@@ -272,18 +300,20 @@ class MathAccuracy(Reward):
         return final_answer(completion or "")
 
     def extract(self, completion: str, prompt: Any = None, **row: Any) -> str | None:
-        return self.final_answer(completion)[0]
+        return _final(completion or "")[0]
 
     def score(self, completion: str, prompt: Any = None, **row: Any) -> float | None:
         gold_text = gold_answer(row.get("answer"), row.get("solution"))
         if gold_text is None:
             return None
+        answer, pred = _final(completion or "")
+        if answer and _same_text(answer, gold_text) and not _too_hostile(answer):
+            return 1.0  # the common case: no parse, no verify
+        if answer and pred is None:  # a boxed answer: its text is all that counts
+            return _boxed_verdict(gold_text, answer)
         gold = parse_answer(gold_text)
         if not gold:
             return None
-        answer, pred = self.final_answer(completion)
-        if answer and _same_text(answer, gold_text):
-            return 1.0  # the common case, without a verify
         return 1.0 if verify_answers(gold, pred) else 0.0
 
     def equivalent(self, a: str, b: str) -> bool:
