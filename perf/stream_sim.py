@@ -13,8 +13,10 @@ Ratios, per backend:
 - ``default``: ``backend.stream(all requests)`` with default flags (backend level);
 - ``chunked``: the old lock-step behaviour, ``generate`` on chunks of 32 samples (``stream_from_generate``), and for
   openai the old ``concurrency=8``. Run on ``--chunked-samples`` samples (it is slow by design);
-- ``e2e`` (``--e2e``): ``r1h eval --backend openai --base-url URL`` end to end on a MATH-500-shaped file, the runner
-  included (meaningful once the runner streams). Wall time of the whole command, and the server-side span.
+- ``e2e`` (``--e2e``): ``r1h eval`` end to end in a subprocess on a MATH-500-shaped file (500 problems x n=4, the
+  issue's shape), runner, grading and report included: ``--backend openai --base-url URL`` against simserver, and
+  ``--backend vllm`` with the fake vllm package on its PYTHONPATH. Wall time of the whole command (interpreter
+  start-up included), and the engine-side busy span.
 
 Usage: ``python perf/stream_sim.py`` (both backends, default and chunked), ``--e2e`` to add the end-to-end mode.
 """
@@ -149,8 +151,10 @@ def engine_lengths(engine):
     return [(rid, engine.lengths_seen[rid]) for rid, _ in engine.added]
 
 
-def run_e2e(args, questions, lengths_file) -> dict:
-    proc, url = start_server(args, lengths_file)
+def run_e2e(args, questions, lengths_file, backend: str) -> dict:
+    """``r1h eval`` end to end in a subprocess: against simserver (openai), or with the fake vllm package on its
+    PYTHONPATH (vllm), which writes the lengths it saw and its busy span to FAKE_VLLM_STATS at exit."""
+    proc, url = start_server(args, lengths_file) if backend == "openai" else (None, None)
     try:
         with tempfile.TemporaryDirectory() as tmp:
             data = Path(tmp) / "math500.jsonl"
@@ -158,18 +162,28 @@ def run_e2e(args, questions, lengths_file) -> dict:
                 for i in range(args.problems):
                     fh.write(json.dumps({"unique_id": f"sim/{i}", "problem": f"{questions[i % len(questions)]} [{i}]",
                                          "answer": "0"}) + "\n")
-            cmd = [sys.executable, "-m", "r1h.harness.cli", "eval", "--backend", "openai", "--base-url", url,
-                   "--bench", "math500", "--data", f"math500={data}", "-n", str(args.n), "--max-tokens",
-                   str(args.max_tokens), "--output", str(Path(tmp) / "run"), "--no-progress"]
+            cmd = [sys.executable, "-m", "r1h.harness.cli", "eval", "--backend", backend, "--bench", "math500",
+                   "--data", f"math500={data}", "-n", str(args.n), "--max-tokens", str(args.max_tokens), "--output",
+                   str(Path(tmp) / "run"), "--no-progress"]
+            env = dict(os.environ)
+            stats_file = Path(tmp) / "engine_stats.json"
+            if backend == "openai":
+                cmd += ["--base-url", url]
+            else:
+                cmd += ["--model", "sim/model"]
+                env.update(PYTHONPATH=os.pathsep.join([str(FAKES), str(REPO)]), FAKE_VLLM_SLOTS=str(args.slots),
+                           FAKE_VLLM_STEP_S=str(args.step_ms / 1000), FAKE_VLLM_LENGTHS=lengths_file,
+                           FAKE_VLLM_STATS=str(stats_file))
             start = time.monotonic()
-            done = subprocess.run(cmd, capture_output=True, text=True, timeout=1800, cwd=REPO)
+            done = subprocess.run(cmd, capture_output=True, text=True, timeout=1800, cwd=REPO, env=env)
             wall = time.monotonic() - start
             if done.returncode != 0:
                 raise SystemExit(f"r1h eval failed ({done.returncode}): {done.stderr[-2000:]}")
-        stats = server_stats(url)
+            stats = server_stats(url) if backend == "openai" else json.loads(stats_file.read_text())
     finally:
-        proc.terminate()
-        proc.wait(timeout=10)
+        if proc is not None:
+            proc.terminate()
+            proc.wait(timeout=10)
     ideal = ideal_steps(stats["lengths"], args.slots) * args.step_ms / 1000
     return {"wall": wall, "ideal": ideal, "samples": len(stats["lengths"]), "server_span": stats["span_s"],
             "max_running": stats["max_running"]}
@@ -181,12 +195,12 @@ def main() -> None:
     parser.add_argument("--slots", type=int, default=128)
     parser.add_argument("--step-ms", type=float, default=2.0)
     parser.add_argument("--scale", type=float, default=4.0, help="divide the traces' token counts by this")
-    parser.add_argument("--problems", type=int, default=250)
+    parser.add_argument("--problems", type=int, default=500, help="the issue's shape: MATH-500 x n=4")
     parser.add_argument("-n", type=int, default=4)
     parser.add_argument("--chunked-samples", type=int, default=256)
     parser.add_argument("--max-tokens", type=int, default=32768)
     parser.add_argument("--no-chunked", action="store_true")
-    parser.add_argument("--e2e", action="store_true", help="also r1h eval --backend openai end to end")
+    parser.add_argument("--e2e", action="store_true", help="also r1h eval end to end, in a subprocess")
     args = parser.parse_args()
 
     questions, lengths = sky_t1(args.scale)
@@ -207,12 +221,13 @@ def main() -> None:
             rows.append((name, "chunked (old: 32/chunk" + (", concurrency 8)" if name == "openai" else ")"),
                          runner(args, chunk_requests, True, lengths, lengths_file)))
     if args.e2e:
-        rows.append(("openai", "e2e: r1h eval", run_e2e(args, questions, lengths_file)))
+        for name in backends:
+            rows.append((name, "e2e: r1h eval", run_e2e(args, questions, lengths_file, name)))
     print(f"{'backend':8} {'mode':38} {'samples':>7} {'wall s':>8} {'ideal s':>8} {'ratio':>6} {'max running':>11}")
     for name, mode, r in rows:
         print(f"{name:8} {mode:38} {r['samples']:>7} {r['wall']:>8.2f} {r['ideal']:>8.2f} "
               f"{r['wall'] / r['ideal']:>5.2f}x {r['max_running']:>11}"
-              + (f"  (server span {r['server_span']:.2f} s)" if "server_span" in r else "")
+              + (f"  (engine busy {r['server_span']:.2f} s)" if "server_span" in r else "")
               + (f"  cpu: {r['cpu']}" if "cpu" in r else ""))
     print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
     os.unlink(lengths_file)

@@ -7,7 +7,9 @@ environment when an ``LLM`` is built: ``FAKE_VLLM_SLOTS`` (default 8), ``FAKE_VL
 and seed; without it a prompt containing ``len=K`` generates K tokens, else 5), ``FAKE_VLLM_CRASH_DEVICE`` with
 ``FAKE_VLLM_CRASH_AFTER`` (the engine whose ``CUDA_VISIBLE_DEVICES`` equals it exits the process with code 3 after
 that many finished requests, and once the file ``FAKE_VLLM_CRASH_FILE`` exists where that is set),
-``FAKE_VLLM_GENCONFIG`` (JSON: the checkpoint's generation-config sampling defaults).
+``FAKE_VLLM_GENCONFIG`` (JSON: the checkpoint's generation-config sampling defaults), ``FAKE_VLLM_STATS`` (a file
+the process writes at exit: every engine's output lengths in arrival order and its busy span, for the ideal time of
+``perf/stream_sim.py --e2e`` when ``r1h eval`` runs in a subprocess).
 
 Upstream shapes followed (vllm-project/vllm): ``vllm/entrypoints/llm.py`` (``LLM.llm_engine``, ``get_tokenizer``,
 ``get_default_sampling_params``, and its refusal of ``data_parallel_size > 1``), ``vllm/v1/engine/llm_engine.py``
@@ -18,6 +20,7 @@ text/token_ids/finish_reason``), ``vllm/sampling_params.py`` (``SamplingParams``
 
 from __future__ import annotations
 
+import atexit
 import dataclasses
 import json
 import os
@@ -159,6 +162,7 @@ class LLMEngine:
                 break
             time.sleep(self.engine.next_tick() - now)
         outputs = []
+        self.last_finish = time.monotonic()
         for rid, tokens in self.engine.advance(self.vtime if self.virtual else None):
             prompt, params, _ = self.requests.pop(rid)
             text = prompt["prompt"] if isinstance(prompt, dict) else str(prompt)
@@ -194,6 +198,8 @@ class LLM:
         self.llm_engine = LLMEngine(slots, step_s, lengths, int(kwargs.get("max_num_seqs") or slots))
         self.default_sampling_params = None
         created.append(self)
+        if os.environ.get("FAKE_VLLM_STATS") and len(created) == 1:
+            atexit.register(_write_stats, os.environ["FAKE_VLLM_STATS"])
 
     def get_tokenizer(self) -> FakeTokenizer:
         return FakeTokenizer()
@@ -201,3 +207,14 @@ class LLM:
     def get_default_sampling_params(self) -> SamplingParams:
         overrides = json.loads(os.environ.get("FAKE_VLLM_GENCONFIG", "{}"))
         return SamplingParams(**overrides)
+
+
+def _write_stats(path: str) -> None:
+    engines = [llm.llm_engine for llm in created]
+    lengths = [e.lengths_seen[rid] for e in engines for rid, _ in e.added]
+    starts = [e.added[0][1] for e in engines if e.added]
+    ends = [getattr(e, "last_finish", 0.0) for e in engines if e.added]
+    span = max(ends) - min(starts) if starts else 0.0
+    with open(path, "w", encoding="utf-8") as fh:
+        json.dump({"lengths": lengths, "span_s": span, "max_running": max(
+            (e.engine.max_running for e in engines), default=0)}, fh)
