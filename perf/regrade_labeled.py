@@ -3,7 +3,7 @@
     python perf/regrade_labeled.py [--refdata DIR] [--out DIR] [--grader NAME ...] [--item-timeout S]
 
 Each labeled run becomes a saved r1h run directory (ids = MATH-500 unique_id, the Qwen2.5-Math grader's verdict as
-``correct``), then ``r1h.harness.regrade.regrade`` grades it with every grader, the foreign ones in their own
+``correct``), then ``r1h.tools.regrade.regrade`` grades it with every grader, the foreign ones in their own
 virtualenvs (built on first use under ~/.cache/r1h/graders). Prints per run: pass@1 per grader, errors and timeouts
 per grader, and how many samples each pair of graders disagrees on; writes each regrade under --out.
 """
@@ -60,8 +60,8 @@ def main() -> int:
     ap.add_argument("--run", dest="runs", action="append", choices=list(RUNS), default=None)
     ap.add_argument("--item-timeout", type=float, default=10.0)
     args = ap.parse_args()
-    from r1h.harness.compare import load_run
-    from r1h.harness.regrade import regrade, write_outputs
+    from r1h.tools.compare import load_run
+    from r1h.tools.regrade import regrade, write_outputs
 
     graders = args.graders or ["r1h", "lighteval", "lm-eval", "lm-eval:math_verify"]
     for name in args.runs or list(RUNS):

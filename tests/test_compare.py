@@ -10,8 +10,8 @@ from click.testing import CliRunner
 from rundirs import write_run
 
 from r1h.harness.cli import main
-from r1h.harness.compare import compare_runs, load_run
 from r1h.harness.errors import RunError
+from r1h.tools.compare import compare_runs, load_run
 
 
 def _greedy(n: int, correct: set[int]) -> dict[str, list[bool]]:

@@ -11,7 +11,7 @@ from click.testing import CliRunner
 
 from r1h import Completion, hookimpl
 from r1h.harness.cli import main
-from r1h.harness.distill import SKY_T1_SYSTEM_PROMPT, filter_traces, to_messages, to_stratos
+from r1h.tools.distill import SKY_T1_SYSTEM_PROMPT, filter_traces, to_messages, to_stratos
 
 GUIDE = Path(__file__).resolve().parents[2] / "shared" / "seed" / "r1-reproduction-guide.zh.md"
 
@@ -172,7 +172,7 @@ def teacher(tmp_path):
 def test_generate_streams_traces_as_they_finish_and_shows_progress(teacher, tmp_path):
     from rich.console import Console
 
-    from r1h.harness.distill import GenerateOptions, generate
+    from r1h.tools.distill import GenerateOptions, generate
 
     out = tmp_path / "gen"
     opts = GenerateOptions(questions=str(teacher), output=out, backend="t11_teacher", n=2)

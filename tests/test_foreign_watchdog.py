@@ -1,6 +1,6 @@
 """The per-item budget of the foreign grader scripts, tested without the foreign virtualenvs.
 
-The real scripts (r1h/harness/foreign_graders/*.py) run in a subprocess against stub ``lighteval`` / ``lm_eval``
+The real scripts (r1h/tools/foreign_graders/*.py) run in a subprocess against stub ``lighteval`` / ``lm_eval``
 packages put on PYTHONPATH. The stubs follow exactly the API the scripts call, and hang on request: in pure Python
 (sympy-like), in a blocking sleep, in a C call that never returns to the interpreter (PBKDF2 with 2^31 rounds, which releases the GIL),
 in a C loop that keeps the GIL (sum over a huge range), and
@@ -19,8 +19,8 @@ from pathlib import Path
 
 import pytest
 
-from r1h.harness import regrade
-from r1h.harness.regrade import FOREIGN, HARD_EXIT, SCRIPTS, Item, run_foreign
+from r1h.tools import regrade
+from r1h.tools.regrade import FOREIGN, HARD_EXIT, SCRIPTS, Item, run_foreign
 
 BUDGET = 1.0
 # generous: seven other jobs share this machine's two cores

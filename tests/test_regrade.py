@@ -17,11 +17,11 @@ from rundirs import write_run
 
 from r1h.harness import plugins
 from r1h.harness.cli import main
-from r1h.harness.compare import load_run
 from r1h.harness.errors import RunError
-from r1h.harness.regrade import FOREIGN, ensure_env, regrade
 from r1h.harness.reward import Reward
 from r1h.harness.types import Sample
+from r1h.tools.compare import load_run
+from r1h.tools.regrade import FOREIGN, ensure_env, regrade
 
 FOREIGN_ON = os.environ.get("R1H_FOREIGN_GRADERS") == "1"
 

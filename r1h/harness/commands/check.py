@@ -21,8 +21,8 @@ import click
 def check_cmd(run_dir, baseline_file, tolerance, z, two_sided, benches, fmt):
     """Compare RUN_DIR/results.json with a baseline within statistical tolerance. Exit code 1 on a regression, a
     missing benchmark or a changed benchmark version; 0 otherwise."""
-    from ..baseline import check_run, read_baseline, render
-    from ..compare import load_run
+    from ...tools.baseline import check_run, read_baseline, render
+    from ...tools.compare import load_run
 
     run = load_run(run_dir)
     baseline = read_baseline(baseline_file)
@@ -47,8 +47,8 @@ def baseline_cmd():
 @click.option("--force", is_flag=True, help="Replace an existing baseline file.")
 def update_cmd(run_dir, baseline_file, force):
     """Write RUN_DIR's pass@1 (with standard errors and benchmark versions) as the baseline."""
-    from ..baseline import write_baseline
-    from ..compare import load_run
+    from ...tools.baseline import write_baseline
+    from ...tools.compare import load_run
 
     baseline = write_baseline(load_run(run_dir), baseline_file, force=force)
     for bench, entry in baseline["benchmarks"].items():

@@ -20,7 +20,7 @@ def compare_cmd(runs, fmt, output, plot_file, n_boot, seed, force):
     """Compare runs against the FIRST one: pass@1 with 95% CI, delta and a paired test over shared problems
     (McNemar for one sample per problem: exact below 25 discordant pairs, else chi-square; otherwise a paired
     bootstrap). Scores are shown in percent."""
-    from ..compare import compare_runs, load_run, plot, to_json, to_markdown, warn
+    from ...tools.compare import compare_runs, load_run, plot, to_json, to_markdown, warn
     from ..errors import ConfigError
 
     for target in (output, plot_file):

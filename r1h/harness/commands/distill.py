@@ -48,7 +48,7 @@ def distill_cmd():
 def generate_cmd(teacher, backend, backend_args, questions, question_column, split, n, system_prompt, prompt_name,
                  limit, temperature, top_p, max_tokens, seed, batch_size, no_progress, output):
     """Write n raw traces per question to OUTPUT/samples/traces.jsonl (resumable; a different config is refused)."""
-    from ..distill import GenerateOptions, generate
+    from ...tools.distill import GenerateOptions, generate
 
     opts = GenerateOptions(questions=questions, output=output, teacher=teacher, backend=backend,
                            backend_args=_pairs(backend_args, "--backend-arg"), n=n, system_prompt=system_prompt,
@@ -74,7 +74,7 @@ def generate_cmd(teacher, backend, backend_args, questions, question_column, spl
 def filter_cmd(traces, rewards, threshold, max_per_question, keep_truncated, column_map, output, force):
     """Keep the traces of TRACES (a generate folder or traces.jsonl) that every reward scores >= threshold; write
     Bespoke-Stratos (system, conversations) and messages files that `r1h train sft --data` reads."""
-    from ..distill import filter_traces, read_traces, write_training_files
+    from ...tools.distill import filter_traces, read_traces, write_training_files
 
     kept, report = filter_traces(read_traces(traces), list(rewards), threshold=threshold,
                                  max_per_question=max_per_question, keep_truncated=keep_truncated,

@@ -36,9 +36,9 @@ def _pairs(values: tuple[str, ...], flag: str) -> dict[str, str]:
 def regrade_cmd(run_dir, graders, benches, data, pythons, item_timeout, output, force, no_progress):
     """Regrade RUN_DIR's saved completions with each grader: pass@1 per grader, and disagreements.jsonl listing
     every sample where the graders' verdicts differ, with each grader's extracted answer."""
-    from ..compare import load_run
+    from ...tools.compare import load_run
+    from ...tools.regrade import regrade, to_markdown, write_outputs
     from ..errors import ConfigError
-    from ..regrade import regrade, to_markdown, write_outputs
 
     run = load_run(run_dir)
     out_dir = output or run.path / "regrade"

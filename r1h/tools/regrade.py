@@ -22,8 +22,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from ..harness.errors import ConfigError, RunError
 from .compare import Run
-from .errors import ConfigError, RunError
 
 SCRIPTS = Path(__file__).with_name("foreign_graders")
 DEFAULT_ITEM_TIMEOUT_S = 10.0  # per item in a foreign grader; lighteval's own math-verify allows 5 s per parse
@@ -267,7 +267,7 @@ def grade_r1h(items: list[Item], reward_name: str) -> dict:
     prompts = [it.prompt for it in items]
     rows = [{k: it.columns[k] for k in reward.columns if k in it.columns} for it in items]
     try:
-        from .grading import grade
+        from ..harness.grading import grade
     except ImportError:  # the batch grader is not there: grade in process
         results = [reward.grade_one(c, p, r) for c, p, r in zip(completions, prompts, rows, strict=True)]
     else:
@@ -357,7 +357,7 @@ def regrade(run: Run, graders: list[str], *, benches: list[str] | None = None, d
     pythons = dict(pythons or {})
     summary: dict[str, Any] = {"run": str(run.path), "model": run.model, "graders": {}, "benchmarks": {}}
     all_items: list[Item] = []
-    from .livecount import live_count
+    from ..harness.livecount import live_count
 
     for bench in benches:
         items, reward_name = load_items(run, bench, (data or {}).get(bench))

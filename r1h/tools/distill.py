@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .errors import ConfigError, DataError, FlagError, RunError
-from .types import GenerationConfig, GenerationRequest, sample_seed
+from ..harness.errors import ConfigError, DataError, FlagError, RunError
+from ..harness.types import GenerationConfig, GenerationRequest, sample_seed
 
 # The Sky-T1 / Bespoke-Stratos teacher prompt, as quoted in the original guide (markdown escapes removed).
 SKY_T1_SYSTEM_PROMPT = (
@@ -72,7 +72,7 @@ class GenerateOptions:
 def load_questions(source: str, *, column: str | None = None, split: str = "train",
                    limit: int | None = None) -> tuple[list[dict[str, Any]], str]:
     """Rows with a stable ``_id`` and the question column name (auto-detected unless ``column`` is given)."""
-    from .datasource import apply_limit, load_rows
+    from ..harness.datasource import apply_limit, load_rows
 
     rows = load_rows(source, default_hub_id=None, split=split, required_columns=(column,) if column else (),
                      name="questions")
@@ -104,9 +104,9 @@ def generate(opts: GenerateOptions, log=print, progress: bool = True, console: A
     """
     from r1h import get_backend
 
-    from .backend import backend_stream
-    from .livecount import live_count
-    from .store import RunStore
+    from ..harness.backend import backend_stream
+    from ..harness.livecount import live_count
+    from ..harness.store import RunStore
 
     for flag, value in (("--n", opts.n), ("--batch-size", opts.batch_size), ("--limit", opts.limit),
                         ("--max-tokens", opts.max_tokens)):
@@ -174,7 +174,7 @@ def filter_traces(traces: list[dict[str, Any]], rewards: list[str], *, threshold
     """The kept traces and a report: kept/dropped counts and, per reward, how many traces it failed."""
     from r1h import get_reward
 
-    from .grading import grade
+    from ..harness.grading import grade
 
     if not rewards:
         raise ConfigError("give at least one --reward")
