@@ -236,9 +236,12 @@ def test_a_forked_item_is_killed_at_its_deadline(stub_lighteval, hang):
 def test_run_foreign_restarts_after_a_stuck_item_and_grades_everything(stub_lighteval):
     items = _items(["7", "HANG_C", "7", "HANG_PY", "6", "SWALLOW", "7"])
     start = time.monotonic()
-    meta = run_foreign(NO_FORK, items, sys.executable, item_timeout=BUDGET)
+    arrived = []  # live progress: one call per verdict line, as it comes (the script reports its timeouts too)
+    meta = run_foreign(NO_FORK, items, sys.executable, item_timeout=BUDGET,
+                       on_item=lambda: arrived.append(sum(1 for it in items if "lighteval" in it.verdicts)))
     took = time.monotonic() - start
     verdicts = [it.verdicts["lighteval"] for it in items]
+    assert len(arrived) == len(items) and arrived[0] == 0  # called before the batch's verdicts are filled in
     assert [v.correct for v in verdicts] == [True, None, True, None, False, None, True]
     assert all(v.error.startswith("timeout") for v in (verdicts[1], verdicts[3], verdicts[5]))
     assert meta["restarts"] == 2 and meta["package"] == "lighteval"

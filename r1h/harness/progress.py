@@ -32,10 +32,13 @@ def _clock_text(seconds: float | None) -> str:
 
 
 class Tracker:
-    """Counts for one benchmark; feeds the live bar and the plain lines."""
+    """Counts for one benchmark (or one tool's job: ``unit`` names what is counted, and without ``pass1`` the line
+    shows the rate instead of the running pass@1); feeds the live bar and the plain lines."""
 
-    def __init__(self, display: Display, name: str, total: int, done: int, correct: int, task: Any = None):
+    def __init__(self, display: Display, name: str, total: int, done: int, correct: int, task: Any = None,
+                 unit: str = "samples", pass1: bool = True):
         self.display, self.name, self.total, self.task = display, name, total, task
+        self.unit, self.show_pass1 = unit, pass1
         self.done, self.correct, self.existing = done, correct, done
         self.tokens = 0
         self.start = display.clock()
@@ -57,23 +60,43 @@ class Tracker:
         eta = (self.total - self.done) * elapsed / new if new else None
         return elapsed, eta, self.tokens / elapsed
 
+    def _quality(self, now: float, digits: int) -> str:
+        if not self.show_pass1:
+            elapsed = max(now - self.start, 1e-9)
+            return f"{(self.done - self.existing) / elapsed:.2f} {self.unit}/s"
+        return "pass@1 " + ("-" if self.pass1 is None else f"{100 * self.pass1:.{digits}f}%")
+
+    def _tokens(self, tok_s: float) -> str:
+        return f"{tok_s:.0f} tok/s" if self.show_pass1 or self.tokens else ""  # a tool that generates nothing
+
     def stats_text(self, now: float) -> str:
         _, _, tok_s = self.rates(now)
-        p1 = "-" if self.pass1 is None else f"{100 * self.pass1:.1f}%"
-        return f"pass@1 {p1} {tok_s:.0f} tok/s"
+        return " ".join(filter(None, [self._quality(now, 1), self._tokens(tok_s)]))
 
     def line(self, now: float) -> str:
         elapsed, eta, tok_s = self.rates(now)
         pct = 100.0 * self.done / self.total if self.total else 100.0
-        p1 = "-" if self.pass1 is None else f"{100 * self.pass1:.2f}%"
-        return (f"{self.name}: {self.done}/{self.total} samples ({pct:.0f}%), elapsed {_clock_text(elapsed)}, "
-                f"ETA {_clock_text(eta)}, {tok_s:.0f} tok/s, pass@1 {p1}")
+        parts = [f"{self.name}: {self.done}/{self.total} {self.unit} ({pct:.0f}%)", f"elapsed {_clock_text(elapsed)}",
+                 f"ETA {_clock_text(eta)}", self._tokens(tok_s), self._quality(now, 2)]
+        return ", ".join(filter(None, parts))
+
+    def describe(self, name: str) -> None:
+        """A new label for the bar and the lines (a tool's job moving to its next step)."""
+        self.name = name
+        if self.task is not None:
+            self.display.progress.update(self.task, description=name)
 
     def advance(self, records: list[Mapping[str, Any]]) -> None:
+        """Graded records written: count them, their correct verdicts and their generated tokens."""
+        self.count(len(records), tokens=sum(int(r.get("num_tokens") or 0) for r in records),
+                   correct=sum(1 for r in records if r.get("correct") is True))
+
+    def count(self, n: int = 1, tokens: int = 0, correct: int = 0) -> None:
+        """``n`` more items done (``tokens`` generated, ``correct`` of them right)."""
         with self._lock:
-            self.done += len(records)
-            self.correct += sum(1 for r in records if r.get("correct") is True)
-            self.tokens += sum(int(r.get("num_tokens") or 0) for r in records)
+            self.done += n
+            self.correct += correct
+            self.tokens += int(tokens or 0)
             now = self.display.clock()
             if self.task is not None:
                 self.display.progress.update(self.task, completed=self.done, stats=self.stats_text(now))
@@ -87,6 +110,21 @@ class Tracker:
         if self.task is not None:
             self.display.progress.update(self.task, completed=self.done, stats=self.stats_text(now))
         self.display.plain(self.line(now), always=True)
+
+
+@contextlib.contextmanager
+def live_count(label: str, total: int, *, done: int = 0, unit: str = "items", console: Any = None,
+               enabled: bool = True, interval: float = 10.0) -> Iterator[Tracker]:
+    """The same display for a tool's long job with one total (``r1h distill generate``, ``r1h regrade``): call
+    ``count(n, tokens=...)`` per finished item and ``describe(label)`` between steps; stderr unless ``console``."""
+    display = Display(console, enabled=enabled, interval=interval)
+    task = display._progress().add_task(label, total=total, completed=done, stats="") if display.live else None
+    tracker = Tracker(display, label, total, done, 0, task, unit=unit, pass1=False)
+    try:
+        yield tracker
+        tracker.finish()  # the final count (not after an error: that stays one line)
+    finally:
+        display.close()
 
 
 class Display:
@@ -154,11 +192,12 @@ class Display:
         return self.progress
 
     @contextlib.contextmanager
-    def benchmark(self, name: str, total: int, done: int = 0, correct: int = 0) -> Iterator[Tracker]:
+    def benchmark(self, name: str, total: int, done: int = 0, correct: int = 0, *, unit: str = "samples",
+                  pass1: bool = True) -> Iterator[Tracker]:
         task = None
         if self.enabled and self.live:
             task = self._progress().add_task(name, total=total, completed=done, stats="")
-        tracker = Tracker(self, name, total, done, correct, task)
+        tracker = Tracker(self, name, total, done, correct, task, unit=unit, pass1=pass1)
         self.plain(tracker.line(self.clock()), always=True)
         try:
             yield tracker

@@ -105,7 +105,7 @@ def generate(opts: GenerateOptions, log=print, progress: bool = True, console: A
     from r1h import get_backend
 
     from ..harness.backend import backend_stream
-    from ..harness.livecount import live_count
+    from ..harness.progress import live_count
     from ..harness.store import RunStore
 
     for flag, value in (("--n", opts.n), ("--batch-size", opts.batch_size), ("--limit", opts.limit),
@@ -144,7 +144,7 @@ def generate(opts: GenerateOptions, log=print, progress: bool = True, console: A
                     traces.append([{"id": row["_id"], "sample_index": item.sample_index, "question": str(row[qcol]),
                                     "system": system, "completion": comp.text, "finish_reason": comp.finish_reason,
                                     "num_tokens": comp.num_tokens, "row": gold}])
-                    count.advance(1, tokens=comp.num_tokens or 0)
+                    count.count(1, tokens=comp.num_tokens or 0)
         finally:
             backend.close()
     summary = {"questions": len(rows), "n": opts.n, "traces": len(traces.keys),

@@ -127,7 +127,7 @@ def _run_build(cmd: list[str], grader: ForeignGrader, env: Path) -> None:
 
 
 def _stream_script(cmd: list[str], payload: str, first_line_s: float, next_line_s: float,
-                   deadline: float | None) -> tuple[list[str], int | None, str]:
+                   deadline: float | None, on_line=None) -> tuple[list[str], int | None, str]:
     """Run a grader script, feeding ``payload`` and reading its lines as they come.
 
     The script is killed when its first line (the meta line, after its imports) takes over ``first_line_s``, or a
@@ -175,6 +175,8 @@ def _stream_script(cmd: list[str], payload: str, first_line_s: float, next_line_
             out.append(line)
             if line.startswith("{"):
                 wait = next_line_s
+                if on_line is not None:
+                    on_line(line)
     finally:
         if killed or proc.poll() is None and (deadline is not None and time.monotonic() >= deadline):
             proc.kill()
@@ -186,8 +188,9 @@ def _stream_script(cmd: list[str], payload: str, first_line_s: float, next_line_
 
 def run_foreign(grader: ForeignGrader, items: list[Item], python: str, timeout: float | None = None,
                 item_timeout: float = DEFAULT_ITEM_TIMEOUT_S, startup_timeout: float = STARTUP_TIMEOUT_S,
-                log=None) -> dict:
+                log=None, on_item=None) -> dict:
     """Send the items through the grader script; returns the meta line and fills ``item.verdicts[grader.name]``.
+    ``on_item()`` is called as each verdict line arrives (live progress).
 
     Every item has a budget of ``item_timeout`` seconds, enforced twice:
 
@@ -214,7 +217,9 @@ def run_foreign(grader: ForeignGrader, items: list[Item], python: str, timeout: 
         )
         cmd = [python, str(SCRIPTS / grader.script), *grader.args, "--item-timeout", f"{item_timeout:g}"]
         try:
-            lines, code, stderr = _stream_script(cmd, payload, startup_timeout + next_line_s, next_line_s, deadline)
+            lines, code, stderr = _stream_script(
+                cmd, payload, startup_timeout + next_line_s, next_line_s, deadline,
+                on_line=None if on_item is None else lambda line: None if '"__meta__"' in line else on_item())
         except queue.Empty as exc:
             raise RunError(f"{grader.name} grader timed out after {timeout} s") from exc
         started = False
@@ -357,7 +362,7 @@ def regrade(run: Run, graders: list[str], *, benches: list[str] | None = None, d
     pythons = dict(pythons or {})
     summary: dict[str, Any] = {"run": str(run.path), "model": run.model, "graders": {}, "benchmarks": {}}
     all_items: list[Item] = []
-    from ..harness.livecount import live_count
+    from ..harness.progress import live_count
 
     for bench in benches:
         items, reward_name = load_items(run, bench, (data or {}).get(bench))
@@ -367,15 +372,22 @@ def regrade(run: Run, graders: list[str], *, benches: list[str] | None = None, d
                 count.describe(f"regrade {bench} with {name}")
                 if name == "r1h":
                     summary["graders"]["r1h"] = grade_r1h(items, reward_name)
-                    count.advance(len(items))
+                    count.count(len(items))
                     continue
                 grader = FOREIGN[name]
                 python = pythons.get(name) or pythons.get(name.split(":")[0])
                 python = ensure_env(grader, python, log=log)
                 pythons[name] = python
                 log(f"grading {len(items)} {bench} samples with {name} ...")
-                summary["graders"][name] = run_foreign(grader, items, python, item_timeout=item_timeout, log=log)
-                count.advance(len(items))
+                seen = [0]
+
+                def one(seen=seen, count=count):
+                    seen[0] += 1
+                    count.count(1)
+
+                summary["graders"][name] = run_foreign(grader, items, python, item_timeout=item_timeout, log=log,
+                                                       on_item=one)
+                count.count(max(0, len(items) - seen[0]))  # the items r1h timed out itself send no line
         summary["benchmarks"][bench] = {
             "n_samples": len(items), "n_problems": len({it.id for it in items}),
             "pass@1": {"recorded": pass_at_1(items, "recorded"), **{g: pass_at_1(items, g) for g in graders}},
