@@ -77,7 +77,7 @@ def lock_step(out: Path) -> float:
     """The old runner's loop: a chunk of 32 samples generated, then graded, then appended."""
     from r1h.harness.grading import grade
     from r1h.harness.pipeline import make_record
-    from r1h.harness.runner import EvalOptions, missing_pairs, plan_benchmarks
+    from r1h.harness.plan import EvalOptions, missing_pairs, plan_benchmarks
     from r1h.harness.store import SampleFile
     from r1h.harness.types import sample_seed
 
@@ -99,7 +99,7 @@ def lock_step(out: Path) -> float:
 def streaming(out: Path) -> float:
     """The streaming runner's engine -> grader -> store stage (what ``r1h eval`` runs per benchmark)."""
     from r1h.harness.pipeline import stream_benchmark
-    from r1h.harness.runner import EvalOptions, missing_pairs, plan_benchmarks
+    from r1h.harness.plan import EvalOptions, missing_pairs, plan_benchmarks
     from r1h.harness.store import SampleFile
 
     plan = plan_benchmarks(EvalOptions(bench="perf_overlap", backend="perf_engine"))[0]

@@ -19,8 +19,8 @@ from pathlib import Path
 
 import pytest
 
-from r1h.tools import regrade
-from r1h.tools.regrade import FOREIGN, HARD_EXIT, SCRIPTS, Item, run_foreign
+from r1h.tools import foreign, regrade
+from r1h.tools.foreign import FOREIGN, HARD_EXIT, SCRIPTS, Item, run_foreign
 
 BUDGET = 1.0
 # generous: seven other jobs share this machine's two cores
@@ -259,7 +259,7 @@ def test_lmeval_run_foreign_with_a_stuck_c_call(stub_lmeval):
 
 @pytest.mark.slow
 def test_an_item_that_keeps_the_gil_is_killed_from_outside(stub_lighteval, monkeypatch):
-    monkeypatch.setattr(regrade, "KILL_MARGIN_S", 1.0)
+    monkeypatch.setattr(foreign, "KILL_MARGIN_S", 1.0)
     items = _items(["7", "HANG_GIL", "7"])
     start = time.monotonic()
     meta = run_foreign(NO_FORK, items, sys.executable, item_timeout=BUDGET)

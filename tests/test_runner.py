@@ -11,12 +11,8 @@ from r1h import Backend, Benchmark, Completion, Reward, Sample, hookimpl
 from r1h.harness import plugins
 from r1h.harness.errors import ConfigError, DataError, RunError
 from r1h.harness.metrics import pass_at_k
-from r1h.harness.runner import (
-    EvalOptions,
-    generation_config,
-    resolve_benchmark_names,
-    run_eval,
-)
+from r1h.harness.plan import EvalOptions, generation_config, resolve_benchmark_names
+from r1h.harness.runner import run_eval
 from r1h.harness.types import sample_seed
 
 CALLS: list[list[tuple[str, int, int]]] = []  # per generate() call: (id, sample_index, seed)

@@ -12,7 +12,8 @@ import pytest
 from r1h import Backend, Completion, Reward, hookimpl
 from r1h.harness import plugins
 from r1h.harness.errors import RunError
-from r1h.harness.runner import EvalOptions, run_eval
+from r1h.harness.plan import EvalOptions
+from r1h.harness.runner import run_eval
 from r1h.harness.shards import parse_shard, shard_of
 from r1h.harness.types import Generated, sample_seed
 from tests.test_runner import FakeBackend, FakeBench, GreedyBench, expected_text
@@ -276,7 +277,7 @@ def test_a_backend_yielding_a_sample_nobody_asked_for_is_a_run_error(tmp_path):
 
     backend = Liar()
     from r1h.harness.pipeline import stream_benchmark
-    from r1h.harness.runner import plan_benchmarks
+    from r1h.harness.plan import plan_benchmarks
     from r1h.harness.store import SampleFile
 
     plan = plan_benchmarks(opts(tmp_path))[0]

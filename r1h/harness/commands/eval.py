@@ -60,7 +60,8 @@ def eval_cmd(model, bench, backend, base_url, backend_args, data, limit, n, temp
     Ctrl-C or SIGTERM stops cleanly (exit 130 / 143); what was graded is saved.
     """
     from ..pipeline import Terminated
-    from ..runner import EvalOptions, run_eval
+    from ..plan import EvalOptions
+    from ..runner import run_eval
 
     pairs = parse_pairs("--backend-arg", backend_args)
     if base_url:

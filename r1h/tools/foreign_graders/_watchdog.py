@@ -14,7 +14,7 @@ without restarting the interpreter. The thread watchdog below is the fallback wi
 Some work never returns to the interpreter (a C loop in a big-integer power, a regex, OpenSSL), and some foreign code
 catches ``BaseException``. The watchdog re-sends the signal every ``RESEND_S``; when the item is still running
 ``grace`` seconds after its deadline, the watchdog thread itself writes the item's timeout line and ends the process
-with exit code ``HARD_EXIT``. The caller (``r1h.tools.regrade.run_foreign``) then starts the script again on the
+with exit code ``HARD_EXIT``. The caller (``r1h.tools.foreign.run_foreign``) then starts the script again on the
 items that have no line yet.
 """
 
