@@ -27,7 +27,7 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 HARD_EXIT = 75  # the process ended itself on an item stuck past its grace period
@@ -113,6 +113,15 @@ class Watchdog:
             except (ProcessLookupError, OSError):
                 return
             time.sleep(RESEND_S)
+
+
+def read_items(stream) -> Iterator[tuple[str, dict]]:
+    """The samples r1h sends, one JSON object per line: (key, item)."""
+    for line in stream:
+        if not line.strip():
+            continue
+        item = json.loads(line)
+        yield item["key"], item
 
 
 def timeout_result(key: str | None, budget: float, hard: bool = False) -> dict:

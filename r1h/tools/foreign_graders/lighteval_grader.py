@@ -11,14 +11,13 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import json
 import logging
 import os
 import sys
 from importlib.metadata import version
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _watchdog import ItemTimeout, Watchdog, run_forked, timeout_result  # noqa: E402  (a sibling file, standard library only)
+from _watchdog import ItemTimeout, Watchdog, read_items, run_forked, timeout_result  # noqa: E402  (a sibling file, standard library only)
 
 TASKS = {
     "math500": ("lighteval.tasks.tasks.math_500", "math_500"),
@@ -66,11 +65,7 @@ def main() -> int:
     dog.emit({"key": "__meta__", "package": "lighteval", "version": version("lighteval"),
               "latex2sympy2_extended": version("latex2sympy2_extended"), "item_timeout": args.item_timeout})
     tasks = {}
-    for line in sys.stdin:
-        if not line.strip():
-            continue
-        item = json.loads(line)
-        key = item["key"]
+    for key, item in read_items(sys.stdin):
         try:
             bench = item["benchmark"]
             if bench not in TASKS:

@@ -14,14 +14,13 @@ with ``"timed_out": true`` and an ``error`` starting "timeout".
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import os
 import sys
 from importlib.metadata import version
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _watchdog import ItemTimeout, Watchdog, run_forked, timeout_result  # noqa: E402  (a sibling file, standard library only)
+from _watchdog import ItemTimeout, Watchdog, read_items, run_forked, timeout_result  # noqa: E402  (a sibling file, standard library only)
 
 
 def _doc(utils, row: dict) -> dict:
@@ -72,11 +71,7 @@ def main() -> int:
     fork = hasattr(os, "fork") and not args.no_fork
     dog.emit({"key": "__meta__", "package": "lm-eval", "version": version("lm_eval"), "metric": args.metric,
               "item_timeout": args.item_timeout})
-    for line in sys.stdin:
-        if not line.strip():
-            continue
-        item = json.loads(line)
-        key = item["key"]
+    for key, item in read_items(sys.stdin):
         try:
             if fork:
                 result, timed_out = run_forked(args.item_timeout, _grade, item, utils, args.metric)
