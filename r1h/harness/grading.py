@@ -18,6 +18,7 @@
   an error and the worker is replaced. Starting a replacement is never counted against the next item's budget: an
   item's clock starts when it is sent to a loaded, idle worker. The pool keeps a loaded spare, and replacements fork
   from a warm zygote (:mod:`r1h.harness.grading_zygote`, Linux) in milliseconds, so the caller barely waits either.
+  A cold pool forks its first workers from the zygote too: one interpreter imports sympy, not workers + spare + 1.
 
 Each worker receives the pickled reward once (cached by content hash) and warms it up (lazy imports happen then,
 outside any item's budget); after that only ``(index, completion, prompt, row)`` items cross the pipe, one at a time

@@ -3,7 +3,9 @@
 The final answer is found *before* anything is parsed: the last balanced ``\\boxed{...}`` of the graded text (the text
 after the last ``</think>``) is cut out in linear time and only that short string goes to math-verify. Text without a
 box falls back to math-verify's own extraction over a bounded tail. This is what keeps degenerate completions (thousands
-of repeated ``\\boxed{}``) at a few milliseconds instead of math-verify's 5 s timeout.
+of repeated ``\\boxed{}``) at a few milliseconds instead of math-verify's 5 s timeout. A boxed answer is parsed only
+when its text differs from the gold's (up to spacing and sizing macros) and the two are not both plain integers;
+latex2sympy's ANTLR parse is most of the cost of grading (``perf/grade_labeled.py``).
 
 math-verify is called with its SIGALRM timeouts off (``parsing_timeout=None``, ``timeout_seconds=None``); budgets are
 enforced by the batch grader (``r1h.harness.grading``), which runs this reward in killable worker processes
