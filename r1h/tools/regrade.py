@@ -2,9 +2,7 @@
 
 - ``r1h``: the benchmark's registered reward, through the batch grader (``grading.grade``).
 - ``lighteval`` / ``lm-eval`` (and the variants ``lm-eval:math_verify``, ``lm-eval:hendrycks``): those packages' own
-  extraction and comparison functions, run by the scripts in ``foreign_graders/`` inside a virtualenv per package
-  (lighteval pins latex2sympy2_extended==1.0.6, math-verify needs 1.11), JSONL in and out over a subprocess.
-  The env is built on first use under ``$R1H_GRADER_HOME`` (default ``~/.cache/r1h/graders``), or given as a python.
+  extraction and comparison functions, each in its own virtualenv with a per-item budget (:mod:`r1h.tools.foreign`).
 """
 
 from __future__ import annotations
