@@ -148,6 +148,18 @@ class _Script:
         self.lock = threading.Lock()
 
 
+def _serving(server, script):
+    """Serve on loopback in a thread while the fixture's test runs; ``script.url`` is the server's address."""
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    script.url = f"http://127.0.0.1:{server.server_address[1]}"
+    try:
+        yield script
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
 @pytest.fixture
 def scripted():
     script = _Script()
@@ -184,13 +196,7 @@ def scripted():
                        for i in range(n)]
             self._send(200, {"choices": choices, "usage": {"completion_tokens": 3 * n}})
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    script.url = f"http://127.0.0.1:{server.server_address[1]}"
-    yield script
-    server.shutdown()
-    server.server_close()
+    yield from _serving(ThreadingHTTPServer(("127.0.0.1", 0), Handler), script)
 
 
 def test_per_sample_seeds_concurrency_and_retries(scripted, monkeypatch):
@@ -329,12 +335,7 @@ def faulty():
 
     server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), Handler)
     server.daemon_threads = True
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    script.url = f"http://127.0.0.1:{server.server_address[1]}"
-    yield script
-    server.shutdown()
-    server.server_close()
+    yield from _serving(server, script)
 
 
 @pytest.mark.parametrize("mode", ["incomplete", "badstatus", "reset", "nonutf8", "nonjson", "429"])

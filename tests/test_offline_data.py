@@ -4,6 +4,7 @@ costs one bounded probe instead of huggingface_hub's retry loop."""
 
 from __future__ import annotations
 
+import contextlib
 import http.server
 import os
 import socket
@@ -105,15 +106,22 @@ class _Answering(http.server.BaseHTTPRequestHandler):
         pass
 
 
-def test_probe_answers_reachable_for_any_http_status_and_times_out_on_silence(monkeypatch):
+@contextlib.contextmanager
+def _answering_once():
+    """A loopback HTTP server that answers exactly one request; yields its port."""
     server = http.server.HTTPServer(("127.0.0.1", 0), _Answering)
-    thread = threading.Thread(target=server.handle_request, daemon=True)  # exactly one request
+    thread = threading.Thread(target=server.handle_request, daemon=True)
     thread.start()
     try:
-        assert hub.unreachable_reason(f"http://127.0.0.1:{server.server_port}", timeout=5) is None
+        yield server.server_port
     finally:
         thread.join(10)
         server.server_close()
+
+
+def test_probe_answers_reachable_for_any_http_status_and_times_out_on_silence(monkeypatch):
+    with _answering_once() as port:
+        assert hub.unreachable_reason(f"http://127.0.0.1:{port}", timeout=5) is None
     with socket.socket() as silent:  # accepts the connection (backlog) but never answers
         silent.bind(("127.0.0.1", 0))
         silent.listen(1)
@@ -133,14 +141,8 @@ def test_probe_answers_reachable_for_any_http_status_and_times_out_on_silence(mo
 
 
 def test_probe_counts_a_tls_answer_as_reachable_and_can_be_turned_off(monkeypatch):
-    server = http.server.HTTPServer(("127.0.0.1", 0), _Answering)  # plain HTTP: a TLS handshake to it fails
-    thread = threading.Thread(target=server.handle_request, daemon=True)
-    thread.start()
-    try:
-        assert hub.unreachable_reason(f"https://127.0.0.1:{server.server_port}", timeout=5) is None
-    finally:
-        thread.join(10)
-        server.server_close()
+    with _answering_once() as port:  # plain HTTP: a TLS handshake to it fails
+        assert hub.unreachable_reason(f"https://127.0.0.1:{port}", timeout=5) is None
     monkeypatch.setenv("R1H_HUB_PROBE_S", "0")
     assert hub.unreachable_reason(f"http://127.0.0.1:{closed_port()}") is None  # not probed
     hub.forget()

@@ -28,12 +28,9 @@ def grade_r1h(items: list[Item], reward_name: str) -> dict:
     completions = [it.completion for it in items]
     prompts = [it.prompt for it in items]
     rows = [{k: it.columns[k] for k in reward.columns if k in it.columns} for it in items]
-    try:
-        from ..harness.grading import grade
-    except ImportError:  # the batch grader is not there: grade in process
-        results = [reward.grade_one(c, p, r) for c, p, r in zip(completions, prompts, rows, strict=True)]
-    else:
-        results = grade(reward, completions, prompts=prompts, rows=rows)
+    from ..harness.grading import grade
+
+    results = grade(reward, completions, prompts=prompts, rows=rows)
     for it, res in zip(items, results, strict=True):
         correct = None if res.score is None else res.score >= 1.0 - 1e-9
         error = getattr(res, "error", None) or ("timeout" if getattr(res, "timed_out", False) else None)

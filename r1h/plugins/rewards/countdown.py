@@ -161,6 +161,16 @@ _NUM_TEXT = re.compile(rf"\s*[+-]?\d{{1,{MAX_GOLD_DIGITS}}}\s*", re.ASCII)
 _MAX_GOLD_INT = 10**MAX_GOLD_DIGITS
 
 
+def _plain(value: Any) -> Any:
+    """A numpy scalar from datasets as its Python value; None for a bool (never a number here) or an unreadable one."""
+    if hasattr(value, "item") and not isinstance(value, (str, bytes)):
+        try:
+            value = value.item()
+        except Exception:
+            return None
+    return None if isinstance(value, bool) else value
+
+
 def _read_target(target: Any) -> Fraction | None:
     """The gold target as an exact Fraction, or None when it is not a plain, bounded number.
 
@@ -168,12 +178,8 @@ def _read_target(target: Any) -> Fraction | None:
     MAX_GOLD_DIGITS digits and an exponent of at most MAX_GOLD_EXPONENT; refuses bools, NaN/inf, ``"Infinity"``,
     fractions as text, underscores, non-ASCII digits and anything else.
     """
-    if hasattr(target, "item") and not isinstance(target, (str, bytes)):  # numpy scalars from datasets
-        try:
-            target = target.item()
-        except Exception:
-            return None
-    if isinstance(target, bool):
+    target = _plain(target)
+    if target is None:
         return None
     if isinstance(target, int):
         return Fraction(target) if abs(target) < _MAX_GOLD_INT else None
@@ -193,12 +199,8 @@ def _read_target(target: Any) -> Fraction | None:
 
 
 def _read_num(n: Any) -> int | None:
-    if hasattr(n, "item") and not isinstance(n, (str, bytes)):
-        try:
-            n = n.item()
-        except Exception:
-            return None
-    if isinstance(n, bool):
+    n = _plain(n)
+    if n is None:
         return None
     if isinstance(n, float):
         if not math.isfinite(n) or not n.is_integer() or abs(n) >= _MAX_GOLD_INT:
