@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import subprocess
@@ -25,7 +26,8 @@ MARGIN = 1.5  # kill, replacement and scheduling noise on a loaded 2-core machin
 
 class Misbehaving(r1h.Reward):
     """Isolated test reward: "hang" spins forever, "sleep" sleeps, "die" kills its process, "raise" raises, "where"
-    reports whether it runs inside a grading worker; anything else scores 1.0 when it equals the gold answer."""
+    reports whether it runs inside a grading worker, "frozen" whether its heap came frozen (gc.freeze) from a zygote;
+    anything else scores 1.0 when it equals the gold answer."""
 
     name = "misbehaving"
     columns = ("answer",)
@@ -43,6 +45,8 @@ class Misbehaving(r1h.Reward):
             raise ValueError("broken item")
         if completion == "where":
             return 1.0 if grading._in_worker() else 0.0
+        if completion == "frozen":  # forked from a zygote that froze its heap out of the collector's way
+            return 1.0 if gc.get_freeze_count() > 0 else 0.0
         return float(completion == str(row.get("answer")))
 
     def extract(self, completion, prompt=None, **row):
@@ -254,8 +258,8 @@ def test_a_cold_pool_forks_every_worker_from_one_zygote():
     """One interpreter imports and loads the reward; the workers and the spare are forked from it, so a cold start
     costs one import instead of workers + spares + 1 competing for the cores."""
     with GradingPool(workers=2) as cold:
-        results = grade(Misbehaving(), ["1", "2", "1", "where"], rows=[{"answer": "1"}] * 4, pool=cold)
-        assert [r.score for r in results] == [1.0, 0.0, 1.0, 1.0]
+        results = grade(Misbehaving(), ["1", "2", "1", "where", "frozen"], rows=[{"answer": "1"}] * 5, pool=cold)
+        assert [r.score for r in results] == [1.0, 0.0, 1.0, 1.0, 1.0]
         assert len(cold._pool) == 3  # 2 workers + 1 spare
         assert all(type(w.proc).__name__ == "_ForkedProc" for w in cold._pool)
         assert cold._zygote is not None and cold._zygote.alive
