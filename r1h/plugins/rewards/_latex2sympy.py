@@ -3,7 +3,7 @@
 Reading LaTeX is most of the cost of grading a math answer (``perf/grade_labeled.py``). latex2sympy has no switches for
 either of these, so ``install()`` wraps three methods of its ``_Latex2Sympy`` class, once per process
 (``math_accuracy`` calls it before its first parse), and only when they exist; otherwise latex2sympy runs unchanged.
-``R1H_LATEX_FAST=0`` turns both off. Measured on the 1,000 labeled MATH-500 completions: identical verdicts and
+``R1H_LATEX_FAST=0``, set before the process's first grade, turns both off. Measured on the 1,000 labeled MATH-500 completions: identical verdicts and
 extracted answers, and 15-20% less CPU for the two together (4.1-4.3 s instead of 4.8-5.2 s in one process).
 
 - **Two-stage parsing** (``create_parser``, ``parse``): latex2sympy parses in ANTLR's default LL prediction mode.
