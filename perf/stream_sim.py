@@ -139,7 +139,7 @@ def run_vllm(args, requests, chunked, lengths, lengths_file) -> dict:
     stream = stream_from_generate(backend, requests, config, chunk) if chunked else backend.stream(iter(requests),
                                                                                                    config)
     wall, count = timed(stream)
-    engine = vllm.created[-1].llm_engine
+    engine = vllm.created[-1].engines[0]
     seq = [engine_len for _, engine_len in engine_lengths(engine)]
     backend.close()
     ideal = ideal_steps(seq, args.slots) * args.step_ms / 1000

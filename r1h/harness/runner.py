@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import time
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -142,6 +143,7 @@ def run_eval(opts: EvalOptions, console: Any = None) -> dict[str, Any]:
             }
             results["stack"] = stack
             summary: dict[str, Any] = {}
+            started = False
             for plan in plans:
                 main = store.samples(plan.name, schema=SAMPLE_SCHEMA)
                 _report_load(display, main)
@@ -164,6 +166,9 @@ def run_eval(opts: EvalOptions, console: Any = None) -> dict[str, Any]:
                 owned = [(s.id, i) for s in plan.samples for i in range(plan.generation.n)
                          if shard is None or shard.owns(s.id, i)]
                 done = sum(1 for key in owned if key in have)
+                if pending and not started:
+                    _start_backend(display, holder.get())  # before the bar: rates start when generation does
+                    started = True
                 with display.benchmark(plan.name + (f" [{shard.index}/{shard.count}]" if shard else ""),
                                        len(owned), done, sink.correct) as bar:
                     if pending:
@@ -208,6 +213,20 @@ def run_eval(opts: EvalOptions, console: Any = None) -> dict[str, Any]:
         if display is not None:
             display.close()
         holder.close()
+
+
+def _start_backend(display: Any, backend: Any) -> None:
+    """Load the model or start the engine, with a line before and after (a cold vLLM start takes minutes)."""
+    load = getattr(backend, "load", None)
+    if not callable(load):
+        return
+    if hasattr(backend, "note"):
+        backend.note = display.note
+    name = getattr(backend, "name", type(backend).__name__)
+    display.note(f"loading the model ({name} backend) ...")
+    start = time.monotonic()
+    load()
+    display.note(f"model ready in {time.monotonic() - start:.1f} s")
 
 
 def _report_load(display: Any, stored: SampleFile) -> None:

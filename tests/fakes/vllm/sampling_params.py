@@ -28,5 +28,9 @@ class SamplingParams:
             setattr(self, key, kwargs.get(key, default))
         self.kwargs = dict(kwargs)
 
+    @classmethod
+    def from_optional(cls, **kwargs):
+        return cls(**{k: v for k, v in kwargs.items() if v is not None})
+
     def __repr__(self):
         return f"SamplingParams({self.kwargs})"
