@@ -164,11 +164,11 @@ def aggregate(
     n_samples = 0
     min_n = None
     for pid, group in groups.items():
-        n = len(group)
+        size = len(group)
         c = sum(1 for r in group if r.get("correct"))
-        n_samples += n
-        min_n = n if min_n is None else min(min_n, n)
-        per_problem.append(c / n)
+        n_samples += size
+        min_n = size if min_n is None else min(min_n, size)
+        per_problem.append(c / size)
         per_problem_ids.append(pid)
         maj.append(majority_credit(group, equivalent))
         for r in group:

@@ -255,7 +255,7 @@ def results_table(results: Mapping[str, Any], width: int | None = None):
     rows = table_rows(results)
     kept = fit_columns(rows, width)
     notes = []
-    dropped = [c for i, c in enumerate(COLUMNS) if i not in kept]
+    dropped = [c for c in DROP_ORDER if COLUMNS.index(c) not in kept]
     if dropped:
         notes.append(f"not shown at {width} columns: {', '.join(dropped)} (see report.md)")
     if incomplete(results):
