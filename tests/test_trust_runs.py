@@ -36,10 +36,6 @@ class ThinkBench(Benchmark):
         return "ok </think> " + sample.columns["answer"]
 
 
-class SecondBench(ThinkBench):
-    name = "t_second"
-
-
 class AfterThink(Reward):
     name = "t_after_think"
     columns = ("answer",)
@@ -65,14 +61,16 @@ class ThinkBackend(Backend):
 
     def generate(self, requests, config):
         out = []
-        for i, r in enumerate(requests):
+        for r in requests:
             if ThinkBackend.interrupt_on and r.id == "p5" and ThinkBackend.interrupt_on in r.messages[0]["content"]:
                 raise KeyboardInterrupt
             out.append([fake_completion(r.id, j) for j in r.sample_indices])
         return out
 
 
-class SecondPrompt(SecondBench):
+class SecondBench(ThinkBench):
+    name = "t_second"
+
     def prompt(self, sample):
         return [{"role": "user", "content": f"second: say {sample.columns['answer']}"}]
 
@@ -81,7 +79,7 @@ class Plugin:
     @hookimpl
     def r1h_register_benchmarks(self, register):
         register("t_think", ThinkBench)
-        register("t_second", SecondPrompt)
+        register("t_second", SecondBench)
 
     @hookimpl
     def r1h_register_rewards(self, register):
