@@ -7,8 +7,9 @@ the generated tokens (exact for vLLM and transformers, from ``usage`` for an Ope
 The split is an approximation anchored on that figure:
 
 - ``answer_tokens``: the text after the last ``</think>`` counted with :func:`approx_tokens` (one token per punctuation
-  mark, one per 4 characters of a word or number run; within about 25% of a BPE tokenizer on English and LaTeX). The
-  answer is short, so its absolute error is small.
+  mark, one per 4 characters of a word or number run). Against SmolLM2's BPE tokenizer on the 1,000 labeled MATH-500
+  completions' last 300 characters: 0.996x in total, per-text error median 10%, p90 24% (``perf/approx_tokens.py``).
+  The answer is short, so its absolute error is small.
 - ``think_tokens``: ``num_tokens - answer_tokens`` (the exact total less the estimate), so the two add up to the
   backend's count. Splitting ``num_tokens`` in proportion to the characters would give the long thinking part the
   error of the whole text instead.

@@ -41,10 +41,10 @@ _GUIDE_SETTINGS = {"temperature": None, "top_p": None, "max_tokens": 32768, "n":
                    "prompt": "lighteval's open-r1 task templates (chat template applied)",
                    "grader": "lighteval math / GPQA extraction (math-verify)"}
 _COUNTDOWN_SETTINGS = {"temperature": None, "top_p": None, "max_tokens": 1024, "n": 1,
-                       "prompt": "mini-deepseek-r1's Countdown prompt with the '<think>' prefill",
+                       "prompt": SAME_AS_R1H,  # r1h's countdown is mini-deepseek-r1's prompt and prefill, byte for byte
                        "grader": "mini-deepseek-r1's equation reward"}
 _R1V_SETTINGS = {"temperature": 0.0, "top_p": None, "max_tokens": 256, "n": 1,
-                 "prompt": "R1-V's counting question with '<think>'/'<answer>' format instruction",
+                 "prompt": SAME_AS_R1H,  # r1h's superclevr_counting uses R1-V's evaluation template
                  "grader": "R1-V's integer extraction from <answer>"}
 
 
