@@ -75,6 +75,7 @@ ENDINGS: list[tuple[str, str | None]] = [
     ("B double counts the pairs. So I believe it is D.", "D"),
     ("Neither A nor B conserves charge, hence it must be (C).", "C"),
     ("Ruling out D, I think it's **B**.", "B"),
+    ("Neither A nor D conserves momentum. Therefore I think it\u2019s B.", "B"),
     # --- a sure pick followed by the letters it rules out
     ("For sure D, it can't be A or B.", "D"),
     ("The answer is for sure C, not A or D.", "C"),

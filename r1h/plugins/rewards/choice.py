@@ -6,6 +6,9 @@ The predicted letter comes only from final-answer statements; the last statement
 - a choice without the word "answer": "I'll go with C", "I would choose option (D)", "The best choice is B",
   "Correct option: A", "my pick is C";
 - a conclusion that is only a letter: "Therefore, B.", "So the answer: C", "Thus (A)";
+- a conclusion phrased as a belief: "Therefore I think it's C", "so I believe it is (D)", "hence it must be B";
+- a hedged "closest" pick: "none fits exactly, but the closest is C", "the closest option is (B)", "B seems closest";
+- a sure pick, even when the letters it rules out follow it: "for sure D, it can't be A or B", "definitely (C).";
 - ``\\boxed{X}``, ``<answer>X</answer>``, or a last line that holds a lone letter ("**C**", ``$\\mathrm{(B)}$``).
 
 The letter may be wrapped in ``( )``, ``**``, ``$``, ``\\text{}``, ``\\mathrm{}``, ``\\textbf{}``. A lowercase letter
@@ -62,9 +65,9 @@ _STATEMENTS = (
                 r"(?i:is|seems|looks|comes|appears)\s{1,3}(?i:to\s{1,3}be\s{1,3})?(?i:the\s{1,3})?(?i:closest|nearest)",
                 re.MULTILINE)),
     # "Therefore I think it's B", "so I believe it is (C)", "hence it must be D", after options ruled out
-    (("think", "believe", "must", "it's", "it is"),
+    (("think", "believe", "must", "it's", "it\u2019s", "it is"),
      re.compile(r"(?i:therefore|thus|so|hence|overall|in conclusion|i think|i believe|i'd say)[\s,]{0,3}"
-                r"(?i:i\s{1,3}(?:think|believe|guess)\s{1,3})?(?i:it's|it is|it must be|it should be|it has to be)"
+                r"(?i:i\s{1,3}(?:think|believe|guess)\s{1,3})?(?i:it['\u2019]s|it is|it must be|it should be|it has to be)"
                 + _WRAP + _L, re.MULTILINE)),
     # "for sure D, it can't be A or B", "definitely (C) - not A": a sure pick with nothing but punctuation after it
     (("sure", "definitely", "certainly"),
