@@ -30,6 +30,7 @@ __all__ = [
     "R1HError",
     "Reward",
     "Sample",
+    "get_anchor",
     "get_backend",
     "get_benchmark",
     "get_reward",
@@ -84,10 +85,16 @@ def get_backend(name: str, model: str | None = None, **backend_args: Any) -> Bac
     return target(model=model, **backend_args) if isinstance(target, type) else target
 
 
+def get_anchor(name: str) -> Any:
+    """A published-results anchor (:class:`r1h.harness.anchor.Anchor`) by registered name."""
+    return _entry("anchor", name).resolve()
+
+
 def list_plugins(kind: str | None = None) -> list[dict[str, Any]]:
-    """Every registered benchmark, reward and backend (or one kind) with version, source plugin and description."""
+    """Every registered benchmark, reward, backend and anchor (or one kind) with version, source plugin and
+    description."""
     plugins = _plugins()
-    kinds = [kind] if kind else ["benchmark", "reward", "backend"]
+    kinds = [kind] if kind else ["benchmark", "reward", "backend", "anchor"]
     rows: list[dict[str, Any]] = []
     for k in kinds:
         for entry in plugins.registry(k).entries():

@@ -63,6 +63,24 @@ ENDINGS: list[tuple[str, str | None]] = [
     ("After checking units, I'll pick B.", "B"),
     ("I'll select option C.", "C"),
     ("The best option would be D.", "D"),
+    # --- a hedged "closest" pick (none of the options fits exactly)
+    ("None of the options matches 4.3 eV exactly, but the closest is C.", "C"),
+    ("The closest option is (B).", "B"),
+    ("My estimate, 5.7, is nearest to D.", "D"),
+    ("None fit perfectly; A is the closest.", "A"),
+    ("Of the four, B seems closest.", "B"),
+    ("The computed ratio is closest to option C, given rounding.", "C"),
+    # --- a conclusion phrased as a belief, after options were rejected
+    ("A ignores the spin degeneracy, so it can't be A. Therefore I think it's C.", "C"),
+    ("B double counts the pairs. So I believe it is D.", "D"),
+    ("Neither A nor B conserves charge, hence it must be (C).", "C"),
+    ("Ruling out D, I think it's **B**.", "B"),
+    ("Neither A nor D conserves momentum. Therefore I think it\u2019s B.", "B"),
+    # --- a sure pick followed by the letters it rules out
+    ("For sure D, it can't be A or B.", "D"),
+    ("The answer is for sure C, not A or D.", "C"),
+    ("It is definitely B; A and C violate parity.", "B"),
+    ("Certainly (A). B and D need a catalyst.", "A"),
     # --- a lone letter on the last line
     ("Comparing the four mechanisms, only one keeps the stereocenter.\n\nB", "B"),
     ("The product is the trans isomer.\n\n**C**", "C"),
@@ -98,4 +116,7 @@ ENDINGS: list[tuple[str, str | None]] = [
     ("I cannot determine this without the reaction temperature.", None),
     ("Answer: E", None),
     ("So A is wrong, and D fails for the same reason, which leaves", None),
+    ("I know for sure A is wrong, and B is doubtful.", None),
+    ("The closest distance is between the two carbons.", None),
+    ("It must be the solvent that matters here.", None),
 ]

@@ -134,3 +134,31 @@ def test_compare_warns_when_engine_stack_or_sampling_differ(tmp_path):
     # runs that record none of it (older runs) compare without these warnings
     c = write_run(tmp_path / "c", {"math500": problems})
     assert compare_runs([load_run(c), load_run(a)])["warnings"] == []
+
+
+def _truncating_run(path, cut: int, model: str):
+    """100 problems, one sample each: the first ``cut`` hit max_tokens (wrong), the rest finish right. Written
+    without the truncation fields in results.json, as older runs were: compare recomputes them from the samples."""
+    write_run(path, {"math500": _greedy(100, set(range(cut, 100)))}, model=model)
+    lines = [json.loads(x) for x in (path / "samples" / "math500.jsonl").read_text().splitlines()]
+    for row in lines:
+        cut_off = int(row["id"][1:]) < cut
+        row.update(finish_reason="length" if cut_off else "stop", num_tokens=4096 if cut_off else 900)
+    (path / "samples" / "math500.jsonl").write_text("".join(json.dumps(r) + "\n" for r in lines))
+    return path
+
+
+def test_compare_shows_where_two_runs_differ_in_truncation(tmp_path):
+    a = _truncating_run(tmp_path / "long", 2, "long")
+    b = _truncating_run(tmp_path / "short", 30, "short")
+    out = compare_runs([load_run(a), load_run(b)], n_boot=200)
+    ref, row = out["benchmarks"]["math500"]
+    assert ref["truncation"]["truncated_rate"] == pytest.approx(0.02)
+    assert row["truncation"]["truncated_rate"] == pytest.approx(0.30)
+    assert row["truncation"]["pass@1_finished"] == 1.0 and row["truncation"]["pass@1_truncated"] == 0.0
+    assert any("truncated 30.0% in short vs 2.0% in long" in w for w in out["warnings"])
+    res = CliRunner().invoke(main, ["compare", str(a), str(b), "--bootstrap", "200"])
+    assert res.exit_code == 0, res.output
+    assert "| short | 30.00 | +28.00 | 100.00 | 0.00 | 900 |" in res.output
+    same = compare_runs([load_run(a), load_run(_truncating_run(tmp_path / "again", 3, "again"))], n_boot=200)
+    assert not any("truncated" in w for w in same["warnings"])  # 1 point apart: no warning

@@ -14,7 +14,8 @@ HOOKS = [name for name, obj in inspect.getmembers(hookspecs, inspect.isfunction)
 
 
 def test_there_are_hooks():
-    assert set(HOOKS) == {"r1h_register_benchmarks", "r1h_register_rewards", "r1h_register_backends"}
+    assert set(HOOKS) == {"r1h_register_benchmarks", "r1h_register_rewards", "r1h_register_backends",
+                          "r1h_register_anchors"}
 
 
 @pytest.mark.parametrize("hook", HOOKS)

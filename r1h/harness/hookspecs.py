@@ -34,3 +34,10 @@ def r1h_register_backends(register):
 
     Either way honour ``request.seeds`` where the engine can, and describe the engine in ``describe()``.
     """
+
+
+@hookspec
+def r1h_register_anchors(register):
+    """Add published results (:class:`r1h.harness.anchor.Anchor` objects, or lazy ``"module:attr"`` paths) by name,
+    for ``r1h check RUN --anchor NAME``: ``register("r1-paper-distill-qwen-1.5b", Anchor(...))``. Each anchor names
+    its source and the settings it was measured with."""

@@ -11,6 +11,8 @@ import random
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
+from .thinking import truncation_summary
+
 DEFAULT_RESAMPLES = 1000
 CORRECT_THRESHOLD = 1.0 - 1e-9
 
@@ -143,12 +145,16 @@ def aggregate(
     equivalent: Callable[[str, str], bool] | None = None,
     resamples: int = DEFAULT_RESAMPLES,
     seed: int = 0,
+    n: int | None = None,
+    max_tokens: int | None = None,
 ) -> dict[str, Any]:
     """Per-benchmark metrics from sample records (the lines of ``samples/NAME.jsonl``).
 
     Each record needs ``id``, ``sample_index`` and ``correct``; ``extracted``, ``finish_reason`` and ``timed_out``
-    feed maj@n and the counts. pass@k is reported for k = 1, 2, 4, ... up to the smallest per-problem n. ``n_samples`` is the
-    samples per problem, ``total_samples`` the number of records.
+    feed maj@n and the counts; ``tokens`` and the think fields feed the truncation metrics
+    (:func:`r1h.harness.thinking.truncation_summary`). pass@k is reported for k = 1, 2, 4, ... up to the smallest
+    per-problem n. ``n_samples`` is the samples per problem, ``total_samples`` the number of records. With ``n`` (the
+    protocol's samples per problem), ``short_problems`` counts the problems with fewer than ``n`` samples.
     """
     groups = group_by_problem(records)
     per_problem: list[float] = []
@@ -158,11 +164,11 @@ def aggregate(
     n_samples = 0
     min_n = None
     for pid, group in groups.items():
-        n = len(group)
+        size = len(group)
         c = sum(1 for r in group if r.get("correct"))
-        n_samples += n
-        min_n = n if min_n is None else min(min_n, n)
-        per_problem.append(c / n)
+        n_samples += size
+        min_n = size if min_n is None else min(min_n, size)
+        per_problem.append(c / size)
         per_problem_ids.append(pid)
         maj.append(majority_credit(group, equivalent))
         for r in group:
@@ -179,7 +185,10 @@ def aggregate(
         "total_samples": n_samples,
         "n_problems": n_problems,
         **counts,
+        **truncation_summary(groups, max_tokens),
     }
+    if n is not None:
+        result["short_problems"] = sum(1 for group in groups.values() if len(group) < n)
     if n_problems:
         for k in k_values(min_n or 0):
             total = 0.0

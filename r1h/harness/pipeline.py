@@ -23,6 +23,7 @@ from typing import Any
 from .backend import backend_stream
 from .errors import RunError
 from .metrics import is_correct
+from .thinking import measure
 from .types import Generated, GenerationRequest, Sample, sample_seed
 
 QUEUE_SIZE = 4096  # finished samples waiting to be graded; the backend blocks only when this many are waiting
@@ -79,6 +80,7 @@ def make_record(g: Generated, verdict: Any) -> dict[str, Any]:
         "correct": is_correct(verdict.score),
         "finish_reason": completion.finish_reason,
         "num_tokens": int(completion.num_tokens or 0),
+        **measure(completion.text, g.request.messages, int(completion.num_tokens or 0)),
         "timed_out": bool(verdict.timed_out),
         "seed": g.seed,
         **({"error": verdict.error} if verdict.error else {}),

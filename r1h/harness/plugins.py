@@ -38,6 +38,7 @@ DEFAULT_PLUGINS = (
     "r1h.benchmarks.gpqa",
     "r1h.benchmarks.countdown",
     "r1h.benchmarks.superclevr",
+    "r1h.plugins.anchors",
 )
 
 # hook name -> registry kind
@@ -45,6 +46,7 @@ KINDS = {
     "r1h_register_benchmarks": "benchmark",
     "r1h_register_rewards": "reward",
     "r1h_register_backends": "backend",
+    "r1h_register_anchors": "anchor",
 }
 
 
@@ -56,16 +58,18 @@ class Failure:
 
 @dataclass
 class Plugins:
-    """A typed facade over the plugin manager and the three registries it fills."""
+    """A typed facade over the plugin manager and the four registries it fills."""
 
     pm: pluggy.PluginManager
     benchmarks: Registry = field(default_factory=lambda: Registry("benchmark"))
     rewards: Registry = field(default_factory=lambda: Registry("reward"))
     backends: Registry = field(default_factory=lambda: Registry("backend"))
+    anchors: Registry = field(default_factory=lambda: Registry("anchor"))
     failures: list[Failure] = field(default_factory=list)
 
     def registry(self, kind: str) -> Registry:
-        return {"benchmark": self.benchmarks, "reward": self.rewards, "backend": self.backends}[kind]
+        return {"benchmark": self.benchmarks, "reward": self.rewards, "backend": self.backends,
+                "anchor": self.anchors}[kind]
 
 
 def _env_list(name: str) -> list[str] | None:

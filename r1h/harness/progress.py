@@ -13,6 +13,7 @@ the plain-line state is guarded by one here.
 from __future__ import annotations
 
 import contextlib
+import os
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -219,6 +220,6 @@ class Display:
         from .report import results_table
 
         console = Console()
-        if not console.is_terminal:  # a log file or pipe: do not squeeze the table into 80 columns
+        if not console.is_terminal and not os.environ.get("COLUMNS"):  # a log file or pipe: do not squeeze it
             console = Console(width=160)
-        console.print(results_table(results))
+        console.print(results_table(results, width=console.width))

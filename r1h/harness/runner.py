@@ -22,6 +22,7 @@ from .naming import model_slug
 from .plan import BenchPlan, EvalOptions, missing_pairs, plan_benchmarks, plans_from_config, run_config
 from .reward import Reward
 from .store import SAMPLE_SCHEMA, RunStore, SampleFile
+from .thinking import sample_lengths
 
 __all__ = ["BenchPlan", "EvalOptions", "benchmark_metrics", "run_eval"]
 
@@ -34,15 +35,20 @@ def benchmark_metrics(plan: BenchPlan, stored: SampleFile, seed: int = 0) -> dic
     Records are put in the benchmark's problem order (then sample index) first, so the results (the bootstrap CI
     draws problems in order) do not depend on the order in which a streaming backend finished the samples."""
     position = {s.id: i for i, s in enumerate(plan.samples)}
-    records = [{k: r.get(k) for k in _METRIC_FIELDS} for r in stored.iter_records()
+    records = [{**{k: r.get(k) for k in _METRIC_FIELDS}, **sample_lengths(r)} for r in stored.iter_records()
                if str(r["id"]) in position and 0 <= int(r["sample_index"]) < plan.generation.n]
     records.sort(key=lambda r: (position[str(r["id"])], int(r["sample_index"])))
     reward = plan.reward
     cheap_equivalence = not reward.isolate and type(reward).equivalent is not Reward.equivalent
-    metrics = aggregate(records, equivalent=reward.equivalent if cheap_equivalence else None, seed=seed)
+    n = plan.generation.n
+    metrics = aggregate(records, equivalent=reward.equivalent if cheap_equivalence else None, seed=seed, n=n,
+                        max_tokens=plan.generation.max_tokens)
+    missing = len(plan.samples) - metrics["n_problems"]  # problems with no sample at all
     metrics.update(
         version=str(plan.benchmark.version), reward=reward.__name__, source=plan.source,
-        complete=metrics["total_samples"] == len(plan.samples) * plan.generation.n,
+        complete=metrics["total_samples"] == len(plan.samples) * n,
+        short_problems=metrics["short_problems"] + missing,
+        expected_samples=len(plan.samples) * n,
     )
     return metrics
 
@@ -142,6 +148,10 @@ def run_eval(opts: EvalOptions, console: Any = None) -> dict[str, Any]:
                 "benchmarks": {},
             }
             results["stack"] = stack
+            results["complete"] = False  # until every benchmark has all its samples: a killed run stays unfinished
+            results["pending"] = [p.name for p in plans]
+            if shard is None:
+                store.write_results(results)
             summary: dict[str, Any] = {}
             started = False
             for plan in plans:
@@ -182,13 +192,14 @@ def run_eval(opts: EvalOptions, console: Any = None) -> dict[str, Any]:
                     stored = sum(1 for key in owned if key in sink.keys or key in have)
                     summary[plan.name] = {"owned": len(owned), "stored": stored}
                     continue
-                results["benchmarks"][plan.name] = benchmark_metrics(plan, sink, seed=plan.generation.seed)
-                total = len(plan.samples) * plan.generation.n
-                stored_total = results["benchmarks"][plan.name]["total_samples"]
-                if stored_total != total:
-                    raise RunError(f"{plan.name}: {stored_total} of {total} samples stored in {sink.path}")
+                metrics = results["benchmarks"][plan.name] = benchmark_metrics(plan, sink, seed=plan.generation.seed)
                 results["engine"] = engine or {}
-                store.write_results(results)
+                if metrics["complete"]:
+                    results["pending"].remove(plan.name)
+                store.write_results(results)  # an incomplete benchmark is written as such, then the run stops
+                if not metrics["complete"]:
+                    raise RunError(f"{plan.name}: {metrics['total_samples']} of {metrics['expected_samples']} samples "
+                                   f"stored in {sink.path}; the run is marked incomplete")
             if shard is not None:
                 shard_summary = {"model": model_id, "shard": shard.label, "engine": engine or {},
                                  "config": config, "benchmarks": summary}
@@ -196,6 +207,7 @@ def run_eval(opts: EvalOptions, console: Any = None) -> dict[str, Any]:
                 display.note(f"{shard.label} done; when every shard has finished: r1h eval --merge --output {out}")
                 return shard_summary
             results["engine"] = engine or {}
+            results["complete"] = not results["pending"]
             store.write_results(results)
             try:
                 report.write_report(store, results, console=display.console)

@@ -52,6 +52,9 @@ SAMPLE_SCHEMA: dict[str, tuple[Callable[[Any], bool], str, bool]] = {
     "finish_reason": (lambda v: isinstance(v, str), "a string", True),
     "num_tokens": (lambda v: _is_int(v) and v >= 0, "an integer >= 0", True),
     "timed_out": (lambda v: isinstance(v, bool), "true or false", False),
+    "think_tokens": (lambda v: v is None or (_is_int(v) and v >= 0), "an integer >= 0 or null", False),
+    "answer_tokens": (lambda v: v is None or (_is_int(v) and v >= 0), "an integer >= 0 or null", False),
+    "think_closed": (lambda v: v is None or isinstance(v, bool), "true, false or null", False),
     "seed": (lambda v: v is None or _is_int(v), "an integer", False),
     "error": (lambda v: v is None or isinstance(v, str), "a string", False),
 }
@@ -312,6 +315,10 @@ class RunStore:
     @property
     def passk_png(self) -> Path:
         return self.root / "passk.png"
+
+    @property
+    def budget_png(self) -> Path:
+        return self.root / "budget.png"
 
     @property
     def log_path(self) -> Path:

@@ -20,6 +20,7 @@ from typing import Any
 
 from ..harness.errors import RunError
 from ..harness.metrics import bootstrap_ci, mcnemar, paired_bootstrap
+from . import compare_truncation
 
 ALPHA = 0.05
 N_BOOT = 5000
@@ -188,10 +189,14 @@ def compare_runs(runs: list[Run], *, force: bool = False, n_boot: int = N_BOOT, 
                 "pass@1": score,
                 "ci95": list(ci) if ci else None,
                 "n_problems": run.benchmarks[bench].get("n_problems"),
+                "truncation": compare_truncation.truncation(run, bench),
             }
             if run is not base:
                 row.update(_paired(base, run, bench, base_problems, n_boot=n_boot, seed=seed))
                 out["warnings"] += _overlap_warnings(base, run, bench, row)
+                if rows and rows[0]["run"] == base.label:
+                    out["warnings"] += compare_truncation.warnings(base, run, bench, rows[0]["truncation"],
+                                                                   row["truncation"])
             rows.append(row)
         out["benchmarks"][bench] = rows
     return out
@@ -324,6 +329,7 @@ def to_markdown(comparison: dict[str, Any]) -> str:
             lines.append(
                 f"| {row['run']} | {row['model'] or '—'} | {_pct(row['pass@1'])} | {ci_text} | {delta} | {tail} |"
             )
+        lines += compare_truncation.markdown_lines(rows)
     return "\n".join(lines) + "\n"
 
 

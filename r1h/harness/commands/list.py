@@ -1,4 +1,4 @@
-"""``r1h list``: the registered benchmarks, rewards and backends, with version, source plugin, the gold columns each
+"""``r1h list``: the registered benchmarks, rewards, backends and anchors (published results), with version, source plugin, the gold columns each
 reward reads, and description.
 
 The table fits the terminal (100 columns when the output is not a terminal and ``COLUMNS`` is unset): descriptions
@@ -14,7 +14,7 @@ from typing import Any
 
 import click
 
-KINDS = {"benchmarks": "benchmark", "rewards": "reward", "backends": "backend"}
+KINDS = {"benchmarks": "benchmark", "rewards": "reward", "backends": "backend", "anchors": "anchor"}
 _SINGULAR = {v: v for v in KINDS.values()}
 NARROW_WIDTH = 100  # the width when stdout is not a terminal and COLUMNS is unset
 
@@ -24,7 +24,7 @@ NARROW_WIDTH = 100  # the width when stdout is not a terminal and COLUMNS is uns
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON list instead of a table.")
 @click.option("--wide", is_flag=True, help="Full descriptions and plugin module names (lines may be long).")
 def list_cmd(kind: str | None, as_json: bool, wide: bool) -> None:
-    """List registered plugins; KIND is benchmarks, rewards or backends (default: all three).
+    """List registered plugins; KIND is benchmarks, rewards, backends or anchors (default: all four).
 
     Rewards show the gold columns they read ("answer or solution": either; [brackets]: optional).
     Plugins that failed to load are reported as warnings naming the plugin.

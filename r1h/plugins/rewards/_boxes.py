@@ -24,11 +24,18 @@ BOX_OPENERS = ("\\boxed", "\\fbox")
 MAX_BOX_CANDIDATES = 8  # truncated (unbalanced) boxes skipped from the end before giving up
 MAX_SET_BOXES = 12  # adjacent boxes read as one answer set
 MAX_GAP_CHARS = 60  # the longest separator between two boxes of one set
+_PART = r"(?:for\s{1,3})?(?:part\s{1,3})?\(?[a-z0-9]\)\s{0,5},?\s{0,5}"  # "for part (a) and"
 _GAP = re.compile(
     r"(?:\s|[,;&~$]|\\[()\[\]]|\\q?quad\b|\\[,;:! ]|\\\\|\band\b"
-    r"|\\(?:text|mbox|textrm|mathrm|textnormal)\{\s{0,5},?\s{0,5}(?:and)?\s{0,5}\}"
+    r"|\\(?:text|mbox|textrm|mathrm|textnormal)\{\s{0,5},?\s{0,5}(?:" + _PART + r")?(?:and)?\s{0,5}\}"
     r"|\b[A-Za-z]{1,2}(?:_\{?\w{1,3}\}?)?\s{0,3}=)*"  # the next box's label: "x_2 = \boxed{...}"
 )
+
+
+# A gold solution is trusted text: boxes under 10 characters apart, or a short phrase with "and" apart, are its parts
+# ("\\boxed{1} papers and \\boxed{2} bins"), as latex2sympy's should_extract_boxed reads a gold; never across an
+# alternative ("or") or a sentence end, which MATH solutions use between two boxes of the same answer.
+GOLD_GAP = re.compile(r"(?![^.\n]{0,60}\bor\b)(?:[^.\n]{0,9}|(?=[^.\n]{0,60}\band\b)[^.\n]{0,60})")
 
 
 def balanced(text: str, start: int, limit: int) -> int:
@@ -98,9 +105,10 @@ def last_boxed(text: str, limit: int) -> str | None:
     return None if box is None else box[1]
 
 
-def final_boxed(text: str, limit: int) -> tuple[str | None, int]:
+def final_boxed(text: str, limit: int, gap: re.Pattern = _GAP) -> tuple[str | None, int]:
     """The boxed final answer of ``text`` and the index after its last box: the last box, or the answer set of
-    adjacent boxes ending there, joined by ", " (see the module docstring). (None, -1) without a box."""
+    adjacent boxes ending there, joined by ", " (see the module docstring). (None, -1) without a box.
+    ``gap``: what may separate two boxes of one set (``GOLD_GAP`` for a trusted gold solution)."""
     box = last_box(text, limit)
     if box is None:
         return None, -1
@@ -115,8 +123,8 @@ def final_boxed(text: str, limit: int) -> tuple[str | None, int]:
         prev = _box_at(text, at, limit)
         if prev is None or not prev[2] or not prev[0].strip() or prev[1] > start:
             break  # cut off, overlong, empty, or the outer box of a nested one
-        gap = text[prev[1] : start]
-        if len(gap) > MAX_GAP_CHARS or not _GAP.fullmatch(gap):
+        between = text[prev[1] : start]
+        if len(between) > MAX_GAP_CHARS or not gap.fullmatch(between):
             break
         parts.append(prev[0].strip())
         start = at

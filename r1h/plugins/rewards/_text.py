@@ -8,40 +8,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from r1h.harness.types import prompt_tail
+from r1h.harness.thinking import THINK_CLOSE, THINK_OPEN, think_prefill
 
-THINK_OPEN = "<think>"
-THINK_CLOSE = "</think>"
+__all__ = ["ANSWER_CLOSE", "ANSWER_OPEN", "THINK_CLOSE", "THINK_OPEN", "last_answer", "outside_think", "think_prefill",
+           "with_prefill"]
 ANSWER_OPEN = "<answer>"
 ANSWER_CLOSE = "</answer>"
-
-
-def think_prefill(prompt: Any) -> str:
-    """The ``<think>`` prefill the model continues from, or "" when the prompt has none.
-
-    A prompt is prefilled when the text it ends with (``prompt_tail``: the string itself, or the last message of a
-    chat) ends with ``<think>`` followed only by whitespace, as in mini-r1's assistant turn
-    ``"Let me solve this step by step.\\n<think>"`` or an R1-Distill chat template rendered to a string
-    (``...<｜Assistant｜><think>\\n``). For a chat, only an *assistant* last message is a prefill: a user turn that
-    happens to end with ``<think>`` is not continued by the model. The return value is the tail from ``<think>`` on
-    (e.g. ``"<think>\\n"``), so prepending it to the completion rebuilds the text the model actually produced.
-    """
-    if prompt is None:
-        return ""
-    if isinstance(prompt, (list, tuple)) and prompt:
-        last = prompt[-1]
-        if isinstance(last, dict) and last.get("role", "assistant") != "assistant":
-            return ""
-    try:
-        tail = prompt_tail(prompt)
-    except Exception:  # an odd prompt object is simply not a prefill
-        return ""
-    if not isinstance(tail, str):
-        return ""
-    at = tail.rfind(THINK_OPEN)
-    if at == -1 or tail[at + len(THINK_OPEN) :].strip():
-        return ""
-    return tail[at:]
 
 
 def with_prefill(text: str, prompt: Any) -> str:

@@ -6,6 +6,9 @@ The predicted letter comes only from final-answer statements; the last statement
 - a choice without the word "answer": "I'll go with C", "I would choose option (D)", "The best choice is B",
   "Correct option: A", "my pick is C";
 - a conclusion that is only a letter: "Therefore, B.", "So the answer: C", "Thus (A)";
+- a conclusion phrased as a belief: "Therefore I think it's C", "so I believe it is (D)", "hence it must be B";
+- a hedged "closest" pick: "none fits exactly, but the closest is C", "the closest option is (B)", "B seems closest";
+- a sure pick, even when the letters it rules out follow it: "for sure D, it can't be A or B", "definitely (C).";
 - ``\\boxed{X}``, ``<answer>X</answer>``, or a last line that holds a lone letter ("**C**", ``$\\mathrm{(B)}$``).
 
 The letter may be wrapped in ``( )``, ``**``, ``$``, ``\\text{}``, ``\\mathrm{}``, ``\\textbf{}``. A lowercase letter
@@ -30,7 +33,8 @@ _WRAP = (r"[\s:*(\[{$]{0,8}(?:\\(?:text|textbf|mathrm|mathbf|mbox|bf)\s{0,2}\{\s
          r"(?:(?i:option|choice)\s{0,3}[(\[]{0,1})?")
 # a capital letter standing alone ("A" in "Answer" does not count); a lowercase one only before punctuation/line end
 _L = r"(?:([A-D])(?![A-Za-z0-9_])|([a-d])(?=[\s*$)\]}]{0,6}(?:[.,;:!?)\]}]|$)))"
-_FILLER = r"(?:\s{1,3}(?i:actually|clearly|definitely|indeed|therefore|thus|then|likely|most likely|probably|either))?"
+_FILLER = (r"(?:\s{1,3}(?i:actually|clearly|definitely|indeed|therefore|thus|then|likely|most likely|probably|either"
+           r"|for sure|surely|certainly))?")
 _NEXT = r"(?=[\s:*=(\[{$\\-])"  # an anchor word is followed by a space or punctuation (fails fast on "answeranswer")
 _IS = r"(?:\s{0,3}(?i:is|would be|should be|will be|must be|=|:|-)){0,1}"
 
@@ -51,6 +55,24 @@ _STATEMENTS = (
     (("therefore", "thus", "so", "hence", "consequently"),
      re.compile(r"(?:^|[.!?]\s{1,3})(?i:therefore|thus|so|hence|consequently)[\s,:]{0,3}" + _WRAP + _L
                 + r"(?=[\s*$)\]}]{0,6}(?:[.!]|$))", re.MULTILINE)),
+    # hedged "closest": "none fits exactly, but the closest is C", "the closest option is (B)", "closest to D."
+    (("closest", "nearest"),
+     re.compile(r"(?i:closest|nearest)(?:\s{1,3}(?i:one|option|choice|match|value))?" + _NEXT + _IS
+                + r"(?:\s{1,3}(?i:to|is))?" + _WRAP + _L, re.MULTILINE)),
+    # "C is the closest", "B seems closest.", "D comes closest"
+    (("closest", "nearest"),
+     re.compile(r"(?:^|[\s,:(*$])" + _WRAP + r"([A-D])(?![A-Za-z0-9_])()[\s*$)\]}]{0,6}"
+                r"(?i:is|seems|looks|comes|appears)\s{1,3}(?i:to\s{1,3}be\s{1,3})?(?i:the\s{1,3})?(?i:closest|nearest)",
+                re.MULTILINE)),
+    # "Therefore I think it's B", "so I believe it is (C)", "hence it must be D", after options ruled out
+    (("think", "believe", "must", "it's", "it\u2019s", "it is"),
+     re.compile(r"(?i:therefore|thus|so|hence|overall|in conclusion|i think|i believe|i'd say)[\s,]{0,3}"
+                r"(?i:i\s{1,3}(?:think|believe|guess)\s{1,3})?(?i:it['\u2019]s|it is|it must be|it should be|it has to be)"
+                + _WRAP + _L, re.MULTILINE)),
+    # "for sure D, it can't be A or B", "definitely (C) - not A": a sure pick with nothing but punctuation after it
+    (("sure", "definitely", "certainly"),
+     re.compile(r"(?i:for sure|definitely|certainly)[\s,:]{0,3}" + _WRAP + _L + r"(?=[\s*$)\]}]{0,6}(?:[.!,;]|$))",
+                re.MULTILINE)),
     # \boxed{B}, \boxed{\text{B}}, \boxed{(B)}
     (("\\boxed",), re.compile(r"\\boxed\s{0,3}\{" + _WRAP + _L)),
     # <answer>B</answer>, <answer> (C) </answer>

@@ -22,7 +22,7 @@ from typing import Any
 from r1h.harness.hookspecs import hookimpl
 from r1h.harness.reward import Reward
 
-from . import _boxes, _latex2sympy
+from . import _boxes, _latex2sympy, _numbers
 from ._boxes import BOX_OPENERS, MAX_BOX_CANDIDATES
 
 __all__ = ["BOX_OPENERS", "MAX_BOX_CANDIDATES", "MathAccuracy", "final_answer", "gold_answer", "last_boxed"]
@@ -94,6 +94,7 @@ def _hostile_end(text: str, power: re.Pattern = _POWER) -> int:
 
 def _too_hostile(answer: str) -> bool:
     """True for an answer that could make sympy run away: it scores 0.0 without being parsed."""
+    answer = _numbers.normalize_answer(answer) or answer  # 10^{10\,000} and 10^{0xFFFFF} are huge exponents too
     if len(answer) > MAX_ANSWER_CHARS or "\x00" in answer or _nesting(answer) > MAX_NESTING:
         return True
     return _hostile_end(answer) >= 0
@@ -152,7 +153,7 @@ def _parse(text: str, config) -> list:
 @lru_cache(maxsize=4096)
 def parse_answer(answer: str) -> tuple:
     """An extracted answer string as math-verify objects (empty when unreadable or hostile)."""
-    answer = _unpad(answer.strip())
+    answer = _numbers.normalize_answer(_unpad(answer.strip()))  # 1\,000, 0x10, 2e3 (see _numbers)
     if not answer or _too_hostile(answer):
         return ()
     boxed, _ = _configs()
@@ -179,7 +180,7 @@ def gold_answer(answer: Any = None, solution: Any = None) -> str | None:
     if answer is not None and str(answer).strip():
         return str(answer).strip()
     if isinstance(solution, str) and solution.strip():
-        boxed = final_boxed(solution)
+        boxed = _boxes.final_boxed(solution, MAX_ANSWER_CHARS, _boxes.GOLD_GAP)[0]
         if boxed and boxed.strip():
             return boxed.strip()
     return None
@@ -217,7 +218,7 @@ def verify_answers(gold: tuple, pred: tuple) -> bool:
 
 def _fallback(window: str) -> tuple[str | None, tuple]:
     """math-verify's own extraction (its default priorities) over a free-text window."""
-    window = safe_tail(window)
+    window = safe_tail(_numbers.normalize_text(window))  # before the guards: 1e999999 is a huge power
     if not window.strip():
         return None, ()
     _, default = _configs()
