@@ -105,13 +105,18 @@ def run_plain(args) -> dict:
     return result
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+def job_args(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """The job's shape, shared with perf/vllm_served.py."""
     parser.add_argument("--problems", type=int, default=32)
     parser.add_argument("-n", type=int, default=4)
     parser.add_argument("--max-tokens", type=int, default=256)
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--compiled", action="store_true", help="torch.compile (default: enforce_eager)")
+    return parser
+
+
+def main() -> None:
+    parser = job_args(argparse.ArgumentParser(description=__doc__.split("\n")[0]))
     parser.add_argument("--transformers", action="store_true", help="also r1h eval on the transformers backend")
     parser.add_argument("--plain", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()

@@ -22,7 +22,7 @@ import urllib.request
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from vllm_offline import REPO, run_r1h  # noqa: E402
+from vllm_offline import REPO, job_args, run_r1h  # noqa: E402
 
 
 def start_server(model: str, compiled: bool, log: Path) -> tuple[subprocess.Popen, str]:
@@ -47,13 +47,7 @@ def start_server(model: str, compiled: bool, log: Path) -> tuple[subprocess.Pope
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--problems", type=int, default=32)
-    parser.add_argument("-n", type=int, default=4)
-    parser.add_argument("--max-tokens", type=int, default=256)
-    parser.add_argument("--rounds", type=int, default=2)
-    parser.add_argument("--compiled", action="store_true")
-    args = parser.parse_args()
+    args = job_args(argparse.ArgumentParser(description=__doc__.split("\n")[0])).parse_args()
     from r1h.plugins.backends.models import default_gguf
     from r1h.plugins.backends.vllm_model import vllm_folder
 

