@@ -31,7 +31,6 @@ import email.utils
 import json
 import ssl
 import time
-import urllib.parse
 from dataclasses import dataclass, field
 from typing import Any
 
