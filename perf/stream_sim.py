@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import subprocess
 import sys
 import tempfile
@@ -195,9 +196,10 @@ def run_e2e(args, questions, lengths_file, backend: str) -> dict:
                 env.update(PYTHONPATH=os.pathsep.join([str(FAKES), str(REPO)]), FAKE_VLLM_SLOTS=str(args.slots),
                            FAKE_VLLM_STEP_S=str(args.step_ms / 1000), FAKE_VLLM_LENGTHS=lengths_file,
                            FAKE_VLLM_STATS=str(stats_file))
-            start = time.monotonic()
+            start, before = time.monotonic(), resource.getrusage(resource.RUSAGE_CHILDREN)
             done = subprocess.run(cmd, capture_output=True, text=True, timeout=1800, cwd=REPO, env=env)
-            wall = time.monotonic() - start
+            wall, after = time.monotonic() - start, resource.getrusage(resource.RUSAGE_CHILDREN)
+            cpu = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
             if done.returncode != 0:
                 raise SystemExit(f"r1h eval failed ({done.returncode}): {done.stderr[-2000:]}")
             stats = replicas_stats(urls, args) if backend == "openai" else json.loads(stats_file.read_text())
@@ -205,7 +207,7 @@ def run_e2e(args, questions, lengths_file, backend: str) -> dict:
         stop_servers(procs)
     ideal = stats.get("ideal") or ideal_steps(stats["lengths"], args.slots) * args.step_ms / 1000
     return {"wall": wall, "ideal": ideal, "samples": len(stats["lengths"]), "server_span": stats["span_s"],
-            "max_running": stats["max_running"]}
+            "max_running": stats["max_running"], "cpu": f"r1h eval process {cpu:.2f} s"}
 
 
 def main() -> None:
@@ -222,6 +224,7 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=256, help="openai: requests in flight per replica")
     parser.add_argument("--no-chunked", action="store_true")
     parser.add_argument("--e2e", action="store_true", help="also r1h eval end to end, in a subprocess")
+    parser.add_argument("--only-e2e", action="store_true", help="r1h eval end to end only")
     args = parser.parse_args()
 
     questions, lengths = sky_t1(args.scale)
@@ -236,13 +239,13 @@ def main() -> None:
           f"{args.concurrency} in flight")
     rows = []
     backends = ["openai", "vllm"] if args.backend == "both" else [args.backend]
-    for name in backends:
+    for name in backends if not args.only_e2e else []:
         runner = run_openai if name == "openai" else run_vllm
         rows.append((name, "default", runner(args, requests, False, lengths, lengths_file)))
         if not args.no_chunked:
             rows.append((name, "chunked (old: 32/chunk" + (", concurrency 8)" if name == "openai" else ")"),
                          runner(args, chunk_requests, True, lengths, lengths_file)))
-    if args.e2e:
+    if args.e2e or args.only_e2e:
         for name in backends:
             rows.append((name, "e2e: r1h eval", run_e2e(args, questions, lengths_file, name)))
     print(f"{'backend':8} {'mode':38} {'samples':>7} {'wall s':>8} {'ideal s':>8} {'ratio':>6} {'max running':>11}")

@@ -2,19 +2,24 @@
 replica, and every failure sorted into transient (:class:`Transient`, retried by ``openai_pool.ReplicaPool``, on
 another replica when one is up) or fatal (:class:`BackendError`, one line).
 
-Why aiohttp (a core dependency: pure-Python or prebuilt wheels, about 2 MB with yarl/multidict/frozenlist/propcache)?
-vLLM's serving benchmark (``vllm/benchmarks/lib/endpoint_request_func.py``) and lm-eval's API models
-(``lm_eval/models/api_models.py``) both use it for the same job, many requests in flight over pooled keep-alive
-connections. Its C parser (llhttp) does what a hand-written client got wrong: interim 1xx responses are skipped, 204
-has no body, gzip/deflate are decoded, duplicate ``Content-Length`` or ``Transfer-Encoding`` with ``Content-Length``
-are rejected (RFC 9112 6.3), header lines and counts are capped. ``perf/stream_sim.py`` measured it against the
-hand-written asyncio client it replaced (docs/openai-backend.md has the figures): the same end-to-end time within the
-noise, 0.4-0.6 ms of client CPU per request against 0.4-0.5 ms.
+Why aiohttp (a core dependency: prebuilt or pure-Python wheels, about 2 MB with its six small dependencies)? vLLM's
+serving benchmark (``vllm/benchmarks/lib/endpoint_request_func.py``) and lm-eval's API models
+(``lm_eval/models/api_models.py``) use it for the same job, many requests in flight over pooled keep-alive
+connections. Its C parser (llhttp) does what r1h's earlier hand-written asyncio client got wrong: interim 1xx
+responses are skipped, 204 has no body, gzip/deflate are decoded, duplicate ``Content-Length`` or
+``Transfer-Encoding`` with ``Content-Length`` are rejected (RFC 9112 6.3), header lines and counts are capped.
 
-Why not the ``openai`` package's client (``AsyncOpenAI(http_client=DefaultAioHttpClient())``): it puts httpx's
-request/response objects over aiohttp (``httpx_aiohttp``) and validates every body into pydantic models, CPU per
-request that buys r1h nothing (``parse_choices`` checks the shape it needs and names the field that is wrong); its
-retries stay on one ``base_url``, where a retry here moves to another replica; and it has no response-size cap.
+Its measured cost (docs/openai-backend.md has every figure and command): 0.12 ms of CPU per request against the
+hand-written client's 0.04 ms (``perf/http_cpu.py``, 256 in flight), plus about 0.2 s to import aiohttp once. End to
+end (``perf/stream_sim.py --only-e2e``, 2,000 R1-length samples, 256 in flight) that is the same run time within the
+shared box's noise (medians of seven runs: 15.95 s against 15.45 s, 1.03x), and about 0.5 s more CPU per run
+(3.1-3.3 s against 2.6-2.8 s), which shows on short runs: Countdown-length answers, 4.9 s against 4.6 s (1.07x).
+
+Why not the ``openai`` package's client (``AsyncOpenAI(http_client=DefaultAioHttpClient())``,
+``openai/_base_client.py``: an httpx ``AsyncClient`` over aiohttp): 0.96 ms of CPU per request (``perf/http_cpu.py``),
+8x this client, spent in httpx's request/response objects and the pydantic models every body is validated into,
+which buy r1h nothing (``parse_choices`` checks the shape it needs and names the field that is wrong); its retries
+stay on one ``base_url``, where a retry here moves to another replica; and it has no response-size cap.
 
 Caps: header lines ``MAX_LINE`` bytes, ``MAX_HEADERS`` headers (aiohttp's defaults, named here), the body
 ``max_body`` bytes after decoding (so a gzip bomb is stopped too). ``timeout`` bounds each try as a whole (connect,
@@ -27,6 +32,7 @@ header block (over the caps included), a try past ``timeout``. Fatal: a body ove
 from __future__ import annotations
 
 import asyncio
+import base64
 import email.utils
 import json
 import ssl
@@ -160,20 +166,30 @@ class HTTPClient:
                  tls: ssl.SSLContext | bool = True):
         """``timeout``: the most one try may take (each post may ask for less: what is left of a deadline)."""
         import aiohttp  # here, not at import: `r1h --help` and the other backends never load it
+        import yarl
 
         self._aiohttp = aiohttp
         self.timeout = timeout
         self.max_body = max_body
-        self._via: dict[str, dict[str, Any]] = {}
+        headers = {"Content-Type": "application/json", "Accept": "application/json",
+                   "Authorization": f"Bearer {api_key}"}
+        self._options: dict[str, dict[str, Any]] = {}  # per replica: headers, and the proxy with its credentials
         for replica in replicas:
             proxy, auth = env_proxy(replica.url)
-            self._via[replica.url] = {} if proxy is None else {
-                "proxy": proxy, "proxy_auth": aiohttp.BasicAuth(*auth) if auth else None}
+            options: dict[str, Any] = {"headers": headers, "url": yarl.URL(replica.endpoint)}  # parsed once
+            if proxy is not None:
+                options["proxy"] = proxy
+            if auth is not None:  # a plain-HTTP proxy reads it in the request; an HTTPS tunnel in its CONNECT
+                basic = {"Proxy-Authorization": "Basic " + base64.b64encode(":".join(auth).encode()).decode()}
+                if replica.url.startswith("https:"):
+                    options["proxy_headers"] = basic
+                else:
+                    options["headers"] = {**headers, **basic}
+            self._options[replica.url] = options
         window = max(r.window for r in replicas)
         connector = aiohttp.TCPConnector(limit=sum(r.window for r in replicas), limit_per_host=window, ssl=tls)
-        self.session = aiohttp.ClientSession(
-            connector=connector, headers={"Content-Type": "application/json", "Accept": "application/json",
-                                          "Authorization": f"Bearer {api_key}"},
+        self.session = aiohttp.ClientSession(  # no session-wide headers: aiohttp would copy them to the proxy
+            connector=connector,
             timeout=aiohttp.ClientTimeout(total=timeout, sock_connect=min(CONNECT_TIMEOUT_S, timeout)),
             max_line_size=MAX_LINE, max_field_size=MAX_LINE, max_headers=MAX_HEADERS)
 
@@ -188,15 +204,17 @@ class HTTPClient:
         """POST one JSON payload to the replica's chat endpoint: (status, headers, body)."""
         aiohttp, url = self._aiohttp, replica.endpoint
         seconds = self.timeout if timeout is None else timeout
-        options = self._via[replica.url]
+        options = self._options[replica.url]
         if seconds < self.timeout:  # else the session's
             options = {**options, "timeout": aiohttp.ClientTimeout(total=seconds,
                                                                    sock_connect=min(CONNECT_TIMEOUT_S, seconds))}
         try:
-            async with self.session.post(url, data=payload, **options) as resp:
+            async with self.session.post(data=payload, **options) as resp:
                 length = resp.content_length
-                if length is not None and length > self.max_body and "Content-Encoding" not in resp.headers:
-                    raise self._over(url, length)
+                if length is not None and "Content-Encoding" not in resp.headers:
+                    if length > self.max_body:
+                        raise self._over(url, length)
+                    return resp.status, resp.headers, await resp.read()  # the parser stops at the length
                 chunks, size = [], 0
                 async for chunk in resp.content.iter_any():  # decoded bytes: the cap holds for gzip too
                     size += len(chunk)
