@@ -18,7 +18,13 @@ Ratios, per backend:
   ``--backend vllm`` with the fake vllm package on its PYTHONPATH. Wall time of the whole command (interpreter
   start-up included), and the engine-side busy span.
 
-Usage: ``python perf/stream_sim.py`` (both backends, default and chunked), ``--e2e`` to add the end-to-end mode.
+openai only: ``--replicas N`` starts N simservers (one engine each; the ideal time is the slowest replica's, for the
+lengths it was sent) and ``--concurrency`` sets the requests in flight per replica (256). ``--scale 24`` gives
+Countdown-length answers (mean 65 tokens) where the default 4 gives R1-length ones (mean 392). The client's CPU per
+request (default mode) and the ``r1h eval`` process's CPU (e2e, ``getrusage``) are printed with each row.
+
+Usage: ``python perf/stream_sim.py`` (both backends, default and chunked), ``--e2e`` to add the end-to-end mode,
+``--only-e2e`` for the end-to-end mode alone.
 """
 
 from __future__ import annotations

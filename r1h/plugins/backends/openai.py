@@ -30,7 +30,8 @@ response arrives. HTTP, retries, deadlines and the body cap live in ``openai_poo
   bounds one try as a whole, connect to last byte (a non-streamed response sends nothing until the whole completion
   is done, so a per-read bound would be the same except against a server that trickles bytes); ``max_body_mb`` (16)
   caps a body (after gzip/deflate decoding).
-- Network: ``HTTP_PROXY``/``HTTPS_PROXY``/``NO_PROXY`` are honoured (aiohttp's ``trust_env``); ``ca_bundle=PATH``
+- Network: ``HTTP_PROXY``/``HTTPS_PROXY``/``NO_PROXY`` are honoured (the standard library's rules, which aiohttp's
+  ``trust_env`` follows too; a ``user:password`` in the proxy URL becomes ``Proxy-Authorization``); ``ca_bundle=PATH``
   trusts that PEM file for ``https://`` servers; ``verify=false`` skips certificate checks (a self-signed test box).
   The HTTP client, its caps and why it is aiohttp: ``openai_http.py`` and docs/openai-backend.md.
 - Images: base64 ``data:`` URLs in ``image_url`` parts, in place of ``{"type": "image"}`` placeholders (or before the

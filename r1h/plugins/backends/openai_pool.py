@@ -4,8 +4,8 @@ One asyncio loop in a background thread keeps hundreds of requests in flight wit
 aiohttp client in ``openai_http.py`` (why aiohttp is said there). Each request goes to the replica with the most free
 room in its window; a retry goes to another replica when one is up, and a replica that just failed is avoided by new
 requests while it cools down. A per-try timeout (``timeout``: the whole try, connect to last byte) and an overall
-deadline per request, retries included (``deadline``, ``asyncio.wait_for``), so a server that trickles bytes or keeps
-answering 503 cannot hold a request forever; ``Retry-After`` (seconds or an HTTP date) is honoured in the backoff.
+deadline per request, retries included (``deadline``: each try gets what is left of it, at most ``timeout``), so a
+server that trickles bytes or keeps answering 503 cannot hold a request forever; ``Retry-After`` (seconds or an HTTP date) is honoured in the backoff.
 
 Transient (retried): connection refused/reset/closed, a truncated body, a bad status line or headers, a try past
 ``timeout``, HTTP 408/409/429/5xx, a body that is not UTF-8 or not JSON. Fatal (one :class:`BackendError` line naming
