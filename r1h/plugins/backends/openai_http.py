@@ -166,8 +166,11 @@ class HTTPClient:
     def __init__(self, replicas: list[Replica], *, api_key: str, timeout: float, max_body: int,
                  tls: ssl.SSLContext | bool = True):
         """``timeout``: the most one try may take (each post may ask for less: what is left of a deadline)."""
-        import aiohttp  # here, not at import: `r1h --help` and the other backends never load it
-        import yarl
+        try:  # here, not at import: `r1h --help` and the other backends never load it
+            import aiohttp
+            import yarl
+        except ImportError as exc:  # a core dependency, so only a broken environment gets here
+            raise ConfigError(f"the openai backend needs aiohttp ({exc}): pip install 'aiohttp>=3.13.4'") from None
 
         self._aiohttp = aiohttp
         self.timeout = timeout
