@@ -12,8 +12,8 @@ responses are skipped, 204 has no body, gzip/deflate are decoded, duplicate ``Co
 Its measured cost (docs/openai-backend.md has every figure and command): 0.12 ms of CPU per request against the
 hand-written client's 0.04 ms (``perf/http_cpu.py``, 256 in flight), plus about 0.2 s to import aiohttp once. End to
 end (``perf/stream_sim.py --only-e2e``, 2,000 R1-length samples, 256 in flight) that is the same run time within the
-shared box's noise (medians of seven runs: 15.95 s against 15.45 s, 1.03x), and about 0.5 s more CPU per run
-(3.1-3.3 s against 2.6-2.8 s), which shows on short runs: Countdown-length answers, 4.9 s against 4.6 s (1.07x).
+shared box's noise (medians of nine runs: 15.74 s against 15.32 s, 1.03x), and about 0.5 s more CPU per run
+(3.1-3.4 s against 2.6-3.2 s), which shows on short runs: Countdown-length answers, 4.9 s against 4.6 s (1.07x).
 
 Why not the ``openai`` package's client (``AsyncOpenAI(http_client=DefaultAioHttpClient())``,
 ``openai/_base_client.py``: an httpx ``AsyncClient`` over aiohttp): 0.96 ms of CPU per request (``perf/http_cpu.py``),
