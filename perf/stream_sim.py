@@ -18,7 +18,13 @@ Ratios, per backend:
   ``--backend vllm`` with the fake vllm package on its PYTHONPATH. Wall time of the whole command (interpreter
   start-up included), and the engine-side busy span.
 
-Usage: ``python perf/stream_sim.py`` (both backends, default and chunked), ``--e2e`` to add the end-to-end mode.
+openai only: ``--replicas N`` starts N simservers (one engine each; the ideal time is the slowest replica's, for the
+lengths it was sent) and ``--concurrency`` sets the requests in flight per replica (256). ``--scale 24`` gives
+Countdown-length answers (mean 65 tokens) where the default 4 gives R1-length ones (mean 392). The client's CPU per
+request (default mode) and the ``r1h eval`` process's CPU (e2e, ``getrusage``) are printed with each row.
+
+Usage: ``python perf/stream_sim.py`` (both backends, default and chunked), ``--e2e`` to add the end-to-end mode,
+``--only-e2e`` for the end-to-end mode alone.
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import subprocess
 import sys
 import tempfile
@@ -78,20 +85,43 @@ def ideal_s(requests, lengths, slots, step_s, key, max_tokens) -> float:
     return ideal_steps(seq, slots) * step_s
 
 
-def start_server(args, lengths_file: str) -> tuple[subprocess.Popen, str]:
-    proc = subprocess.Popen(
-        [sys.executable, str(REPO / "perf" / "simserver.py"), "--slots", str(args.slots), "--step-ms",
-         str(args.step_ms), "--lengths", lengths_file], stdout=subprocess.PIPE, text=True)
-    line = proc.stdout.readline()
-    if "listening on" not in line:
-        proc.kill()
-        raise SystemExit(f"simserver did not start: {line!r}")
-    return proc, line.split("listening on ")[1].split()[0]
+def start_servers(args, lengths_file: str) -> tuple[list[subprocess.Popen], list[str]]:
+    """``--replicas`` simservers, each its own process (engine) on its own port."""
+    procs, urls = [], []
+    try:
+        for _ in range(args.replicas):
+            proc = subprocess.Popen(
+                [sys.executable, str(REPO / "perf" / "simserver.py"), "--slots", str(args.slots), "--step-ms",
+                 str(args.step_ms), "--lengths", lengths_file], stdout=subprocess.PIPE, text=True)
+            procs.append(proc)
+            line = proc.stdout.readline()
+            if "listening on" not in line:
+                raise SystemExit(f"simserver did not start: {line!r}")
+            urls.append(line.split("listening on ")[1].split()[0])
+    except BaseException:
+        stop_servers(procs)
+        raise
+    return procs, urls
+
+
+def stop_servers(procs: list[subprocess.Popen]) -> None:
+    for proc in procs:
+        proc.terminate()
+    for proc in procs:
+        proc.wait(timeout=10)
 
 
 def server_stats(url: str) -> dict:
     with urllib.request.urlopen(f"{url}/stats", timeout=10) as resp:  # noqa: S310 - loopback
         return json.loads(resp.read())
+
+
+def replicas_stats(urls: list[str], args) -> dict:
+    """The servers' figures together: the ideal time is the slowest replica's, for the lengths it was sent."""
+    each = [server_stats(url) for url in urls]
+    return {"lengths": [n for s in each for n in s["lengths"]], "cpu_s": sum(s["cpu_s"] for s in each),
+            "span_s": max(s["span_s"] for s in each), "max_running": max(s["max_running"] for s in each),
+            "ideal": max(ideal_steps(s["lengths"], args.slots) for s in each) * args.step_ms / 1000}
 
 
 def timed(stream) -> tuple[float, int]:
@@ -103,24 +133,22 @@ def timed(stream) -> tuple[float, int]:
 def run_openai(args, requests, chunked, lengths, lengths_file) -> dict:
     from r1h.plugins.backends.openai import OpenAIBackend
 
-    proc, url = start_server(args, lengths_file)
+    procs, urls = start_servers(args, lengths_file)
     try:
-        extra = {"concurrency": "8"} if chunked else {}
-        backend = OpenAIBackend(None, base_url=url, **extra)
+        extra = {"concurrency": "8" if chunked else str(args.concurrency)}
+        backend = OpenAIBackend(None, base_url=",".join(urls), **extra)
         config = GenerationConfig(temperature=0.6, max_tokens=args.max_tokens)
         chunk = max(1, 32 // len(requests[0].seeds))  # 32 samples per generate call, as --batch-size 32 did
         stream = stream_from_generate(backend, requests, config, chunk) if chunked else backend.stream(
             iter(requests), config)
-        cpu, server_cpu = time.process_time(), server_stats(url)["cpu_s"]
+        cpu, server_cpu = time.process_time(), replicas_stats(urls, args)["cpu_s"]
         wall, count = timed(stream)
         cpu = time.process_time() - cpu
         backend.close()
-        stats = server_stats(url)
+        stats = replicas_stats(urls, args)
     finally:
-        proc.terminate()
-        proc.wait(timeout=10)
-    ideal = ideal_steps(stats["lengths"], args.slots) * args.step_ms / 1000  # the lengths in arrival order
-    return {"wall": wall, "ideal": ideal, "samples": count, "max_running": stats["max_running"],
+        stop_servers(procs)
+    return {"wall": wall, "ideal": stats["ideal"], "samples": count, "max_running": stats["max_running"],
             "cpu": f"client {cpu / count * 1000:.2f} / server {(stats['cpu_s'] - server_cpu) / count * 1000:.2f} ms per "
                    f"request"}
 
@@ -154,7 +182,7 @@ def engine_lengths(engine):
 def run_e2e(args, questions, lengths_file, backend: str) -> dict:
     """``r1h eval`` end to end in a subprocess: against simserver (openai), or with the fake vllm package on its
     PYTHONPATH (vllm), which writes the lengths it saw and its busy span to FAKE_VLLM_STATS at exit."""
-    proc, url = start_server(args, lengths_file) if backend == "openai" else (None, None)
+    procs, urls = start_servers(args, lengths_file) if backend == "openai" else ([], [])
     try:
         with tempfile.TemporaryDirectory() as tmp:
             data = Path(tmp) / "math500.jsonl"
@@ -168,25 +196,24 @@ def run_e2e(args, questions, lengths_file, backend: str) -> dict:
             env = dict(os.environ)
             stats_file = Path(tmp) / "engine_stats.json"
             if backend == "openai":
-                cmd += ["--base-url", url]
+                cmd += ["--base-url", ",".join(urls), "--backend-arg", f"concurrency={args.concurrency}"]
             else:
                 cmd += ["--model", "sim/model"]
                 env.update(PYTHONPATH=os.pathsep.join([str(FAKES), str(REPO)]), FAKE_VLLM_SLOTS=str(args.slots),
                            FAKE_VLLM_STEP_S=str(args.step_ms / 1000), FAKE_VLLM_LENGTHS=lengths_file,
                            FAKE_VLLM_STATS=str(stats_file))
-            start = time.monotonic()
+            start, before = time.monotonic(), resource.getrusage(resource.RUSAGE_CHILDREN)
             done = subprocess.run(cmd, capture_output=True, text=True, timeout=1800, cwd=REPO, env=env)
-            wall = time.monotonic() - start
+            wall, after = time.monotonic() - start, resource.getrusage(resource.RUSAGE_CHILDREN)
+            cpu = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
             if done.returncode != 0:
                 raise SystemExit(f"r1h eval failed ({done.returncode}): {done.stderr[-2000:]}")
-            stats = server_stats(url) if backend == "openai" else json.loads(stats_file.read_text())
+            stats = replicas_stats(urls, args) if backend == "openai" else json.loads(stats_file.read_text())
     finally:
-        if proc is not None:
-            proc.terminate()
-            proc.wait(timeout=10)
-    ideal = ideal_steps(stats["lengths"], args.slots) * args.step_ms / 1000
+        stop_servers(procs)
+    ideal = stats.get("ideal") or ideal_steps(stats["lengths"], args.slots) * args.step_ms / 1000
     return {"wall": wall, "ideal": ideal, "samples": len(stats["lengths"]), "server_span": stats["span_s"],
-            "max_running": stats["max_running"]}
+            "max_running": stats["max_running"], "cpu": f"r1h eval process {cpu:.2f} s"}
 
 
 def main() -> None:
@@ -199,8 +226,11 @@ def main() -> None:
     parser.add_argument("-n", type=int, default=4)
     parser.add_argument("--chunked-samples", type=int, default=256)
     parser.add_argument("--max-tokens", type=int, default=32768)
+    parser.add_argument("--replicas", type=int, default=1, help="openai: this many simservers (--base-url a,b,..)")
+    parser.add_argument("--concurrency", type=int, default=256, help="openai: requests in flight per replica")
     parser.add_argument("--no-chunked", action="store_true")
     parser.add_argument("--e2e", action="store_true", help="also r1h eval end to end, in a subprocess")
+    parser.add_argument("--only-e2e", action="store_true", help="r1h eval end to end only")
     args = parser.parse_args()
 
     questions, lengths = sky_t1(args.scale)
@@ -211,16 +241,17 @@ def main() -> None:
     chunk_requests = make_requests(questions, max(1, args.chunked_samples // args.n), args.n)
     mean = sum(lengths) / len(lengths)
     print(f"engine: {args.slots} slots, {args.step_ms} ms/step; Sky-T1 lengths / {args.scale:g}: mean {mean:.0f}, "
-          f"max {max(lengths)} tokens; {args.problems} problems x n={args.n}")
+          f"max {max(lengths)} tokens; {args.problems} problems x n={args.n}; openai: {args.replicas} replica(s) x "
+          f"{args.concurrency} in flight")
     rows = []
     backends = ["openai", "vllm"] if args.backend == "both" else [args.backend]
-    for name in backends:
+    for name in backends if not args.only_e2e else []:
         runner = run_openai if name == "openai" else run_vllm
         rows.append((name, "default", runner(args, requests, False, lengths, lengths_file)))
         if not args.no_chunked:
             rows.append((name, "chunked (old: 32/chunk" + (", concurrency 8)" if name == "openai" else ")"),
                          runner(args, chunk_requests, True, lengths, lengths_file)))
-    if args.e2e:
+    if args.e2e or args.only_e2e:
         for name in backends:
             rows.append((name, "e2e: r1h eval", run_e2e(args, questions, lengths_file, name)))
     print(f"{'backend':8} {'mode':38} {'samples':>7} {'wall s':>8} {'ideal s':>8} {'ratio':>6} {'max running':>11}")

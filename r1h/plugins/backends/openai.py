@@ -26,8 +26,14 @@ response arrives. HTTP, retries, deadlines and the body cap live in ``openai_poo
   ``continue_final_message: true, add_generation_prompt: false``; a server that rejects them (400/422 naming the key,
   e.g. ``transformers serve``) is retried without them, with a warning. ``prefill_keys=false`` never sends them.
 - Robustness: ``max_retries`` (5) with exponential backoff from ``retry_backoff`` (1 s) honouring ``Retry-After``;
-  ``deadline`` (3600 s) bounds each request overall, retries included; ``timeout`` (per read, default the deadline:
-  a non-streamed response sends nothing until the whole completion is done); ``max_body_mb`` (16) caps a body.
+  ``deadline`` (3600 s) bounds each request overall, retries included; ``timeout`` (per try, default the deadline)
+  bounds one try as a whole, connect to last byte (a non-streamed response sends nothing until the whole completion
+  is done, so a per-read bound would be the same except against a server that trickles bytes); ``max_body_mb`` (16)
+  caps a body (after gzip/deflate decoding).
+- Network: ``HTTP_PROXY``/``HTTPS_PROXY``/``NO_PROXY`` are honoured (the standard library's rules, which aiohttp's
+  ``trust_env`` follows too; a ``user:password`` in the proxy URL becomes ``Proxy-Authorization``); ``ca_bundle=PATH``
+  trusts that PEM file for ``https://`` servers; ``verify=false`` skips certificate checks (a self-signed test box).
+  The HTTP client, its caps and why it is aiohttp: ``openai_http.py`` and docs/openai-backend.md.
 - Images: base64 ``data:`` URLs in ``image_url`` parts, in place of ``{"type": "image"}`` placeholders (or before the
   first user text when the messages have none).
 """
@@ -248,7 +254,7 @@ class OpenAIBackend(Backend):
     name = "openai"
     description = "OpenAI-compatible servers (vllm serve, sglang, transformers serve) by --base-url; replicas"
     KNOWN_ARGS = {"base_url", "api_key", "concurrency", "max_retries", "retry_backoff", "timeout", "deadline",
-                  "max_body_mb", "use_n", "prefill_keys"}
+                  "max_body_mb", "use_n", "prefill_keys", "ca_bundle", "verify"}
 
     def __init__(self, model: str | None = None, **backend_args: Any):
         super().__init__(model, **backend_args)
@@ -263,6 +269,10 @@ class OpenAIBackend(Backend):
         self.max_retries = parse_int("max_retries", backend_args.get("max_retries", 5), minimum=0)
         self.use_n = parse_bool("use_n", backend_args.get("use_n", False))
         self.prefill_keys = parse_bool("prefill_keys", backend_args.get("prefill_keys", True))
+        self.verify = parse_bool("verify", backend_args.get("verify", True))
+        self.ca_bundle = str(backend_args["ca_bundle"]) if backend_args.get("ca_bundle") else None
+        if self.ca_bundle and not os.path.isfile(self.ca_bundle):
+            raise ConfigError(f"--backend-arg ca_bundle={self.ca_bundle}: no such file")
         numbers = {}
         for key, default in (("retry_backoff", 1.0), ("deadline", 3600.0), ("max_body_mb", 16.0)):
             try:
@@ -275,6 +285,8 @@ class OpenAIBackend(Backend):
             timeout = float(backend_args.get("timeout", numbers["deadline"]))
         except ValueError:
             raise ConfigError(f"--backend-arg timeout={backend_args['timeout']}: expected a number") from None
+        if timeout <= 0:
+            raise ConfigError(f"--backend-arg timeout={backend_args['timeout']}: must be > 0")
         self.retry_backoff, self.deadline = numbers["retry_backoff"], numbers["deadline"]
         self.max_body = int(numbers["max_body_mb"] * 1024 * 1024)
         self.timeout = timeout
@@ -291,7 +303,8 @@ class OpenAIBackend(Backend):
         if self._pool is None:
             self._pool = ReplicaPool(self.base_urls, window=self.concurrency, api_key=self.api_key,
                                      max_retries=self.max_retries, backoff=self.retry_backoff,
-                                     read_timeout=self.timeout, deadline=self.deadline, max_body=self.max_body)
+                                     timeout=self.timeout, deadline=self.deadline, max_body=self.max_body,
+                                     verify=self.verify, ca_bundle=self.ca_bundle)
         return self._pool
 
     # ----- adapting the body to a server -----
@@ -364,7 +377,7 @@ class OpenAIBackend(Backend):
         pool = self._get_pool()
         self._last_sampling = sampling_fields(config)
         jobs = self._jobs(requests, config)
-        for job, completions in pool.run(jobs, lambda job: self._work(job, config), lambda job: job.request.id):
+        for job, completions in pool.run(jobs, lambda job: self._work(job, config)):
             if self.on_tokens is not None:
                 self.on_tokens(sum(c.num_tokens for c in {id(c): c for c in completions}.values()))
             for index, completion in zip(job.indices, completions, strict=True):

@@ -1,38 +1,53 @@
-"""A small asyncio HTTP/1.1 client for the openai backend: keep-alive connections per replica, ``Content-Length``,
-chunked or read-to-close bodies, TLS through ``ssl``, a body cap, and errors sorted into transient and fatal.
+"""HTTP for the openai backend: one aiohttp ``ClientSession`` with a keep-alive pool of ``concurrency`` connections per
+replica, and every failure sorted into transient (:class:`Transient`, retried by ``openai_pool.ReplicaPool``, on
+another replica when one is up) or fatal (:class:`BackendError`, one line).
 
-Why not a library:
+Why aiohttp (a core dependency: prebuilt or pure-Python wheels, about 2 MB with its six small dependencies)? vLLM's
+serving benchmark (``vllm/benchmarks/lib/endpoint_request_func.py``) and lm-eval's API models
+(``lm_eval/models/api_models.py``) use it for the same job, many requests in flight over pooled keep-alive
+connections. Its C parser (llhttp) does what r1h's earlier hand-written asyncio client got wrong: interim 1xx
+responses are skipped, 204 has no body, gzip/deflate are decoded, duplicate ``Content-Length`` or
+``Transfer-Encoding`` with ``Content-Length`` are rejected (RFC 9112 6.3), header lines and counts are capped.
 
-- ``httpx`` (what ``openai`` uses; installed here as ``httpx2``) spends 4-9 ms of CPU per request in its connection
-  pool at 64-256 requests in flight (measured with perf/stream_sim.py's simulator: its pool scan is linear in the
-  open connections), so the client, not the engine, set the pace: 9x the engine's ideal time on the simulator,
-  where this client is within a few percent (0.5 ms per request). Eight replicas finishing short Countdown answers
-  need hundreds of requests a second;
-- the ``openai`` client adds that cost, has no response-size cap, validates bodies into models that either accept a
-  string ``message`` and a numeric ``content`` or fail with a long traceback, and cannot move a retry to another
-  replica.
+Its measured cost (docs/openai-backend.md has every figure and command): 0.12 ms of CPU per request against the
+hand-written client's 0.04 ms (``perf/http_cpu.py``, 256 in flight), plus about 0.2 s to import aiohttp once. End to
+end (``perf/stream_sim.py --only-e2e``, 2,000 R1-length samples, 256 in flight) that is the same run time within the
+shared box's noise (medians of nine runs: 15.74 s against 15.32 s, 1.03x), and about 0.5 s more CPU per run
+(3.1-3.4 s against 2.6-3.2 s), which shows on short runs: Countdown-length answers, 4.9 s against 4.6 s (1.07x).
 
-No proxy support (``HTTP_PROXY`` is ignored) and no HTTP/2: point ``--base-url`` at the servers.
-Transient (:class:`Transient`, retried by the pool): connection refused/reset/closed, a truncated body
-(``IncompleteRead``), a bad status line or headers. Fatal (:class:`BackendError`): a body over the cap.
+Why not the ``openai`` package's client (``AsyncOpenAI(http_client=DefaultAioHttpClient())``,
+``openai/_base_client.py``: an httpx ``AsyncClient`` over aiohttp): 0.96 ms of CPU per request (``perf/http_cpu.py``),
+8x this client, spent in httpx's request/response objects and the pydantic models every body is validated into,
+which buy r1h nothing (``parse_choices`` checks the shape it needs and names the field that is wrong); its retries
+stay on one ``base_url``, where a retry here moves to another replica; and it has no response-size cap.
+
+Caps: header lines ``MAX_LINE`` bytes, ``MAX_HEADERS`` headers (aiohttp's defaults, named here), the body
+``max_body`` bytes after decoding (so a gzip bomb is stopped too). ``timeout`` bounds each try as a whole (connect,
+send, the complete answer), so a server that trickles bytes (slowloris) cannot hold a try longer.
+
+Transient: connection refused/reset/closed, an empty reply, a truncated or malformed body, a bad status line or
+header block (over the caps included), a try past ``timeout``. Fatal: a body over the cap, a bad ``ca_bundle``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import email.utils
 import json
 import ssl
 import time
 import urllib.parse
 from dataclasses import dataclass, field
-from functools import lru_cache
 from typing import Any
 
-from r1h.harness.errors import R1HError
+from r1h.harness.errors import ConfigError, R1HError
 
 RETRY_STATUS = {408, 409, 429}
 MAX_RETRY_AFTER_S = 120.0
+MAX_LINE = 8190  # bytes in the status line or one header line
+MAX_HEADERS = 128  # header fields in one response
+CONNECT_TIMEOUT_S = 30.0
 
 
 class BackendError(R1HError):
@@ -55,6 +70,10 @@ class Transient(Exception):
         self.retry_after = retry_after
 
 
+class TryTimeout(Transient):
+    """One try ran past its time (``timeout``, or what was left of the deadline)."""
+
+
 def retry_after_seconds(value: str | None, now: float | None = None) -> float | None:
     """``Retry-After`` as seconds: a number, or an HTTP date (RFC 9110 10.2.3)."""
     if not value:
@@ -71,6 +90,10 @@ def retry_after_seconds(value: str | None, now: float | None = None) -> float | 
     return max(0.0, when.timestamp() - (time.time() if now is None else now))
 
 
+def one_line(text: Any, limit: int = 200) -> str:
+    return " ".join(str(text).split())[:limit] or "no detail"
+
+
 def error_detail(data: bytes) -> str:
     text = data.decode("utf-8", "replace")
     try:
@@ -82,10 +105,7 @@ def error_detail(data: bytes) -> str:
         if isinstance(detail, dict):
             detail = detail.get("message") or json.dumps(detail)
         text = str(detail)
-    return " ".join(text.split())[:500]
-
-
-MAX_HEADER_BYTES = 64 * 1024
+    return one_line(text, 500)
 
 
 @dataclass
@@ -95,134 +115,130 @@ class Replica:
     in_flight: int = 0
     down_until: float = 0.0
     flags: dict[str, Any] = field(default_factory=dict)  # per-server body adaptations (max-tokens field, ...)
-    idle: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = field(default_factory=list)
 
-    def __post_init__(self):
-        parts = urllib.parse.urlsplit(self.url)
-        self.tls = parts.scheme == "https"
-        self.host = parts.hostname or "127.0.0.1"
-        self.port = parts.port or (443 if self.tls else 80)
-        self.path = f"{parts.path.rstrip('/')}/chat/completions"
-        self.host_header = parts.netloc
+    @property
+    def endpoint(self) -> str:
+        return f"{self.url}/chat/completions"
 
     def up(self, now: float) -> bool:
         return now >= self.down_until
 
 
-class _Stale(Exception):
-    """A reused keep-alive connection the server had closed: resend on a fresh one (not a failed try)."""
-
-
-async def _read_body(reader: asyncio.StreamReader, headers: dict[str, str], cap: int, url: str) -> tuple[bytes, bool]:
-    """The body, and whether the connection can be reused."""
-    def over(size: int) -> BackendError:
-        return BackendError(f"{url}: response body over the cap of {cap} bytes (--backend-arg max_body_mb)"
-                            if size < 0 else
-                            f"{url}: response body of {size} bytes is over the cap of {cap} bytes "
-                            f"(--backend-arg max_body_mb)")
-
+def ssl_setting(verify: bool, ca_bundle: str | None) -> ssl.SSLContext | bool:
+    """aiohttp's ``ssl=``: False skips verification; a context trusts ``ca_bundle``; True is the system store."""
+    if not verify:
+        return False
+    if not ca_bundle:
+        return True
     try:
-        if "chunked" in headers.get("transfer-encoding", "").lower():
-            chunks, size = [], 0
-            while True:
-                line = await reader.readline()
-                try:
-                    n = int(line.split(b";")[0].strip(), 16)
-                except ValueError:
-                    raise Transient(f"bad chunk header {line[:40]!r}") from None
-                if n == 0:
-                    while (await reader.readline()) not in (b"\r\n", b"\n", b""):
-                        pass
-                    return b"".join(chunks), True
-                size += n
-                if size > cap:
-                    raise over(-1)
-                chunks.append(await reader.readexactly(n))
-                await reader.readexactly(2)
-        length = headers.get("content-length")
-        if length is not None:
-            if not length.strip().isdigit():
-                raise Transient(f"bad Content-Length {length[:40]!r}")
-            n = int(length)
-            if n > cap:
-                raise over(n)
-            return await reader.readexactly(n), True
-        chunks, size = [], 0  # no length: read to the end of the connection
-        while chunk := await reader.read(65536):
-            size += len(chunk)
-            if size > cap:
-                raise over(-1)
-            chunks.append(chunk)
-        return b"".join(chunks), False
-    except asyncio.IncompleteReadError as exc:
-        raise Transient(f"IncompleteRead: the connection closed after {len(exc.partial)} of "
-                        f"{exc.expected} body bytes") from None
+        return ssl.create_default_context(cafile=ca_bundle)
+    except (OSError, ssl.SSLError) as exc:
+        raise ConfigError(f"--backend-arg ca_bundle={ca_bundle}: cannot load it "
+                          f"({one_line(getattr(exc, 'strerror', None) or exc)})") from None
 
 
+def env_proxy(url: str) -> tuple[str | None, tuple[str, str] | None]:
+    """The proxy ``HTTP_PROXY``/``HTTPS_PROXY`` name for ``url`` unless ``NO_PROXY`` exempts its host (the standard
+    library's rules, which aiohttp's ``trust_env`` uses too), without its credentials, and those credentials."""
+    from urllib.request import getproxies, proxy_bypass
 
-@lru_cache(maxsize=1)
-def _ssl_context() -> ssl.SSLContext:
-    return ssl.create_default_context()
-
-
-async def connect(replica: Replica, timeout: float) -> tuple[asyncio.StreamReader, asyncio.StreamWriter, bool]:
-    """An idle keep-alive connection of the replica (reused: True), else a new one."""
-    if replica.idle:
-        reader, writer = replica.idle.pop()
-        if not reader.at_eof() and not writer.is_closing():
-            return reader, writer, True
-        writer.close()
-    context = _ssl_context() if replica.tls else None
-    reader, writer = await asyncio.wait_for(
-        asyncio.open_connection(replica.host, replica.port, ssl=context, limit=MAX_HEADER_BYTES),
-        min(30.0, timeout))
-    return reader, writer, False
+    parts = urllib.parse.urlsplit(url)
+    if parts.hostname and proxy_bypass(parts.hostname):
+        return None, None
+    proxy = getproxies().get(parts.scheme)
+    if not proxy:
+        return None, None
+    found = urllib.parse.urlsplit(proxy if "://" in proxy else f"http://{proxy}")
+    if found.username is None:
+        return found.geturl(), None
+    bare = found._replace(netloc=found.netloc.rpartition("@")[2]).geturl()
+    return bare, (urllib.parse.unquote(found.username), urllib.parse.unquote(found.password or ""))
 
 
-async def exchange(replica: Replica, payload: bytes, *, api_key: str, max_body: int,
-                   timeout: float) -> tuple[int, dict[str, str], bytes]:
-    """POST one JSON payload to the replica's chat endpoint: (status, headers, body)."""
-    url = f"{replica.url}/chat/completions"
-    try:
-        reader, writer, reused = await connect(replica, timeout)
-    except OSError as exc:  # refused, unreachable, TLS handshake
-        raise Transient(f"{type(exc).__name__}: {' '.join(str(exc).split())[:200] or 'no detail'}") from None
-    keep = False
-    try:
-        head = (f"POST {replica.path} HTTP/1.1\r\nHost: {replica.host_header}\r\nContent-Type: application/json"
-                f"\r\nAccept: application/json\r\nAuthorization: Bearer {api_key}\r\n"
-                f"Content-Length: {len(payload)}\r\n\r\n")
-        writer.write(head.encode("latin-1") + payload)
-        await writer.drain()
-        line = await reader.readline()
-        if not line:
-            if reused:
-                raise _Stale()
-            raise Transient("ConnectionClosed: the server closed the connection without answering")
-        parts = line.split(None, 2)
-        if len(parts) < 2 or not parts[0].startswith(b"HTTP/1.") or not parts[1].isdigit():
-            raise Transient(f"BadStatusLine: {line[:60]!r}")
-        status = int(parts[1])
-        headers: dict[str, str] = {}
-        while True:
-            raw = await reader.readline()
-            if raw in (b"\r\n", b"\n"):
-                break
-            if not raw:
-                raise Transient("IncompleteRead: the connection closed inside the response headers")
-            key, _, value = raw.decode("latin-1").partition(":")
-            headers[key.strip().lower()] = value.strip()
-        data, reusable = await _read_body(reader, headers, max_body, url)
-        keep = reusable and headers.get("connection", "").lower() != "close"
-        return status, headers, data
-    except (ConnectionError, OSError) as exc:
-        if reused and isinstance(exc, (ConnectionResetError, BrokenPipeError)):
-            raise _Stale() from None
-        raise Transient(f"{type(exc).__name__}: {' '.join(str(exc).split())[:200] or 'no detail'}") from None
-    except ValueError as exc:  # a header line over the limit
-        raise Transient(f"bad response headers ({exc})") from None
-    finally:
-        if keep:
-            replica.idle.append((reader, writer))
-        else:
-            writer.close()
+class HTTPClient:
+    """POSTs JSON to replicas over one aiohttp session; made and closed inside the pool's event loop.
+
+    Proxies are looked up once per replica here, not by aiohttp's ``trust_env``: that reads ~/.netrc and the
+    environment in a worker thread on every request (two executor round trips: 0.49 against 0.27 ms of CPU per
+    request under cProfile, 3,000 requests), and a ~/.netrc entry for the server would clash with the
+    ``Authorization`` header (aiohttp raises ``ValueError``)."""
+
+    def __init__(self, replicas: list[Replica], *, api_key: str, timeout: float, max_body: int,
+                 tls: ssl.SSLContext | bool = True):
+        """``timeout``: the most one try may take (each post may ask for less: what is left of a deadline)."""
+        try:  # here, not at import: `r1h --help` and the other backends never load it
+            import aiohttp
+            import yarl
+        except ImportError as exc:  # a core dependency, so only a broken environment gets here
+            raise ConfigError(f"the openai backend needs aiohttp ({exc}): pip install 'aiohttp>=3.13.4'") from None
+
+        self._aiohttp = aiohttp
+        self.timeout = timeout
+        self.max_body = max_body
+        headers = {"Content-Type": "application/json", "Accept": "application/json",
+                   "Authorization": f"Bearer {api_key}"}
+        self._options: dict[str, dict[str, Any]] = {}  # per replica: headers, and the proxy with its credentials
+        for replica in replicas:
+            proxy, auth = env_proxy(replica.url)
+            options: dict[str, Any] = {"headers": headers, "url": yarl.URL(replica.endpoint)}  # parsed once
+            if proxy is not None:
+                options["proxy"] = proxy
+            if auth is not None:  # a plain-HTTP proxy reads it in the request; an HTTPS tunnel in its CONNECT
+                basic = {"Proxy-Authorization": "Basic " + base64.b64encode(":".join(auth).encode()).decode()}
+                if replica.url.startswith("https:"):
+                    options["proxy_headers"] = basic
+                else:
+                    options["headers"] = {**headers, **basic}
+            self._options[replica.url] = options
+        window = max(r.window for r in replicas)
+        connector = aiohttp.TCPConnector(limit=sum(r.window for r in replicas), limit_per_host=window, ssl=tls)
+        self.session = aiohttp.ClientSession(  # no session-wide headers: aiohttp would copy them to the proxy
+            connector=connector,
+            timeout=aiohttp.ClientTimeout(total=timeout, sock_connect=min(CONNECT_TIMEOUT_S, timeout)),
+            max_line_size=MAX_LINE, max_field_size=MAX_LINE, max_headers=MAX_HEADERS)
+
+    async def close(self) -> None:
+        await self.session.close()
+
+    def _over(self, url: str, size: int | None) -> BackendError:
+        what = "response body" if size is None else f"response body of {size} bytes is"
+        return BackendError(f"{url}: {what} over the cap of {self.max_body} bytes (--backend-arg max_body_mb)")
+
+    async def post(self, replica: Replica, payload: bytes, timeout: float | None = None) -> tuple[int, Any, bytes]:
+        """POST one JSON payload to the replica's chat endpoint: (status, headers, body)."""
+        aiohttp, url = self._aiohttp, replica.endpoint
+        seconds = self.timeout if timeout is None else timeout
+        options = self._options[replica.url]
+        if seconds < self.timeout:  # else the session's
+            options = {**options, "timeout": aiohttp.ClientTimeout(total=seconds,
+                                                                   sock_connect=min(CONNECT_TIMEOUT_S, seconds))}
+        try:
+            async with self.session.post(data=payload, **options) as resp:
+                length = resp.content_length
+                if length is not None and "Content-Encoding" not in resp.headers:
+                    if length > self.max_body:
+                        raise self._over(url, length)
+                    return resp.status, resp.headers, await resp.read()  # the parser stops at the length
+                chunks, size = [], 0
+                async for chunk in resp.content.iter_any():  # decoded bytes: the cap holds for gzip too
+                    size += len(chunk)
+                    if size > self.max_body:
+                        raise self._over(url, None)
+                    chunks.append(chunk)
+                return resp.status, resp.headers, b"".join(chunks)
+        except asyncio.TimeoutError:
+            raise TryTimeout(f"Timeout: no complete answer within {seconds:g} s (--backend-arg timeout)") from None
+        except aiohttp.ClientResponseError as exc:  # raised only by the parser: a real 4xx/5xx is returned above
+            raise Transient(f"bad response: {one_line(exc.message)}") from None
+        except aiohttp.ClientPayloadError as exc:  # its cause: the parser's typed error
+            inner = exc.__cause__ or exc
+            kind = "IncompleteRead" if type(inner).__name__ in ("ContentLengthError", "TransferEncodingError") \
+                else "bad body"
+            raise Transient(f"{kind}: {one_line(getattr(inner, 'message', None) or inner)}") from None
+        except aiohttp.ServerDisconnectedError:
+            raise Transient("ConnectionClosed: the server closed the connection without a complete answer") from None
+        except aiohttp.ClientConnectorError as exc:  # refused, unreachable, DNS, TLS handshake
+            error = exc.os_error
+            raise Transient(f"{type(error).__name__}: {one_line(error)}") from None
+        except (aiohttp.ClientError, OSError) as exc:
+            raise Transient(f"{type(exc).__name__}: {one_line(exc)}") from None

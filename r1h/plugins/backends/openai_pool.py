@@ -1,20 +1,26 @@
 """The request side of the openai backend: replicas, in-flight windows, retries and deadlines.
 
 One asyncio loop in a background thread keeps hundreds of requests in flight without hundreds of threads, over the
-small HTTP/1.1 client in ``openai_http.py`` (why it is hand-written is said there). Each request goes to the replica
-with the most free room in its window; a retry goes to another replica when one is up, and a replica that just failed
-is avoided by new requests while it cools down. A per-try timeout (``timeout``) and an overall deadline per request,
-retries included (``deadline``, ``asyncio.wait_for``), so a server that trickles bytes or keeps answering 503 cannot
-hold a request forever; ``Retry-After`` (seconds or an HTTP date) is honoured in the backoff.
+aiohttp client in ``openai_http.py`` (why aiohttp is said there). Each request goes to the replica with the most free
+room in its window; a retry goes to another replica when one is up, and a replica that just failed is avoided by new
+requests while it cools down. A per-try timeout (``timeout``: the whole try, connect to last byte) and an overall
+deadline per request, retries included (``deadline``: each try gets what is left of it, at most ``timeout``), so a
+server that trickles bytes or keeps answering 503 cannot hold a request forever; ``Retry-After`` (seconds or an HTTP date) is honoured in the backoff.
 
-Transient (retried): connection refused/reset/closed, a truncated body (``IncompleteRead``), a bad status line, a
-try past ``timeout``, HTTP 408/409/429/5xx, a body that is not UTF-8 or not JSON. Fatal (one :class:`BackendError`
-line naming the server and the problem): other 4xx, an oversize body, a JSON body of the wrong shape, the deadline.
+Transient (retried): connection refused/reset/closed, a truncated body, a bad status line or headers, a try past
+``timeout``, HTTP 408/409/429/5xx, a body that is not UTF-8 or not JSON. Fatal (one :class:`BackendError` line naming
+the server and the problem): other 4xx, an oversize body, a JSON body of the wrong shape, the deadline.
+
+Nothing outlives an error: when the stream stops (the first fatal error, an interrupt, the consumer leaving), every
+request still in flight is cancelled and awaited in the loop before the error is raised, and :meth:`close` ends every
+task and the HTTP session before it stops the loop. So the one error line is all stderr gets.
 """
 
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
+import contextvars
 import json
 import queue
 import threading
@@ -27,33 +33,37 @@ from .openai_http import (
     RETRY_STATUS,
     BackendError,
     ClientError,
+    HTTPClient,
     Replica,
     Transient,
-    _Stale,
+    TryTimeout,
     error_detail,
-    exchange,
     retry_after_seconds,
+    ssl_setting,
 )
 
 __all__ = ["BackendError", "ClientError", "Replica", "ReplicaPool"]
+_DEADLINE: contextvars.ContextVar[float | None] = contextvars.ContextVar("r1h_openai_deadline", default=None)
 
 
 class ReplicaPool:
     """Requests to several OpenAI-compatible replicas, each with its own in-flight window."""
 
     def __init__(self, urls: list[str], *, window: int, api_key: str, max_retries: int, backoff: float,
-                 read_timeout: float, deadline: float, max_body: int):
+                 timeout: float, deadline: float, max_body: int, verify: bool = True, ca_bundle: str | None = None):
         self.replicas = [Replica(url, window) for url in urls]
         self.api_key = api_key
         self.max_retries = max_retries
         self.backoff = backoff
-        self.read_timeout = read_timeout
+        self.timeout = timeout
         self.deadline = deadline
         self.max_body = max_body
+        self.tls = ssl_setting(verify, ca_bundle)  # a bad ca_bundle fails here, before any request
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
-        self._client: Any = None
+        self._client: HTTPClient | None = None
         self._room: asyncio.Condition | None = None
+        self._tasks: set[asyncio.Task] = set()
 
     @property
     def capacity(self) -> int:
@@ -80,30 +90,42 @@ class ReplicaPool:
 
     async def _setup(self) -> None:
         self._room = asyncio.Condition()
-        self._ssl = None
+        self._client = HTTPClient(self.replicas, api_key=self.api_key, timeout=self.timeout, max_body=self.max_body,
+                                  tls=self.tls)
+
+    async def _cancel_all(self) -> None:
+        """Cancel every request task and wait until each has finished (its connection released)."""
+        tasks = [t for t in self._tasks if not t.done()]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def _shut(self) -> None:
+        await self._cancel_all()
+        current = asyncio.current_task()
+        rest = [t for t in asyncio.all_tasks() if t is not current]  # anything else the libraries started
+        for task in rest:
+            task.cancel()
+        await asyncio.gather(*rest, return_exceptions=True)
+        if self._client is not None:
+            await self._client.close()
+            self._client = None
+        await asyncio.sleep(0)  # let the transports run their connection_lost callbacks
 
     def close(self) -> None:
         loop, self._loop = self._loop, None
         if loop is None:
             return
-
-        async def shut():
-            writers = [w for replica in self.replicas for _, w in replica.idle]
-            for replica in self.replicas:
-                replica.idle.clear()
-            for writer in writers:
-                writer.close()
-            if writers:
-                await asyncio.wait([asyncio.ensure_future(w.wait_closed()) for w in writers], timeout=2)
-
         try:
-            asyncio.run_coroutine_threadsafe(shut(), loop).result(timeout=10)
-        except Exception:  # noqa: BLE001,S110 - closing anyway
+            asyncio.run_coroutine_threadsafe(self._shut(), loop).result(timeout=30)
+        except (concurrent.futures.TimeoutError, RuntimeError):  # closing anyway
             pass
         loop.call_soon_threadsafe(loop.stop)
         if self._thread is not None:
             self._thread.join(timeout=10)
-        loop.close()
+        if not loop.is_running():
+            loop.run_until_complete(loop.shutdown_asyncgens())
+            loop.close()
 
     # ----- one request -----
 
@@ -131,22 +153,10 @@ class ReplicaPool:
             replica.in_flight -= 1
             self._room.notify_all()
 
-    async def _post_once(self, replica: Replica, body: dict[str, Any]) -> Any:
-        url = f"{replica.url}/chat/completions"
-        payload = json.dumps(body).encode("utf-8")
-        for _ in range(3):
-            try:
-                status, headers, data = await asyncio.wait_for(
-                    exchange(replica, payload, api_key=self.api_key, max_body=self.max_body, timeout=self.read_timeout),
-                    self.read_timeout)
-                break
-            except _Stale:
-                continue
-            except asyncio.TimeoutError:
-                raise Transient(f"Timeout: no complete answer within {self.read_timeout:g} s (--backend-arg "
-                                f"timeout)") from None
-        else:
-            raise Transient("ConnectionClosed: the server keeps closing connections")
+    async def _post_once(self, replica: Replica, body: dict[str, Any], timeout: float) -> Any:
+        assert self._client is not None
+        url = replica.endpoint
+        status, headers, data = await self._client.post(replica, json.dumps(body).encode("utf-8"), timeout)
         retry_after = retry_after_seconds(headers.get("retry-after"))
         if status in RETRY_STATUS or status >= 500:
             raise Transient(f"HTTP {status}: {error_detail(data)}", retry_after)
@@ -166,17 +176,29 @@ class ReplicaPool:
                        problem: str = "?") -> tuple[Replica, Any]:
         last, avoid = "", None
         tries = 0
+        loop = asyncio.get_running_loop()
+        end = _DEADLINE.get() or loop.time() + self.deadline
+
+        def expired() -> BackendError:
+            return BackendError(f"no answer for problem {problem} within the {self.deadline:g} s deadline "
+                                f"(--backend-arg deadline); servers: {', '.join(r.url for r in self.replicas)}")
+
         while True:
             replica = await self._acquire(avoid)
             try:
+                left = end - loop.time()
+                if left <= 0:
+                    raise expired()
                 body = make_body(replica)
                 try:
-                    return replica, await self._post_once(replica, body)
+                    return replica, await self._post_once(replica, body, min(self.timeout, left))
                 except ClientError as exc:
                     if adapt(replica, exc, body):  # the body was changed for this server: send again at once
                         continue
                     raise BackendError(f"{exc.url}: HTTP {exc.code} for problem {problem}: {exc.detail}") from None
             except Transient as exc:
+                if isinstance(exc, TryTimeout) and loop.time() >= end - 0.01:  # the deadline, not the try, ran out
+                    raise expired() from None
                 last, avoid = f"{replica.url}: {exc}", replica
                 tries += 1
                 delay = min(self.backoff * 2 ** (tries - 1), 60.0)
@@ -187,27 +209,33 @@ class ReplicaPool:
                     raise BackendError(f"no answer for problem {problem} after {tries} tries (last: {last})") from None
             finally:
                 await self._release(replica)
-            await asyncio.sleep(delay)
+            await asyncio.sleep(max(0.0, min(delay, end - loop.time())))
 
-    async def _bounded(self, job: Any, work: Callable[[Any], Any], label: Callable[[Any], str]) -> Any:
+    async def _bounded(self, job: Any, work: Callable[[Any], Any]) -> Any:
+        """One job in its own task: registered for :meth:`_cancel_all`; its requests share one deadline. The deadline
+        is arithmetic (each try gets ``min(timeout, time left)``), not a cancellation: a cancelled aiohttp try can
+        turn into its own timeout error and the retry loop would go on."""
+        task = asyncio.current_task()
+        assert task is not None
+        self._tasks.add(task)
+        _DEADLINE.set(asyncio.get_running_loop().time() + self.deadline)
         try:
-            return await asyncio.wait_for(work(job), self.deadline)
-        except asyncio.TimeoutError:
-            raise BackendError(f"no answer for problem {label(job)} within the {self.deadline:g} s deadline "
-                               f"(--backend-arg deadline); servers: {', '.join(r.url for r in self.replicas)}") from None
+            return await work(job)
+        finally:
+            self._tasks.discard(task)
 
     # ----- the stream -----
 
-    def run(self, jobs: Iterator[Any], work: Callable[[Any], Any],
-            label: Callable[[Any], str] = str) -> Iterator[tuple[Any, Any]]:
+    def run(self, jobs: Iterator[Any], work: Callable[[Any], Any]) -> Iterator[tuple[Any, Any]]:
         """Run ``await work(job)`` for every job, up to the pool's capacity at once; yield ``(job, result)`` as each
-        finishes. The first error stops the stream (in-flight requests are cancelled) and is raised from it."""
+        finishes. The first error stops the stream: the requests in flight are cancelled and awaited, then it is
+        raised from here."""
         loop = self._start()
         done: queue.Queue = queue.Queue()
         futures: set[Any] = set()
 
         def submit(job: Any) -> None:
-            future = asyncio.run_coroutine_threadsafe(self._bounded(job, work, label), loop)
+            future = asyncio.run_coroutine_threadsafe(self._bounded(job, work), loop)
             futures.add(future)
             future.add_done_callback(lambda f, j=job: done.put((j, f)))
 
@@ -231,5 +259,8 @@ class ReplicaPool:
                     raise exc
                 yield job, future.result()
         finally:
-            for future in futures:
-                future.cancel()
+            if futures:  # an error, an interrupt or a consumer that stopped early: end them all before going on
+                try:
+                    asyncio.run_coroutine_threadsafe(self._cancel_all(), loop).result(timeout=30)
+                except (concurrent.futures.TimeoutError, RuntimeError):
+                    pass
