@@ -29,6 +29,7 @@ from datetime import datetime
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+MARK = "r1h-perf-result "  # vLLM logs to stdout too
 
 
 def build(problems: int, n: int, seed: int = 0):
@@ -64,7 +65,7 @@ def plain(args) -> None:
     gen = time.monotonic() - t0
     texts = {f"{pid}|{i}": o.outputs[0].text for (pid, i, _, _), o in zip(rows, outs, strict=True)}
     tokens = sum(len(o.outputs[0].token_ids) for o in outs)
-    print(json.dumps({"gen_s": gen, "tokens": tokens, "load_s": t0 - start, "texts": texts}))
+    print(MARK + json.dumps({"gen_s": gen, "tokens": tokens, "load_s": t0 - start, "texts": texts}), flush=True)
 
 
 def _stamp(line: str) -> float:
@@ -100,7 +101,7 @@ def run_plain(args) -> dict:
     wall = time.monotonic() - start
     if done.returncode != 0:
         raise SystemExit(f"the plain script failed ({done.returncode}): {done.stderr[-2000:]}")
-    result = json.loads(done.stdout.strip().splitlines()[-1])
+    result = json.loads(next(line for line in done.stdout.splitlines() if line.startswith(MARK))[len(MARK):])
     result["wall"] = wall
     return result
 

@@ -142,3 +142,22 @@ def test_no_deprecated_call_and_logs_kept_off_stdout(backend, capfd):
     text = log.read_text(errors="replace")
     assert "init engine" in text or "KV cache" in text, text[-2000:]  # the file really is vLLM's log
     assert "deprecated" not in text.lower(), [line for line in text.splitlines() if "deprecat" in line.lower()]
+
+
+def test_bad_settings_and_models_are_one_line(tmp_path, converted_smollm2):
+    from r1h.harness.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"max_model_lenn \(not a vllm.EngineArgs field\); did you mean max_model_len"):
+        VLLMBackend(str(converted_smollm2), max_model_lenn="64")
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "config.json").write_text(json.dumps({"architectures": ["NoSuchModelForCausalLM"],
+                                                    "model_type": "no_such_model"}))
+    for backend, fix in ((VLLMBackend(str(broken), enforce_eager="true"), "vLLM's engine did not start"),
+                         (VLLMBackend(str(converted_smollm2), enforce_eager="true", gpu_memory_utilization="0.99"),
+                          "gpu_memory_utilization is the share of RAM")):
+        with pytest.raises(ConfigError) as info:
+            backend.load()
+        backend.close()
+        message = str(info.value)
+        assert "\n" not in message and fix in message, message
