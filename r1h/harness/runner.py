@@ -108,11 +108,19 @@ def run_eval(opts: EvalOptions, console: Any = None) -> dict[str, Any]:
     holder = _LazyBackend(opts, eager=not opts.merge and not opts.output)
     display = None
     out_text = str(opts.output or "")
+    store, created, started = None, False, False  # started: this run found or wrote run.json (nothing to undo)
     try:
         model_id = str(getattr(holder.backend, "model_id", None) or opts.model or "default")
         out = Path(opts.output) if opts.output else default_output(model_id)
         out_text = str(out)
         store = RunStore(out)
+        foreign = store.foreign_entries()
+        if foreign and not opts.force:
+            shown = ", ".join(foreign[:3]) + (", ..." if len(foreign) > 3 else "")
+            raise RunError(f"{out} exists and is not an r1h run (no run.json; it holds {shown}); pass --force to "
+                           "write the run into it (its report.md, results.json and passk.png are replaced) or choose "
+                           "another --output")
+        created = not out.exists()
         store.ensure_root()
         with RunLock(out, shard.label if shard else None) as lock, sigterm_as_interrupt():
             if not opts.merge:  # before run.json is written: a backend that fails to load leaves no run behind
@@ -120,9 +128,13 @@ def run_eval(opts: EvalOptions, console: Any = None) -> dict[str, Any]:
             config = run_config(opts, plans)
             stack = collect_stack()  # versions, builds, accelerators (no new imports): r1h compare reads it
             resumed = store.open(config, record={"stack": stack})
+            started = resumed
             display = Display(console, enabled=opts.progress, log_path=store.log_path)
             if lock.warning:
                 display.note(lock.warning)
+            if foreign:
+                display.note(f"--force: writing into {out}, which is not an r1h run; its report.md, results.json and "
+                             "passk.png are replaced")
             display.note(f"{'resuming' if resumed else 'writing'} {out}" + (f" ({shard.label})" if shard else ""))
             if opts.merge:
                 earlier = shard_summaries(store.root)
@@ -203,6 +215,12 @@ def run_eval(opts: EvalOptions, console: Any = None) -> dict[str, Any]:
             return results
     except KeyboardInterrupt as exc:
         exc.output = out_text  # type: ignore[attr-defined]
+        raise
+    except BaseException:
+        if store is not None and not started:  # nothing of an earlier run here: leave no half-made run folder
+            if display is not None:
+                display.close()
+            store.discard_unstarted(created)
         raise
     finally:
         if display is not None:

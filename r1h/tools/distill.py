@@ -170,11 +170,16 @@ def read_traces(path: Path) -> list[dict[str, Any]]:
 
 def filter_traces(traces: list[dict[str, Any]], rewards: list[str], *, threshold: float = 1.0,
                   max_per_question: int | None = None, keep_truncated: bool = False,
-                  column_map: dict[str, str] | None = None) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-    """The kept traces and a report: kept/dropped counts and, per reward, how many traces it failed."""
+                  column_map: dict[str, str] | None = None, source: Any = "the traces",
+                  warn: Any = None) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """The kept traces and a report: kept/dropped counts and, per reward, how many traces it failed.
+
+    A reward whose gold columns no trace holds is a one-line DataError (``--map`` feeds another column); where only
+    some traces lack them, ``warn`` gets one line: those traces fail that reward."""
     from r1h import get_reward
 
     from ..harness.grading import grade
+    from ..harness.reward import rows_lacking_gold
 
     if not rewards:
         raise ConfigError("give at least one --reward")
@@ -195,6 +200,12 @@ def filter_traces(traces: list[dict[str, Any]], rewards: list[str], *, threshold
                                     f"(they have: {', '.join(row) or 'none'})")
                 row[target] = row[src]
             rows.append({k: row[k] for k in reward.columns if k in row})
+        groups = reward.column_groups()
+        hint = f"pass --map {groups[0][0]}=COLUMN to grade against another column" if groups else ""
+        full = [dict(t.get("row") or {}) | r for t, r in zip(traces, rows, strict=True)]
+        lacking = rows_lacking_gold(reward, name, source, full, hint=hint)
+        if lacking and warn is not None:
+            warn(f"warning: {lacking} of {len(traces)} traces lack {reward.columns_text()}; they fail {name}")
         prompts = [[{"role": "user", "content": t["question"]}] for t in traces]
         results = grade(reward, [t["completion"] for t in traces], prompts=prompts, rows=rows)
         scores[name] = [r.score for r in results]

@@ -78,7 +78,8 @@ def filter_cmd(traces, rewards, threshold, max_per_question, keep_truncated, col
 
     kept, report = filter_traces(read_traces(traces), list(rewards), threshold=threshold,
                                  max_per_question=max_per_question, keep_truncated=keep_truncated,
-                                 column_map=_pairs(column_map, "--map"))
+                                 column_map=_pairs(column_map, "--map"), source=traces,
+                                 warn=lambda line: click.echo(line, err=True))
     paths = write_training_files(kept, report, output, force=force)
     click.echo(f"kept {report['kept']} of {report['traces']} traces ({report['questions_kept']} of "
                f"{report['questions']} questions); dropped {report['dropped']} (a trace may fail several checks):")

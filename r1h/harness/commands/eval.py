@@ -51,9 +51,12 @@ def parse_pairs(flag: str, values: tuple[str, ...]) -> dict[str, str]:
 @click.option("--merge", is_flag=True,
               help="Fold the shard files of --output DIR into the whole run (settings from DIR/run.json), generate "
                    "what is still missing, and write results.")
+@click.option("--force", is_flag=True,
+              help="Write into an existing --output folder that is not an r1h run (its report.md and results.json "
+                   "are replaced).")
 @click.option("--no-progress", is_flag=True, help="No live progress bar or progress lines (eval.log still gets them).")
 def eval_cmd(model, bench, backend, base_url, backend_args, data, limit, n, temperature, top_p, max_tokens, seed, greedy,
-             output, budget, generation_policy, shard, merge, no_progress):
+             output, budget, generation_policy, shard, merge, force, no_progress):
     """Evaluate MODEL on benchmarks: pass@1 (mean of n), pass@k, maj@n, bootstrap CI.
 
     Rerunning the same command with the same --output resumes the run: only missing samples are generated.
@@ -73,7 +76,7 @@ def eval_cmd(model, bench, backend, base_url, backend_args, data, limit, n, temp
         model=model, bench=bench, backend=backend, backend_args=pairs,
         data=parse_pairs("--data", data), limit=limit, n=n, temperature=temperature, top_p=top_p,
         max_tokens=max_tokens, seed=seed, greedy=greedy, output=output, budget=budget,
-        generation_policy=generation_policy, shard=shard, merge=merge, progress=not no_progress,
+        generation_policy=generation_policy, shard=shard, merge=merge, force=force, progress=not no_progress,
     )
     try:
         run_eval(opts)
