@@ -15,7 +15,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from .errors import RunError
+from .errors import R1HError, RunError
 from .metrics import aggregate
 from .naming import model_slug
 from .plan import BenchPlan, EvalOptions, missing_pairs, plan_benchmarks, plans_from_config, run_config
@@ -85,7 +85,7 @@ def run_eval(opts: EvalOptions, console: Any = None) -> dict[str, Any]:
 
     from . import report
     from .lock import RunLock
-    from .pipeline import sigterm_as_interrupt, stream_benchmark
+    from .pipeline import Terminated, sigterm_as_interrupt, stream_benchmark
     from .progress import Display
     from .shards import fold_shards, parse_shard, shard_files, shard_summaries
     from .stack import collect as collect_stack
@@ -108,7 +108,7 @@ def run_eval(opts: EvalOptions, console: Any = None) -> dict[str, Any]:
     holder = _LazyBackend(opts, eager=not opts.merge and not opts.output)
     display = None
     out_text = str(opts.output or "")
-    store, created, started = None, False, False  # started: this run found or wrote run.json (nothing to undo)
+    store, created, opened = None, False, False  # opened: run.json is there (the run is kept, eval.log says why)
     try:
         model_id = str(getattr(holder.backend, "model_id", None) or opts.model or "default")
         out = Path(opts.output) if opts.output else default_output(model_id)
@@ -128,7 +128,7 @@ def run_eval(opts: EvalOptions, console: Any = None) -> dict[str, Any]:
             config = run_config(opts, plans)
             stack = collect_stack()  # versions, builds, accelerators (no new imports): r1h compare reads it
             resumed = store.open(config, record={"stack": stack})
-            started = resumed
+            opened = True
             display = Display(console, enabled=opts.progress, log_path=store.log_path)
             if lock.warning:
                 display.note(lock.warning)
@@ -201,6 +201,7 @@ def run_eval(opts: EvalOptions, console: Any = None) -> dict[str, Any]:
                                  "config": config, "benchmarks": summary}
                 store.write_json(store.root / f"results.{shard.label}.json", shard_summary)
                 display.note(f"{shard.label} done; when every shard has finished: r1h eval --merge --output {out}")
+                display.record(f"stopped: done ({shard.label})")
                 return shard_summary
             results["engine"] = engine or {}
             store.write_results(results)
@@ -210,16 +211,21 @@ def run_eval(opts: EvalOptions, console: Any = None) -> dict[str, Any]:
                 from .store import io_error
 
                 raise io_error(store.root, exc, "cannot write the report") from exc
+            display.record(f"stopped: done; results in {store.results_json}")
             display.close()
             display.table(results)
             return results
     except KeyboardInterrupt as exc:
         exc.output = out_text  # type: ignore[attr-defined]
+        if display is not None:
+            display.record(f"stopped: {'SIGTERM' if isinstance(exc, Terminated) else 'interrupt'}; the graded samples "
+                           "are saved; rerun the same command to resume")
         raise
-    except BaseException:
-        if store is not None and not started:  # nothing of an earlier run here: leave no half-made run folder
-            if display is not None:
-                display.close()
+    except BaseException as exc:
+        if display is not None:
+            display.record(f"stopped: error: {exc}" if isinstance(exc, R1HError) else
+                           f"stopped: error: {type(exc).__name__}: {exc}")
+        if store is not None and not opened:  # stopped before run.json (a model that cannot load): no half-made run
             store.discard_unstarted(created)
         raise
     finally:

@@ -350,16 +350,14 @@ class RunStore:
         return [n for n in names if n not in ("samples", "eval.log") and not n.startswith(".lock")]
 
     def discard_unstarted(self, created: bool) -> None:
-        """Remove what a run that stored nothing left behind (run.json, an empty samples/, the locks, eval.log) and,
-        when this run ``created`` the folder, the folder itself once empty. A folder holding samples is kept."""
-        samples = self.root / "samples"
+        """Undo a run that stopped before it wrote run.json: remove the empty ``samples/``, the lock files and, when
+        this run ``created`` the folder, the folder itself once empty. A folder holding a run.json is a run: kept."""
         try:
-            if samples.is_dir() and any(samples.iterdir()):
+            if self.run_json.exists():
                 return
-            if samples.is_dir():
+            samples = self.root / "samples"
+            if samples.is_dir() and not any(samples.iterdir()):
                 samples.rmdir()
-            for name in ("run.json", "eval.log"):
-                (self.root / name).unlink(missing_ok=True)
             for lock in self.root.glob(".lock*"):
                 lock.unlink(missing_ok=True)
             if created and not any(self.root.iterdir()):

@@ -157,12 +157,24 @@ class TransformersBackend(Backend):
         config = AutoConfig.from_pretrained(self.resolved.path_or_id, trust_remote_code=self.trust_remote_code)
         return getattr(config, "vision_config", None) is not None
 
+    def _load_weights(self, r: Any, common: dict[str, Any], model_kwargs: dict[str, Any]) -> Any:
+        """The processor or tokenizer (kept on self) and the model, as transformers loads them."""
+        import transformers
+
+        from .models import load_processor
+
+        if self._is_vision():
+            self._processor = load_processor(r.tokenizer, **common)
+            self._tokenizer = self._processor.tokenizer
+            self._processor.tokenizer.padding_side = "left"
+            return transformers.AutoModelForImageTextToText.from_pretrained(r.path_or_id, **model_kwargs)
+        self._tokenizer = transformers.AutoTokenizer.from_pretrained(r.tokenizer, **common)
+        return transformers.AutoModelForCausalLM.from_pretrained(r.path_or_id, **model_kwargs)
+
     def load(self) -> None:
         """Load the model and tokenizer once (the first ``generate`` calls it)."""
         if self._model is not None:
             return
-        import transformers
-
         from .threads import apply_threads
 
         self.thread_info = apply_threads(self.threads)
@@ -172,17 +184,11 @@ class TransformersBackend(Backend):
         model_kwargs: dict[str, Any] = {"dtype": dtype, **common}
         if self.attn_implementation:
             model_kwargs["attn_implementation"] = str(self.attn_implementation)
-        from .models import load_processor
+        from .models import quiet_loading
 
         try:
-            if self._is_vision():
-                self._processor = load_processor(r.tokenizer, **common)
-                self._tokenizer = self._processor.tokenizer
-                self._processor.tokenizer.padding_side = "left"
-                model = transformers.AutoModelForImageTextToText.from_pretrained(r.path_or_id, **model_kwargs)
-            else:
-                self._tokenizer = transformers.AutoTokenizer.from_pretrained(r.tokenizer, **common)
-                model = transformers.AutoModelForCausalLM.from_pretrained(r.path_or_id, **model_kwargs)
+            with quiet_loading():
+                model = self._load_weights(r, common, model_kwargs)
         except (OSError, ValueError) as exc:
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise ConfigError(f"--model {r.name}: cannot load it with transformers: {first}") from exc
