@@ -119,23 +119,31 @@ def generate(opts: GenerateOptions, log=print, progress: bool = True, console: A
     config = {"kind": "distill", "teacher": opts.teacher, "backend": opts.backend, "backend_args": opts.backend_args,
               "questions": str(opts.questions), "question_column": qcol, "limit": opts.limit, "system": system,
               "generation": gen.to_dict()}
+    # the teacher before run.json (its model loads only when something is generated): a backend that cannot be a
+    # teacher, or a model that cannot be found, leaves no run behind
+    backend = get_backend(opts.backend, model=opts.teacher, **opts.backend_args)
+    if getattr(backend, "needs_reference", False):
+        backend.close()
+        raise ConfigError(f"--backend {opts.backend} answers benchmark problems with their reference solutions; "
+                          "distill generate needs a teacher model that writes traces (--backend transformers, vllm or "
+                          "openai)")
+    if hasattr(backend, "stream_chunk"):
+        backend.stream_chunk = opts.batch_size
     store = RunStore(opts.output)
-    resumed = store.open(config)
-    traces = store.samples(TRACES)
-    pending = [(row, [i for i in range(opts.n) if (row["_id"], i) not in traces.keys]) for row in rows]
-    pending = [(row, idx) for row, idx in pending if idx]
-    todo = sum(len(idx) for _, idx in pending)
-    log(f"{'resuming' if resumed else 'writing'} {opts.output}: {len(rows)} questions x {opts.n}, "
-        f"{len(traces.keys)} traces stored, {todo} to generate")
-    if todo:
-        backend = get_backend(opts.backend, model=opts.teacher, **opts.backend_args)
-        if hasattr(backend, "stream_chunk"):
-            backend.stream_chunk = opts.batch_size
-        by_id = {row["_id"]: row for row, _ in pending}
-        requests = (GenerationRequest(id=row["_id"], messages=messages_for(str(row[qcol]), system),
-                                      sample_indices=idx, seeds=[sample_seed(opts.seed, row["_id"], i) for i in idx])
-                    for row, idx in pending)
-        try:
+    try:
+        resumed = store.open(config)
+        traces = store.samples(TRACES)
+        pending = [(row, [i for i in range(opts.n) if (row["_id"], i) not in traces.keys]) for row in rows]
+        pending = [(row, idx) for row, idx in pending if idx]
+        todo = sum(len(idx) for _, idx in pending)
+        log(f"{'resuming' if resumed else 'writing'} {opts.output}: {len(rows)} questions x {opts.n}, "
+            f"{len(traces.keys)} traces stored, {todo} to generate")
+        if todo:
+            by_id = {row["_id"]: row for row, _ in pending}
+            requests = (GenerationRequest(id=row["_id"], messages=messages_for(str(row[qcol]), system),
+                                          sample_indices=idx,
+                                          seeds=[sample_seed(opts.seed, row["_id"], i) for i in idx])
+                        for row, idx in pending)
             with live_count("distill generate", len(rows) * opts.n, done=len(traces.keys), unit="traces",
                             console=console, enabled=progress) as count:
                 for item in backend_stream(backend, requests, gen):
@@ -145,8 +153,8 @@ def generate(opts: GenerateOptions, log=print, progress: bool = True, console: A
                                     "system": system, "completion": comp.text, "finish_reason": comp.finish_reason,
                                     "num_tokens": comp.num_tokens, "row": gold}])
                     count.count(1, tokens=comp.num_tokens or 0)
-        finally:
-            backend.close()
+    finally:
+        backend.close()
     summary = {"questions": len(rows), "n": opts.n, "traces": len(traces.keys),
                "path": str(store.samples_path(TRACES))}
     (Path(opts.output) / "distill.json").write_text(json.dumps(summary, indent=2) + "\n")
@@ -158,9 +166,13 @@ def read_traces(path: Path) -> list[dict[str, Any]]:
     from .compare import read_jsonl
 
     path = Path(path)
+    if not path.exists():
+        raise RunError(f"{path}: no such file or folder (give the folder `r1h distill generate -o` wrote, or its "
+                       f"samples/{TRACES}.jsonl)")
     file = path / "samples" / f"{TRACES}.jsonl" if path.is_dir() else path
     if not file.is_file():
-        raise RunError(f"{path}: no traces (expected {file}, written by r1h distill generate)")
+        raise RunError(f"{path}: no traces in this folder (samples/{TRACES}.jsonl, which r1h distill generate writes, "
+                       "is missing)")
     rows = read_jsonl(file)
     for number, row in enumerate(rows, 1):
         if "completion" not in row or "question" not in row:
