@@ -31,7 +31,7 @@ def distill_cmd():
 @click.option("--questions", required=True, help="Questions: a .jsonl/.json/.parquet/.csv file, dataset clone or hub id.")
 @click.option("--question-column", default=None, help="Column with the question (default: problem/question/...).")
 @click.option("--split", default="train", show_default=True, help="Split of a hub dataset or clone.")
-@click.option("--n", "n", type=click.IntRange(1), default=1, show_default=True, help="Traces per question.")
+@click.option("-n", "--n", "n", type=click.IntRange(1), default=1, show_default=True, help="Traces per question.")
 @click.option("--system-prompt", default=None, help="System prompt text for the teacher.")
 @click.option("--prompt", "prompt_name", type=click.Choice(["sky-t1"]), default=None,
               help="A named teacher prompt (sky-t1: the guide's <|begin_of_thought|> prompt).")

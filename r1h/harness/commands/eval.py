@@ -34,7 +34,8 @@ def parse_pairs(flag: str, values: tuple[str, ...]) -> dict[str, str]:
 @click.option("--data", "data", multiple=True, metavar="NAME=SOURCE",
               help="Data source of a benchmark: hub id, local dataset clone or .jsonl/.json/.parquet/.csv (repeatable).")
 @click.option("--limit", type=int, default=None, help="Only the first N problems of each benchmark.")
-@click.option("-n", "n", type=int, default=None, help="Samples per problem (default: the benchmark's R1 protocol n).")
+@click.option("-n", "--n", "n", type=int, default=None,
+              help="Samples per problem (default: the benchmark's R1 protocol n).")
 @click.option("--temperature", type=float, default=None, help="Sampling temperature (default 0.6).")
 @click.option("--top-p", "top_p", type=float, default=None, help="Nucleus sampling (default 0.95).")
 @click.option("--max-tokens", "max_tokens", type=int, default=None, help="New tokens per sample (default 32768).")
@@ -55,8 +56,9 @@ def parse_pairs(flag: str, values: tuple[str, ...]) -> dict[str, str]:
               help="Write into an existing --output folder that is not an r1h run (its report.md and results.json "
                    "are replaced).")
 @click.option("--no-progress", is_flag=True, help="No live progress bar or progress lines (eval.log still gets them).")
+@click.option("--batch-size", "batch_size", default=None, hidden=True, expose_value=True)
 def eval_cmd(model, bench, backend, base_url, backend_args, data, limit, n, temperature, top_p, max_tokens, seed, greedy,
-             output, budget, generation_policy, shard, merge, force, no_progress):
+             output, budget, generation_policy, shard, merge, force, no_progress, batch_size):
     """Evaluate MODEL on benchmarks: pass@1 (mean of n), pass@k, maj@n, bootstrap CI.
 
     Rerunning the same command with the same --output resumes the run: only missing samples are generated.
@@ -66,6 +68,8 @@ def eval_cmd(model, bench, backend, base_url, backend_args, data, limit, n, temp
     from ..plan import EvalOptions
     from ..runner import run_eval
 
+    if batch_size is not None:  # batching belongs to the backend; say where it went instead of "no such option"
+        raise FlagError(f"--batch-size is a backend setting: use --backend-arg batch_size={batch_size}")
     pairs = parse_pairs("--backend-arg", backend_args)
     if base_url:
         joined = ",".join(base_url)

@@ -28,7 +28,7 @@ def _pairs(values: tuple[str, ...], flag: str) -> dict[str, str]:
               help="Where a benchmark's gold data is (hub id, dataset clone or file); default: the run's config.")
 @click.option("--python", "pythons", multiple=True, metavar="GRADER=PYTHON",
               help="Use this interpreter for a foreign grader (e.g. a tox env) instead of building a virtualenv.")
-@click.option("--item-timeout", type=float, default=10.0, show_default=True,
+@click.option("--item-timeout", type=click.FloatRange(0, min_open=True), default=10.0, show_default=True,
               help="Seconds a foreign grader may spend on one sample; past it the sample is reported as a timeout.")
 @click.option("--output", "-o", type=click.Path(path_type=Path), help="Output folder (default RUN_DIR/regrade).")
 @click.option("--force", is_flag=True, help="Overwrite an earlier regrade in the output folder.")
