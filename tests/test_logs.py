@@ -6,10 +6,10 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import threading
 import time
 import warnings
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -20,25 +20,28 @@ from r1h.harness.errors import RunError
 from r1h.harness.hookspecs import hookimpl
 from r1h.plugins.backends.gold import GoldBackend
 
-GATE = threading.Event()
-
 
 class SlowGold(GoldBackend):
-    """The gold answers, after waiting: the first sample takes ``wait`` seconds (a long first trace)."""
+    """The gold answers, after a silence: with ``wait_for`` set, no sample comes until ``log`` holds that many
+    "0/" progress lines (at most 30 s: a long first trace, with the heartbeat as the only sign of life)."""
 
     name = "slow_gold"
-    wait = 1.2
+    log: Path | None = None
+    wait_for = 3
     fail_after = None  # raise after this many samples
     interrupt_after = None
 
     def stream(self, requests, config) -> Iterator:
-        time.sleep(self.wait)
+        deadline = time.monotonic() + 30
+        while self.wait_for and time.monotonic() < deadline:
+            text = self.log.read_text() if self.log is not None and self.log.exists() else ""
+            if text.count("countdown: 0/") >= self.wait_for:
+                break
+            time.sleep(0.05)
         for count, generated in enumerate(super().stream(requests, config)):
             if self.fail_after is not None and count == self.fail_after:
-                time.sleep(0.3)  # the grader writes what came before
                 raise RunError("slow_gold: the engine died")
             if self.interrupt_after is not None and count == self.interrupt_after:
-                time.sleep(0.3)
                 raise KeyboardInterrupt
             yield generated
 
@@ -54,11 +57,12 @@ def slow(monkeypatch):
     plugins._CURRENT = plugins.build(extra_plugins=(_Plugin(),), load_entry_points=False)
     monkeypatch.setenv("R1H_PROGRESS_INTERVAL_S", "0.2")
     yield SlowGold
-    SlowGold.wait, SlowGold.fail_after, SlowGold.interrupt_after = 1.2, None, None
+    SlowGold.log, SlowGold.wait_for, SlowGold.fail_after, SlowGold.interrupt_after = None, 3, None, None
 
 
 def _eval(tmp_path, *extra):
     out = tmp_path / "run"
+    SlowGold.log = out / "eval.log"
     res = CliRunner().invoke(main, ["eval", "--backend", "slow_gold", "--bench", "countdown", "--limit", "2", "-n",
                                     "1", "--output", str(out), *extra])
     return res, out / "eval.log"
@@ -89,7 +93,7 @@ def test_heartbeat_default_is_30_seconds(monkeypatch):
 
 
 def test_last_progress_line_printed_once(slow, tmp_path):
-    slow.wait = 0.0
+    slow.wait_for = 0
     res, log = _eval(tmp_path)
     assert res.exit_code == 0, res.output
     assert sum("2/2 samples (100%)" in line for line in log.read_text().splitlines()) == 1, log.read_text()
@@ -111,21 +115,21 @@ def test_tool_progress_last_line_once(tmp_path):
 
 
 def test_eval_log_says_done(slow, tmp_path):
-    slow.wait = 0.0
+    slow.wait_for = 0
     res, log = _eval(tmp_path, "--no-progress")
     assert res.exit_code == 0, res.output
     assert "stopped: done" in log.read_text().splitlines()[-1]
 
 
 def test_eval_log_says_error(slow, tmp_path):
-    slow.wait, slow.fail_after = 0.0, 1
+    slow.wait_for, slow.fail_after = 0, 1
     res, log = _eval(tmp_path, "--no-progress")
     assert res.exit_code == 1, res.output
     assert "stopped: error: slow_gold: the engine died" in log.read_text().splitlines()[-1]
 
 
 def test_eval_log_says_interrupt(slow, tmp_path):
-    slow.wait, slow.interrupt_after = 0.0, 1
+    slow.wait_for, slow.interrupt_after = 0, 1
     res, log = _eval(tmp_path, "--no-progress")
     assert res.exit_code == 130, res.output
     assert "stopped: interrupt" in log.read_text().splitlines()[-1]
