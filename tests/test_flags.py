@@ -23,6 +23,10 @@ from r1h.harness.cli import main
     (["check", "run", "--baseline", "b.json", "--tolerance", "-1"], "-1.0 is not in the range x>=0"),
     (["regrade", "run", "--item-timeout", "0"], "0.0 is not in the range x>0"),
     (["distill", "generate", "--questions", "q.jsonl", "-o", "out", "-n", "0"], "0 is not in the range x>=1"),
+    (["distill", "generate", "--questions", "q.jsonl", "-o", "out", "--base-url", "http://a:1", "--backend-arg",
+      "base_url=http://b:1"], "--base-url and --backend-arg base_url=... disagree"),
+    (["distill", "generate", "--questions", "q.jsonl", "-o", "out", "--backend-arg", "a=1", "--backend-arg", "a=2"],
+     "--backend-arg a: given twice"),
 ])
 def test_flag_values_are_usage_errors(args, needle, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)

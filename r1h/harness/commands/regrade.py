@@ -6,17 +6,7 @@ from pathlib import Path
 
 import click
 
-
-def _pairs(values: tuple[str, ...], flag: str) -> dict[str, str]:
-    from ..errors import FlagError
-
-    out: dict[str, str] = {}
-    for value in values:
-        key, sep, rest = value.partition("=")
-        if not sep or not key or not rest:
-            raise FlagError(f"{flag} {value!r}: expected NAME=VALUE")
-        out[key] = rest
-    return out
+from .flags import parse_pairs
 
 
 @click.command("regrade")
@@ -44,8 +34,8 @@ def regrade_cmd(run_dir, graders, benches, data, pythons, item_timeout, output, 
     out_dir = output or run.path / "regrade"
     if not force and (out_dir / "regrade.json").exists():
         raise ConfigError(f"{out_dir} already holds a regrade; use --force to overwrite it")
-    result = regrade(run, list(dict.fromkeys(graders)), benches=list(benches) or None, data=_pairs(data, "--data"),
-                     pythons=_pairs(pythons, "--python"), log=lambda msg: click.echo(msg, err=True),
+    result = regrade(run, list(dict.fromkeys(graders)), benches=list(benches) or None, data=parse_pairs("--data", data, empty_ok=False),
+                     pythons=parse_pairs("--python", pythons, empty_ok=False), log=lambda msg: click.echo(msg, err=True),
                      progress=not no_progress, item_timeout=item_timeout)
     write_outputs(result, out_dir, force=force)
     click.echo(to_markdown(result["summary"]), nl=False)

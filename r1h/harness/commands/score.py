@@ -13,18 +13,13 @@ import click
 
 from ..errors import ConfigError, DataError, FlagError
 from ..reward import rows_lacking_gold
+from .flags import parse_pairs
 
 
 def parse_params(values: tuple[str, ...]) -> dict[str, Any]:
     """``--param key=value`` flags: values are read as JSON where they parse (numbers, booleans), else as strings."""
     params: dict[str, Any] = {}
-    for value in values:
-        key, sep, raw = value.partition("=")
-        key = key.strip()
-        if not sep or not key:
-            raise FlagError(f"--param {value!r}: expected KEY=VALUE")
-        if key in params:
-            raise FlagError(f"--param {key}: given twice")
+    for key, raw in parse_pairs("--param", values).items():
         try:
             params[key] = json.loads(raw)
         except ValueError:
