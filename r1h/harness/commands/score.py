@@ -155,10 +155,12 @@ def score_cmd(file: Path, reward_name: str, output: Path | None, force: bool, bu
     except KeyboardInterrupt as exc:  # keep what was graded: those rows, in input order
         partial = list(getattr(exc, "partial", None) or [])
         graded = [(row, r) for row, r in zip(rows, partial, strict=False) if r is not None]
-        write_rows(output, [_scored(row, r) for row, r in graded])
+        if graded:
+            write_rows(output, [_scored(row, r) for row, r in graded])
         what = "SIGTERM" if isinstance(exc, Terminated) else "interrupt"
-        click.echo(f"r1h: stopped by {what} after grading {len(graded)} of {len(rows)} rows; wrote those to "
-                   f"{_name(output)} (rerun with --force to grade every row)", err=True)
+        kept = (f"wrote those to {_name(output)} (rerun with --force to grade every row)" if graded
+                else "nothing written")
+        click.echo(f"r1h: stopped by {what} after grading {len(graded)} of {len(rows)} rows; {kept}", err=True)
         sys.exit(143 if isinstance(exc, Terminated) else 130)
     finally:
         if pool is not None:
