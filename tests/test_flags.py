@@ -47,3 +47,15 @@ def test_eval_and_distill_both_take_n_and_dash_dash_n(tmp_path):
     help_text = CliRunner().invoke(main, ["distill", "generate", "--help"]).output
     assert "-n, --n" in help_text
     assert "-n, --n" in CliRunner().invoke(main, ["eval", "--help"]).output
+
+
+def test_ctrl_c_in_any_command_exits_130_without_aborted(tmp_path, monkeypatch):
+    import r1h.tools.compare as compare
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(compare, "load_run", interrupted)
+    res = CliRunner().invoke(main, ["compare", str(tmp_path / "a"), str(tmp_path / "b")])
+    assert res.exit_code == 130, res.output
+    assert "Aborted!" not in res.output and "stopped by interrupt" in res.output
