@@ -65,3 +65,22 @@ def converted_smollm2(smollm2, tmp_path_factory) -> Path:
 
     os.environ["R1H_CACHE"] = str(tmp_path_factory.mktemp("r1h-cache"))
     return vllm_folder(smollm2)
+
+
+@pytest.fixture
+def unreachable_hub(monkeypatch):
+    """Online mode with the hub endpoint on a closed 127.0.0.1 port (connections refused), probe results forgotten
+    before and after."""
+    import socket
+
+    from r1h.harness import hub
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]  # closed when the with-block ends
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.delenv("HF_DATASETS_OFFLINE", raising=False)
+    monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{port}")
+    hub.forget()
+    yield f"http://127.0.0.1:{port}"
+    hub.forget()

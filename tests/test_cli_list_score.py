@@ -136,7 +136,7 @@ def test_score_writes_every_row_back_and_reports_malformed_lines(runner, with_te
     assert out[1]["completion"] == [{"role": "assistant", "content": "7"}]  # rows come back whole
     assert f"{src}:2: bad JSON" in result.stderr
     assert f"{src}:3: expected a JSON object" in result.stderr
-    assert f"{src}:4: missing 'completion'" in result.stderr
+    assert f"{src}:4: no 'completion' column" in result.stderr
     non_blank = [line for line in src.read_text().splitlines() if line.strip()]
     assert len(non_blank) == len(out) + 3  # nothing lost: rows in = rows out + skipped
     assert "mean 0.3333" in result.stdout and "count 4" in result.stdout

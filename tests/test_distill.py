@@ -73,7 +73,7 @@ def test_filter_cli_writes_both_formats_and_never_overwrites(tmp_path):
     assert res.exit_code != 0 and "--force" in res.output
     res = CliRunner().invoke(main, ["distill", "filter", str(tmp_path / "nothing"), "--reward", "math_accuracy",
                                     "--output", str(out), "--force"])
-    assert res.exit_code != 0 and "no traces" in res.output
+    assert res.exit_code != 0 and "no such file or folder" in res.output
     res = CliRunner().invoke(main, [*args, "--force", "--map", "answer=gold"])
     assert res.exit_code != 0 and "no column 'gold'" in res.output
 

@@ -34,7 +34,7 @@ def test_usage_errors_exit_2_with_the_usage_line(args, needle, tmp_path, monkeyp
 @pytest.mark.parametrize("args, needle", [
     (["compare", "nowhere-a", "nowhere-b"], "nowhere-a: not a run directory"),
     (["eval", "--bench", "no_such_bench", "--backend", "gold"], "no_such_bench"),
-    (["distill", "filter", "nowhere", "--reward", "math_accuracy", "-o", "out"], "no traces"),
+    (["distill", "filter", "nowhere", "--reward", "math_accuracy", "-o", "out"], "no such file or folder"),
 ])
 def test_domain_errors_exit_1_in_one_line(args, needle, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)

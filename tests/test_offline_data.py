@@ -75,20 +75,15 @@ def test_offline_mode_with_an_empty_cache_lists_every_benchmark(tmp_path):
     assert not any("cannot be reached" in line for line in lines)  # nothing was probed
 
 
-def test_bad_local_data_and_missing_hub_data_are_reported_together(tmp_path, monkeypatch):
+def test_bad_local_data_and_missing_hub_data_are_reported_together(tmp_path, unreachable_hub):
     from click.testing import CliRunner
 
     from r1h.harness.cli import main
 
-    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
-    monkeypatch.delenv("HF_DATASETS_OFFLINE", raising=False)
-    monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{closed_port()}")
-    hub.forget()
     bad = tmp_path / "math.jsonl"
     bad.write_text('{"problem": "p", "answer": null}\n')
     result = CliRunner().invoke(main, ["eval", "--backend", "gold", "--bench", "math500,aime24,countdown",
                                        "--data", f"math500={bad}", "--output", str(tmp_path / "r"), "--no-progress"])
-    hub.forget()
     assert result.exit_code == 1
     lines = result.output.strip().splitlines()
     assert lines[0] == "Error: data for 2 of 3 benchmarks could not be loaded (no model was loaded):"

@@ -8,6 +8,7 @@ Exit statuses (README "Exit codes"):
   ``Error: ...``.
 - 2: a usage error: a bad flag type, range or choice (click's own checks) or a flag value r1h's validation rejects
   (:class:`FlagError`), with the usage line, as click does.
+- 130 / 143: stopped by Ctrl-C / SIGTERM (one line, never click's "Aborted!").
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import importlib
 
 import click
 
-from .errors import FlagError, R1HError
+from .errors import FlagError, R1HError, Terminated
 
 # command name -> "module:attr" of a click command; the help text is shown without importing the module.
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -62,6 +63,10 @@ class LazyGroup(click.Group):
     def invoke(self, ctx: click.Context):
         try:
             return super().invoke(ctx)
+        except KeyboardInterrupt as exc:  # click would print "Aborted!" and exit 1; eval and score say what they kept
+            terminated = isinstance(exc, Terminated)
+            click.echo(f"r1h: stopped by {'SIGTERM' if terminated else 'interrupt'}", err=True)
+            ctx.exit(143 if terminated else 130)
         except FlagError as exc:  # a usage error: exit 2 with the failing subcommand's usage line, as click does
             raise click.UsageError(str(exc), ctx=_innermost_context(exc) or ctx) from exc
         except R1HError as exc:

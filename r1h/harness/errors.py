@@ -37,3 +37,7 @@ class FlagError(ConfigError):
 
 class RunError(R1HError):
     """A run directory that cannot be resumed, compared or checked."""
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, handled like Ctrl-C (exit status 143 instead of 130); raised by ``pipeline.sigterm_as_interrupt``."""

@@ -103,7 +103,8 @@ def grade(
     progress: Progress | None = None,
 ) -> list[GradeResult]:
     """Grade ``completions`` with ``reward``: one :class:`GradeResult` per completion, in input order, never raising
-    for a bad item. Isolated rewards run in ``pool`` (default: the shared :func:`default_pool`)."""
+    for a bad item. Isolated rewards run in ``pool`` (default: the shared :func:`default_pool`). A Ctrl-C while
+    grading re-raises with ``partial``: the results so far in input order, None where not graded yet."""
     if getattr(reward, "isolate", False) and not _in_worker():
         return (pool or default_pool()).grade(reward, completions, prompts, rows, budget=budget, progress=progress)
     items = _items(completions, prompts, rows)
@@ -138,13 +139,17 @@ def _items(completions, prompts, rows) -> list[tuple[int, Any, Any, dict[str, An
 
 def _grade_inline(reward: Any, items: list, budget: float, progress: Progress | None) -> list[GradeResult]:
     results: list[GradeResult] = []
-    for done, (_, completion, prompt, row) in enumerate(items, 1):
-        start = time.monotonic()
-        result = _safe_grade_one(reward, completion, prompt, row)
-        if time.monotonic() - start > budget:
-            result = GradeResult(score=0.0, extracted=result.extracted, timed_out=True, error=result.error)
-        results.append(result)
-        _report(progress, done)
+    try:
+        for done, (_, completion, prompt, row) in enumerate(items, 1):
+            start = time.monotonic()
+            result = _safe_grade_one(reward, completion, prompt, row)
+            if time.monotonic() - start > budget:
+                result = GradeResult(score=0.0, extracted=result.extracted, timed_out=True, error=result.error)
+            results.append(result)
+            _report(progress, done)
+    except KeyboardInterrupt as exc:  # the caller may keep what was graded (see GradingPool.grade)
+        exc.partial = results + [None] * (len(items) - len(results))  # type: ignore[attr-defined]
+        raise
     return results
 
 

@@ -90,6 +90,15 @@ class _Batch:
         return self.pool._pool[:want]
 
     def run(self) -> list[GradeResult]:
+        """The results in input order. On Ctrl-C the interrupt carries ``partial``: the results so far, in input
+        order, None where an item was not graded (``r1h score`` writes the graded rows)."""
+        try:
+            return self._run()
+        except KeyboardInterrupt as exc:
+            exc.partial = list(self.results)  # type: ignore[attr-defined]
+            raise
+
+    def _run(self) -> list[GradeResult]:
         self.pool._prepare_zygote(self.key, self.blob, self.warm_row)
         self._await_zygote()
         while self.done < len(self.items) and self.inline_fallback is None and self.load_failure is None:

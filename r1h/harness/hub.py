@@ -97,3 +97,13 @@ def forget() -> None:
     """Drop cached probe results (tests; a network that came back)."""
     with _lock:
         _probed.clear()
+
+
+def require_hub_model(name: str) -> None:
+    """The same probe for a model id before any weights are fetched: one line with the way out, instead of
+    huggingface_hub's retries (``Retrying in 8s``, about 26 s) and a traceback."""
+    try:
+        require_hub(f"--model {name}")
+    except HubUnreachableError as exc:
+        raise HubUnreachableError(f"{exc}; if the model is in the local cache, set HF_HUB_OFFLINE=1 to load it from "
+                                  "there, or pass a local folder (--model /path/to/checkpoint)") from None

@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from .backend import backend_stream
-from .errors import RunError
+from .errors import RunError, Terminated
 from .metrics import is_correct
 from .thinking import measure
 from .types import Generated, GenerationRequest, Sample, sample_seed
@@ -30,10 +30,6 @@ QUEUE_SIZE = 4096  # finished samples waiting to be graded; the backend blocks o
 MICRO_BATCH = 64  # most samples graded and written together
 _DONE = object()
 JOIN_TIMEOUT_S = 600.0
-
-
-class Terminated(KeyboardInterrupt):
-    """SIGTERM, handled like Ctrl-C (exit status 143)."""
 
 
 @contextlib.contextmanager

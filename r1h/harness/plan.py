@@ -42,6 +42,7 @@ class EvalOptions:
     generation_policy: str = "neutral"  # --generation-config neutral|model
     shard: str | None = None  # --shard I/N
     merge: bool = False  # --merge: settings from DIR/run.json, fold the shard files, generate what is missing
+    force: bool = False  # --force: write into an existing folder that is not an r1h run
 
     def validate(self) -> None:
         """One-line ConfigErrors naming the flag."""

@@ -3,8 +3,11 @@
 - TTY: one bar per benchmark (one rich ``Progress`` for the whole run, so earlier benchmarks stay visible) with
   samples done/total, elapsed, ETA, generated tok/s and the running pass@1 (correct / stored samples so far).
   The count column never wraps or shrinks; the bar is what gives way on a narrow terminal.
-- Not a TTY (a log file, CI): a plain line at least every ``interval`` seconds (30) or every 5% of the benchmark.
-- Every plain line and note also goes to ``eval.log`` in the run directory, whatever the console is.
+- Not a TTY (a log file, CI): a plain line every 5% of the benchmark, and a heartbeat: the same line whenever
+  ``interval`` seconds (30; ``R1H_PROGRESS_INTERVAL_S``) passed without one, written by a timer thread, so a log
+  shows the job alive while the backend is still loading or generating its first long sample.
+- Every plain line and note also goes to ``eval.log`` in the run directory, whatever the console is; so does the
+  reason a run stopped (:meth:`Display.record`).
 
 Thread safety: :meth:`Tracker.advance` is called from the grading thread; rich's ``Progress`` has its own lock and
 the plain-line state is guarded by one here.
@@ -23,6 +26,16 @@ from typing import Any
 
 LINE_INTERVAL_S = 30.0
 LINE_STEP = 0.05  # a plain line every 5% of a benchmark
+INTERVAL_ENV = "R1H_PROGRESS_INTERVAL_S"
+
+
+def line_interval(default: float = LINE_INTERVAL_S) -> float:
+    """Seconds between heartbeat lines: ``R1H_PROGRESS_INTERVAL_S`` when it is a positive number, else ``default``."""
+    try:
+        value = float(os.environ.get(INTERVAL_ENV, ""))
+    except ValueError:
+        return default
+    return value if value > 0 else default
 
 
 def _clock_text(seconds: float | None) -> str:
@@ -45,6 +58,7 @@ class Tracker:
         self.start = display.clock()
         self._lock = threading.Lock()
         self._last_line = self.start
+        self._last_done: int | None = None  # the count the latest plain line showed
         self._next_step = self._step_after(done)
 
     def _step_after(self, done: int) -> int:
@@ -102,15 +116,28 @@ class Tracker:
             if self.task is not None:
                 self.display.progress.update(self.task, completed=self.done, stats=self.stats_text(now))
             if now - self._last_line >= self.display.interval or self.done >= self._next_step:
-                self._last_line = now
                 self._next_step = self._step_after(self.done)
-                self.display.plain(self.line(now))
+                self._emit(now)
+
+    def _emit(self, now: float) -> None:
+        self._last_line, self._last_done = now, self.done
+        self.display.plain(self.line(now))
+
+    def heartbeat(self) -> None:
+        """The current line again when ``interval`` seconds passed without one (the display's timer calls it)."""
+        with self._lock:
+            now = self.display.clock()
+            if now - self._last_line >= self.display.interval:
+                self._emit(now)
 
     def finish(self) -> None:
-        now = self.display.clock()
-        if self.task is not None:
-            self.display.progress.update(self.task, completed=self.done, stats=self.stats_text(now))
-        self.display.plain(self.line(now), always=True)
+        """The final line, unless the latest line already showed this count."""
+        with self._lock:
+            now = self.display.clock()
+            if self.task is not None:
+                self.display.progress.update(self.task, completed=self.done, stats=self.stats_text(now))
+            if self._last_done != self.done:
+                self._emit(now)
 
 
 @contextlib.contextmanager
@@ -118,9 +145,10 @@ def live_count(label: str, total: int, *, done: int = 0, unit: str = "items", co
                enabled: bool = True, interval: float = 10.0) -> Iterator[Tracker]:
     """The same display for a tool's long job with one total (``r1h distill generate``, ``r1h regrade``): call
     ``count(n, tokens=...)`` per finished item and ``describe(label)`` between steps; stderr unless ``console``."""
-    display = Display(console, enabled=enabled, interval=interval)
+    display = Display(console, enabled=enabled, interval=line_interval(interval))
     task = display._progress().add_task(label, total=total, completed=done, stats="") if display.live else None
     tracker = Tracker(display, label, total, done, 0, task, unit=unit, pass1=False)
+    display.watch(tracker)
     try:
         yield tracker
         tracker.finish()  # the final count (not after an error: that stays one line)
@@ -132,14 +160,18 @@ class Display:
     """The console (stderr) display plus ``eval.log``. Notes always print; bars and lines only when enabled."""
 
     def __init__(self, console: Any = None, enabled: bool = True, log_path: Path | None = None,
-                 interval: float = LINE_INTERVAL_S, clock: Callable[[], float] = time.monotonic):
+                 interval: float | None = None, clock: Callable[[], float] = time.monotonic):
         from rich.console import Console
 
         self.console = console or Console(stderr=True)
-        self.enabled, self.interval, self.clock = enabled, interval, clock
+        self.enabled, self.clock = enabled, clock
+        self.interval = line_interval() if interval is None else interval
         self.live = enabled and self.console.is_terminal
         self.progress: Any = None
         self._log = None
+        self._watched: list[Tracker] = []
+        self._beat: threading.Thread | None = None
+        self._stop = threading.Event()
         if log_path is not None:
             self.open_log(log_path)
 
@@ -157,11 +189,28 @@ class Display:
             except (OSError, ValueError):
                 self._log = None
 
+    def record(self, text: str) -> None:
+        """A line for eval.log only (why the run stopped: the console has its own message)."""
+        self._to_log(text)
+
+    def watch(self, tracker: Tracker) -> None:
+        """Give ``tracker`` a heartbeat: a timer thread repeats its line after ``interval`` seconds without one.
+        Only on the real clock (a test's fake clock drives the lines itself)."""
+        self._watched.append(tracker)
+        if self._beat is None and self.clock is time.monotonic:
+            self._beat = threading.Thread(target=self._beats, name="r1h-heartbeat", daemon=True)
+            self._beat.start()
+
+    def _beats(self) -> None:
+        while not self._stop.wait(min(1.0, self.interval / 4)):
+            for tracker in list(self._watched):
+                tracker.heartbeat()
+
     def note(self, text: str) -> None:
         self.console.print(f"[dim]r1h:[/dim] {text}", highlight=False, markup=True, soft_wrap=True)
         self._to_log(text)
 
-    def plain(self, text: str, always: bool = False) -> None:
+    def plain(self, text: str) -> None:
         """A progress line: to eval.log always, to the console when it is not a live terminal."""
         self._to_log(text)
         if self.enabled and not self.live:
@@ -199,13 +248,21 @@ class Display:
         if self.enabled and self.live:
             task = self._progress().add_task(name, total=total, completed=done, stats="")
         tracker = Tracker(self, name, total, done, correct, task, unit=unit, pass1=pass1)
-        self.plain(tracker.line(self.clock()), always=True)
+        with tracker._lock:
+            tracker._emit(self.clock())
+        self.watch(tracker)
         try:
             yield tracker
         finally:
+            self._watched.remove(tracker)
             tracker.finish()
 
     def close(self) -> None:
+        self._stop.set()
+        self._watched.clear()
+        if self._beat is not None and self._beat is not threading.current_thread():
+            self._beat.join(2.0)
+            self._beat = None
         if self.progress is not None:
             self.progress.stop()
             self.progress = None

@@ -165,3 +165,21 @@ class Reward:
 
     def __repr__(self) -> str:
         return f"<reward {self.__name__}>"
+
+
+def rows_lacking_gold(reward: Any, reward_name: str, source: Any, rows: list[dict[str, Any]], hint: str = "") -> int:
+    """How many ``rows`` lack the gold columns ``reward`` needs (they would stay unscored). When every row lacks
+    them, a one-line :class:`DataError` naming the columns the reward reads, those ``source`` has, and ``hint``."""
+    from .errors import DataError
+
+    groups = getattr(reward, "column_groups", lambda: [])()
+    if not groups or not rows:
+        return 0
+    lacking = sum(1 for row in rows if reward.missing_groups(row))
+    if lacking == len(rows):
+        seen: dict[str, None] = {}
+        for row in rows:
+            seen.update(dict.fromkeys(row))
+        raise DataError(f"reward {reward_name!r} reads {reward.columns_text()}; {source} has: "
+                        f"{', '.join(seen) or 'no columns'}" + (f"; {hint}" if hint else ""))
+    return lacking

@@ -16,7 +16,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from .errors import RunError
+from .errors import R1HError, RunError
 from .metrics import aggregate
 from .naming import model_slug
 from .plan import BenchPlan, EvalOptions, missing_pairs, plan_benchmarks, plans_from_config, run_config
@@ -92,7 +92,7 @@ def run_eval(opts: EvalOptions, console: Any = None) -> dict[str, Any]:
 
     from . import report
     from .lock import RunLock
-    from .pipeline import sigterm_as_interrupt, stream_benchmark
+    from .pipeline import Terminated, sigterm_as_interrupt, stream_benchmark
     from .progress import Display
     from .shards import fold_shards, parse_shard, shard_files, shard_summaries
     from .stack import collect as collect_stack
@@ -115,11 +115,19 @@ def run_eval(opts: EvalOptions, console: Any = None) -> dict[str, Any]:
     holder = _LazyBackend(opts, eager=not opts.merge and not opts.output)
     display = None
     out_text = str(opts.output or "")
+    store, created, opened = None, False, False  # opened: run.json is there (the run is kept, eval.log says why)
     try:
         model_id = str(getattr(holder.backend, "model_id", None) or opts.model or "default")
         out = Path(opts.output) if opts.output else default_output(model_id)
         out_text = str(out)
         store = RunStore(out)
+        foreign = store.foreign_entries()
+        if foreign and not opts.force:
+            shown = ", ".join(foreign[:3]) + (", ..." if len(foreign) > 3 else "")
+            raise RunError(f"{out} exists and is not an r1h run (no run.json; it holds {shown}); pass --force to "
+                           "write the run into it (its report.md, results.json and passk.png are replaced) or choose "
+                           "another --output")
+        created = not out.exists()
         store.ensure_root()
         with RunLock(out, shard.label if shard else None) as lock, sigterm_as_interrupt():
             if not opts.merge:  # before run.json is written: a backend that fails to load leaves no run behind
@@ -127,9 +135,13 @@ def run_eval(opts: EvalOptions, console: Any = None) -> dict[str, Any]:
             config = run_config(opts, plans)
             stack = collect_stack()  # versions, builds, accelerators (no new imports): r1h compare reads it
             resumed = store.open(config, record={"stack": stack})
+            opened = True
             display = Display(console, enabled=opts.progress, log_path=store.log_path)
             if lock.warning:
                 display.note(lock.warning)
+            if foreign:
+                display.note(f"--force: writing into {out}, which is not an r1h run; its report.md, results.json and "
+                             "passk.png are replaced")
             display.note(f"{'resuming' if resumed else 'writing'} {out}" + (f" ({shard.label})" if shard else ""))
             if opts.merge:
                 earlier = shard_summaries(store.root)
@@ -205,6 +217,7 @@ def run_eval(opts: EvalOptions, console: Any = None) -> dict[str, Any]:
                                  "config": config, "benchmarks": summary}
                 store.write_json(store.root / f"results.{shard.label}.json", shard_summary)
                 display.note(f"{shard.label} done; when every shard has finished: r1h eval --merge --output {out}")
+                display.record(f"stopped: done ({shard.label})")
                 return shard_summary
             results["engine"] = engine or {}
             results["complete"] = not results["pending"]
@@ -215,11 +228,22 @@ def run_eval(opts: EvalOptions, console: Any = None) -> dict[str, Any]:
                 from .store import io_error
 
                 raise io_error(store.root, exc, "cannot write the report") from exc
+            display.record(f"stopped: done; results in {store.results_json}")
             display.close()
             display.table(results)
             return results
     except KeyboardInterrupt as exc:
         exc.output = out_text  # type: ignore[attr-defined]
+        if display is not None:
+            display.record(f"stopped: {'SIGTERM' if isinstance(exc, Terminated) else 'interrupt'}; the graded samples "
+                           "are saved; rerun the same command to resume")
+        raise
+    except BaseException as exc:
+        if display is not None:
+            display.record(f"stopped: error: {exc}" if isinstance(exc, R1HError) else
+                           f"stopped: error: {type(exc).__name__}: {exc}")
+        if store is not None and not opened:  # stopped before run.json (a model that cannot load): no half-made run
+            store.discard_unstarted(created)
         raise
     finally:
         if display is not None:

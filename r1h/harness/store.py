@@ -92,11 +92,29 @@ def io_error(path: Any, exc: OSError, doing: str = "") -> RunError:
     return RunError(f"{path}: {doing + ': ' if doing else ''}{reason}")
 
 
+def current_umask() -> int:
+    """The process umask, read without changing it where Linux shows it (``/proc/self/status``, since 4.7)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)  # elsewhere: set and restore (not thread-safe, but only the mode bits are at stake)
+    os.umask(mask)
+    return mask
+
+
 def atomic_write(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` through a unique temp file in the same directory, then rename it over ``path``."""
+    """Write ``text`` to ``path`` through a unique temp file in the same directory, then rename it over ``path``.
+
+    The file gets the mode ``open()`` would give it (0644 under umask 022), not mkstemp's private 0600, so a teammate
+    or a CI uploader running as another user can read results.json and run.json like every other output."""
     tmp = None
     try:
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        os.fchmod(fd, 0o666 & ~current_umask())
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write(text)
             fh.flush()
@@ -326,6 +344,33 @@ class RunStore:
 
     def samples_path(self, benchmark: str, suffix: str = "") -> Path:
         return self.root / "samples" / f"{benchmark}{suffix}.jsonl"
+
+    def foreign_entries(self) -> list[str]:
+        """What an existing folder without run.json holds besides what ``r1h eval`` itself makes before run.json
+        (``samples/``, the lock files, ``eval.log``): a non-empty answer means it is not an r1h run."""
+        try:
+            if not self.root.is_dir() or self.run_json.exists():
+                return []
+            names = sorted(p.name for p in self.root.iterdir())
+        except OSError as exc:
+            raise io_error(self.root, exc, "cannot list") from exc
+        return [n for n in names if n not in ("samples", "eval.log") and not n.startswith(".lock")]
+
+    def discard_unstarted(self, created: bool) -> None:
+        """Undo a run that stopped before it wrote run.json: remove the empty ``samples/``, the lock files and, when
+        this run ``created`` the folder, the folder itself once empty. A folder holding a run.json is a run: kept."""
+        try:
+            if self.run_json.exists():
+                return
+            samples = self.root / "samples"
+            if samples.is_dir() and not any(samples.iterdir()):
+                samples.rmdir()
+            for lock in self.root.glob(".lock*"):
+                lock.unlink(missing_ok=True)
+            if created and not any(self.root.iterdir()):
+                self.root.rmdir()
+        except OSError:
+            pass  # best effort: the error that stopped the run is what the user must see
 
     def ensure_root(self) -> None:
         try:

@@ -77,7 +77,7 @@ def read_baseline(path: Path) -> dict[str, Any]:
 @dataclass
 class CheckRow:
     benchmark: str
-    status: str  # ok | REGRESSION | IMPROVED | MISSING | VERSION
+    status: str  # ok | REGRESSION | IMPROVED | MISSING | VERSION | PARTIAL
     baseline: float | None = None
     baseline_se: float = 0.0
     run: float | None = None
@@ -117,6 +117,12 @@ def check_run(run: Run, baseline: dict[str, Any], *, abs_tol: float = 0.0, z: fl
             row.status, row.note = "MISSING", "no pass@1 in results.json and no samples"
             rows.append(row)
             continue
+        partial = _partial(base, run.benchmarks[bench])
+        if partial:
+            row.run = score
+            row.status, row.note = "PARTIAL", partial
+            rows.append(row)
+            continue
         row.run, row.run_se = score, standard_error(run, bench)
         row.delta = score - row.baseline
         row.allowed = max(abs_tol, z * math.sqrt(row.run_se**2 + row.baseline_se**2))
@@ -135,6 +141,18 @@ def check_run(run: Run, baseline: dict[str, Any], *, abs_tol: float = 0.0, z: fl
         if unknown:
             raise ConfigError(f"--bench {unknown[0]!r} is not in the baseline ({', '.join(baseline['benchmarks'])})")
     return rows
+
+
+def _partial(base: dict[str, Any], entry: dict[str, Any]) -> str:
+    """Why a run measured less than its baseline (fewer problems or fewer samples per problem), or ''."""
+    sizes = [(base.get(k), entry.get(k)) for k in ("n_problems", "n_samples")]
+    if any(not isinstance(b, int) or not isinstance(r, int) for b, r in sizes):
+        return ""
+    (base_p, run_p), (base_n, run_n) = sizes
+    if run_p >= base_p and run_n >= base_n:
+        return ""
+    return (f"the run has {run_p} problems x {run_n} samples, the baseline {base_p} problems x {base_n}: not "
+            "comparable; rerun without --limit/-n or record a baseline of this size (r1h baseline update)")
 
 
 def _fmt(value: float | None, se: float = 0.0) -> str:

@@ -119,23 +119,31 @@ def generate(opts: GenerateOptions, log=print, progress: bool = True, console: A
     config = {"kind": "distill", "teacher": opts.teacher, "backend": opts.backend, "backend_args": opts.backend_args,
               "questions": str(opts.questions), "question_column": qcol, "limit": opts.limit, "system": system,
               "generation": gen.to_dict()}
+    # the teacher before run.json (its model loads only when something is generated): a backend that cannot be a
+    # teacher, or a model that cannot be found, leaves no run behind
+    backend = get_backend(opts.backend, model=opts.teacher, **opts.backend_args)
+    if getattr(backend, "needs_reference", False):
+        backend.close()
+        raise ConfigError(f"--backend {opts.backend} answers benchmark problems with their reference solutions; "
+                          "distill generate needs a teacher model that writes traces (--backend transformers, vllm or "
+                          "openai)")
+    if hasattr(backend, "stream_chunk"):
+        backend.stream_chunk = opts.batch_size
     store = RunStore(opts.output)
-    resumed = store.open(config)
-    traces = store.samples(TRACES)
-    pending = [(row, [i for i in range(opts.n) if (row["_id"], i) not in traces.keys]) for row in rows]
-    pending = [(row, idx) for row, idx in pending if idx]
-    todo = sum(len(idx) for _, idx in pending)
-    log(f"{'resuming' if resumed else 'writing'} {opts.output}: {len(rows)} questions x {opts.n}, "
-        f"{len(traces.keys)} traces stored, {todo} to generate")
-    if todo:
-        backend = get_backend(opts.backend, model=opts.teacher, **opts.backend_args)
-        if hasattr(backend, "stream_chunk"):
-            backend.stream_chunk = opts.batch_size
-        by_id = {row["_id"]: row for row, _ in pending}
-        requests = (GenerationRequest(id=row["_id"], messages=messages_for(str(row[qcol]), system),
-                                      sample_indices=idx, seeds=[sample_seed(opts.seed, row["_id"], i) for i in idx])
-                    for row, idx in pending)
-        try:
+    try:
+        resumed = store.open(config)
+        traces = store.samples(TRACES)
+        pending = [(row, [i for i in range(opts.n) if (row["_id"], i) not in traces.keys]) for row in rows]
+        pending = [(row, idx) for row, idx in pending if idx]
+        todo = sum(len(idx) for _, idx in pending)
+        log(f"{'resuming' if resumed else 'writing'} {opts.output}: {len(rows)} questions x {opts.n}, "
+            f"{len(traces.keys)} traces stored, {todo} to generate")
+        if todo:
+            by_id = {row["_id"]: row for row, _ in pending}
+            requests = (GenerationRequest(id=row["_id"], messages=messages_for(str(row[qcol]), system),
+                                          sample_indices=idx,
+                                          seeds=[sample_seed(opts.seed, row["_id"], i) for i in idx])
+                        for row, idx in pending)
             with live_count("distill generate", len(rows) * opts.n, done=len(traces.keys), unit="traces",
                             console=console, enabled=progress) as count:
                 for item in backend_stream(backend, requests, gen):
@@ -145,8 +153,8 @@ def generate(opts: GenerateOptions, log=print, progress: bool = True, console: A
                                     "system": system, "completion": comp.text, "finish_reason": comp.finish_reason,
                                     "num_tokens": comp.num_tokens, "row": gold}])
                     count.count(1, tokens=comp.num_tokens or 0)
-        finally:
-            backend.close()
+    finally:
+        backend.close()
     summary = {"questions": len(rows), "n": opts.n, "traces": len(traces.keys),
                "path": str(store.samples_path(TRACES))}
     (Path(opts.output) / "distill.json").write_text(json.dumps(summary, indent=2) + "\n")
@@ -158,9 +166,13 @@ def read_traces(path: Path) -> list[dict[str, Any]]:
     from .compare import read_jsonl
 
     path = Path(path)
+    if not path.exists():
+        raise RunError(f"{path}: no such file or folder (give the folder `r1h distill generate -o` wrote, or its "
+                       f"samples/{TRACES}.jsonl)")
     file = path / "samples" / f"{TRACES}.jsonl" if path.is_dir() else path
     if not file.is_file():
-        raise RunError(f"{path}: no traces (expected {file}, written by r1h distill generate)")
+        raise RunError(f"{path}: no traces in this folder (samples/{TRACES}.jsonl, which r1h distill generate writes, "
+                       "is missing)")
     rows = read_jsonl(file)
     for number, row in enumerate(rows, 1):
         if "completion" not in row or "question" not in row:
@@ -170,11 +182,16 @@ def read_traces(path: Path) -> list[dict[str, Any]]:
 
 def filter_traces(traces: list[dict[str, Any]], rewards: list[str], *, threshold: float = 1.0,
                   max_per_question: int | None = None, keep_truncated: bool = False,
-                  column_map: dict[str, str] | None = None) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-    """The kept traces and a report: kept/dropped counts and, per reward, how many traces it failed."""
+                  column_map: dict[str, str] | None = None, source: Any = "the traces",
+                  warn: Any = None) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """The kept traces and a report: kept/dropped counts and, per reward, how many traces it failed.
+
+    A reward whose gold columns no trace holds is a one-line DataError (``--map`` feeds another column); where only
+    some traces lack them, ``warn`` gets one line: those traces fail that reward."""
     from r1h import get_reward
 
     from ..harness.grading import grade
+    from ..harness.reward import rows_lacking_gold
 
     if not rewards:
         raise ConfigError("give at least one --reward")
@@ -195,6 +212,12 @@ def filter_traces(traces: list[dict[str, Any]], rewards: list[str], *, threshold
                                     f"(they have: {', '.join(row) or 'none'})")
                 row[target] = row[src]
             rows.append({k: row[k] for k in reward.columns if k in row})
+        groups = reward.column_groups()
+        hint = f"pass --map {groups[0][0]}=COLUMN to grade against another column" if groups else ""
+        full = [dict(t.get("row") or {}) | r for t, r in zip(traces, rows, strict=True)]
+        lacking = rows_lacking_gold(reward, name, source, full, hint=hint)
+        if lacking and warn is not None:
+            warn(f"warning: {lacking} of {len(traces)} traces lack {reward.columns_text()}; they fail {name}")
         prompts = [[{"role": "user", "content": t["question"]}] for t in traces]
         results = grade(reward, [t["completion"] for t in traces], prompts=prompts, rows=rows)
         scores[name] = [r.score for r in results]

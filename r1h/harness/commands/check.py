@@ -15,9 +15,9 @@ import click
               help="Baseline JSON written by `r1h baseline update`.")
 @click.option("--anchor", "anchors", multiple=True, metavar="NAME",
               help="A published result to compare with (repeatable), e.g. open-r1-distill-qwen-1.5b; see docs/trust.md.")
-@click.option("--tolerance", type=float, default=0.0, show_default=True,
+@click.option("--tolerance", type=click.FloatRange(0), default=0.0, show_default=True,
               help="Absolute tolerance on pass@1 as a fraction (0.02 = 2 points); the statistical one applies if larger.")
-@click.option("--z", type=float, default=1.96, show_default=True, help="z multiplier of the combined standard error.")
+@click.option("--z", type=click.FloatRange(0), default=1.96, show_default=True, help="z multiplier of the combined standard error.")
 @click.option("--two-sided", is_flag=True, help="Also fail when a score moves UP beyond tolerance (deterministic jobs).")
 @click.option("--bench", "benches", multiple=True, help="Check only these benchmarks (repeatable).")
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)

@@ -6,17 +6,8 @@ from pathlib import Path
 
 import click
 
-
-def _pairs(values, flag):
-    from ..errors import FlagError
-
-    out = {}
-    for value in values:
-        key, sep, rest = value.partition("=")
-        if not sep or not key:
-            raise FlagError(f"{flag} {value!r}: expected KEY=VALUE")
-        out[key] = rest
-    return out
+from . import flags
+from .flags import backend_options
 
 
 @click.group("distill")
@@ -27,11 +18,11 @@ def distill_cmd():
 @distill_cmd.command("generate")
 @click.option("--teacher", default=None, help="Teacher model (checkpoint, hub id, .gguf; default: the backend's).")
 @click.option("--backend", default="transformers", show_default=True, help="transformers, vllm, openai ...")
-@click.option("--backend-arg", "backend_args", multiple=True, metavar="KEY=VALUE")
+@backend_options
 @click.option("--questions", required=True, help="Questions: a .jsonl/.json/.parquet/.csv file, dataset clone or hub id.")
 @click.option("--question-column", default=None, help="Column with the question (default: problem/question/...).")
 @click.option("--split", default="train", show_default=True, help="Split of a hub dataset or clone.")
-@click.option("--n", "n", type=click.IntRange(1), default=1, show_default=True, help="Traces per question.")
+@click.option("-n", "--n", "n", type=click.IntRange(1), default=1, show_default=True, help="Traces per question.")
 @click.option("--system-prompt", default=None, help="System prompt text for the teacher.")
 @click.option("--prompt", "prompt_name", type=click.Choice(["sky-t1"]), default=None,
               help="A named teacher prompt (sky-t1: the guide's <|begin_of_thought|> prompt).")
@@ -45,13 +36,13 @@ def distill_cmd():
 @click.option("--no-progress", is_flag=True, help="No live progress (a plain line every 10 s when not on a terminal).")
 @click.option("--output", "-o", required=True, type=click.Path(path_type=Path),
               help="Folder for the traces; rerun the same command to resume.")
-def generate_cmd(teacher, backend, backend_args, questions, question_column, split, n, system_prompt, prompt_name,
+def generate_cmd(teacher, backend, base_url, backend_args, questions, question_column, split, n, system_prompt, prompt_name,
                  limit, temperature, top_p, max_tokens, seed, batch_size, no_progress, output):
     """Write n raw traces per question to OUTPUT/samples/traces.jsonl (resumable; a different config is refused)."""
     from ...tools.distill import GenerateOptions, generate
 
     opts = GenerateOptions(questions=questions, output=output, teacher=teacher, backend=backend,
-                           backend_args=_pairs(backend_args, "--backend-arg"), n=n, system_prompt=system_prompt,
+                           backend_args=flags.backend_args(backend_args, base_url), n=n, system_prompt=system_prompt,
                            prompt_name=prompt_name, question_column=question_column, split=split, limit=limit,
                            temperature=temperature, top_p=top_p, max_tokens=max_tokens, seed=seed,
                            batch_size=batch_size)
@@ -78,7 +69,8 @@ def filter_cmd(traces, rewards, threshold, max_per_question, keep_truncated, col
 
     kept, report = filter_traces(read_traces(traces), list(rewards), threshold=threshold,
                                  max_per_question=max_per_question, keep_truncated=keep_truncated,
-                                 column_map=_pairs(column_map, "--map"))
+                                 column_map=flags.parse_pairs("--map", column_map), source=traces,
+                                 warn=lambda line: click.echo(line, err=True))
     paths = write_training_files(kept, report, output, force=force)
     click.echo(f"kept {report['kept']} of {report['traces']} traces ({report['questions_kept']} of "
                f"{report['questions']} questions); dropped {report['dropped']} (a trace may fail several checks):")

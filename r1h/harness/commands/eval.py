@@ -7,34 +7,20 @@ import sys
 import click
 
 from ..errors import FlagError
-
-
-def parse_pairs(flag: str, values: tuple[str, ...]) -> dict[str, str]:
-    """``key=value`` flags into a dict; a malformed one is a one-line error naming the flag."""
-    out: dict[str, str] = {}
-    for value in values:
-        key, sep, rest = value.partition("=")
-        if not sep or not key.strip():
-            raise FlagError(f"{flag} {value!r}: expected KEY=VALUE")
-        key = key.strip()
-        if key in out:
-            raise FlagError(f"{flag} {key}: given twice")
-        out[key] = rest
-    return out
+from . import flags
+from .flags import backend_options
 
 
 @click.command("eval")
 @click.option("--model", default=None, help="Checkpoint dir, hub id or .gguf (default: the backend's; SmolLM2-135M).")
 @click.option("--bench", default="all", show_default=True, help="'all' or a comma list of benchmarks.")
 @click.option("--backend", default="transformers", show_default=True, help="transformers, vllm, openai, gold ...")
-@click.option("--base-url", "base_url", multiple=True, metavar="URL",
-              help="OpenAI-compatible server for --backend openai (repeatable: replicas; same as --backend-arg "
-                   "base_url=URL[,URL...]).")
-@click.option("--backend-arg", "backend_args", multiple=True, metavar="KEY=VALUE", help="Backend option (repeatable).")
+@backend_options
 @click.option("--data", "data", multiple=True, metavar="NAME=SOURCE",
               help="Data source of a benchmark: hub id, local dataset clone or .jsonl/.json/.parquet/.csv (repeatable).")
 @click.option("--limit", type=int, default=None, help="Only the first N problems of each benchmark.")
-@click.option("-n", "n", type=int, default=None, help="Samples per problem (default: the benchmark's R1 protocol n).")
+@click.option("-n", "--n", "n", type=int, default=None,
+              help="Samples per problem (default: the benchmark's R1 protocol n).")
 @click.option("--temperature", type=float, default=None, help="Sampling temperature (default 0.6).")
 @click.option("--top-p", "top_p", type=float, default=None, help="Nucleus sampling (default 0.95).")
 @click.option("--max-tokens", "max_tokens", type=int, default=None, help="New tokens per sample (default 32768).")
@@ -51,9 +37,13 @@ def parse_pairs(flag: str, values: tuple[str, ...]) -> dict[str, str]:
 @click.option("--merge", is_flag=True,
               help="Fold the shard files of --output DIR into the whole run (settings from DIR/run.json), generate "
                    "what is still missing, and write results.")
+@click.option("--force", is_flag=True,
+              help="Write into an existing --output folder that is not an r1h run (its report.md and results.json "
+                   "are replaced).")
 @click.option("--no-progress", is_flag=True, help="No live progress bar or progress lines (eval.log still gets them).")
+@click.option("--batch-size", "batch_size", default=None, hidden=True, expose_value=True)
 def eval_cmd(model, bench, backend, base_url, backend_args, data, limit, n, temperature, top_p, max_tokens, seed, greedy,
-             output, budget, generation_policy, shard, merge, no_progress):
+             output, budget, generation_policy, shard, merge, force, no_progress, batch_size):
     """Evaluate MODEL on benchmarks: pass@1 (mean of n), pass@k, maj@n, bootstrap CI.
 
     Rerunning the same command with the same --output resumes the run: only missing samples are generated.
@@ -63,17 +53,13 @@ def eval_cmd(model, bench, backend, base_url, backend_args, data, limit, n, temp
     from ..plan import EvalOptions
     from ..runner import run_eval
 
-    pairs = parse_pairs("--backend-arg", backend_args)
-    if base_url:
-        joined = ",".join(base_url)
-        if pairs.get("base_url", joined) != joined:
-            raise FlagError("--base-url and --backend-arg base_url=... disagree; give one")
-        pairs["base_url"] = joined
+    if batch_size is not None:  # batching belongs to the backend; say where it went instead of "no such option"
+        raise FlagError(f"--batch-size is a backend setting: use --backend-arg batch_size={batch_size}")
     opts = EvalOptions(
-        model=model, bench=bench, backend=backend, backend_args=pairs,
-        data=parse_pairs("--data", data), limit=limit, n=n, temperature=temperature, top_p=top_p,
+        model=model, bench=bench, backend=backend, backend_args=flags.backend_args(backend_args, base_url),
+        data=flags.parse_pairs("--data", data), limit=limit, n=n, temperature=temperature, top_p=top_p,
         max_tokens=max_tokens, seed=seed, greedy=greedy, output=output, budget=budget,
-        generation_policy=generation_policy, shard=shard, merge=merge, progress=not no_progress,
+        generation_policy=generation_policy, shard=shard, merge=merge, force=force, progress=not no_progress,
     )
     try:
         run_eval(opts)

@@ -6,17 +6,7 @@ from pathlib import Path
 
 import click
 
-
-def _pairs(values: tuple[str, ...], flag: str) -> dict[str, str]:
-    from ..errors import FlagError
-
-    out: dict[str, str] = {}
-    for value in values:
-        key, sep, rest = value.partition("=")
-        if not sep or not key or not rest:
-            raise FlagError(f"{flag} {value!r}: expected NAME=VALUE")
-        out[key] = rest
-    return out
+from .flags import parse_pairs
 
 
 @click.command("regrade")
@@ -28,7 +18,7 @@ def _pairs(values: tuple[str, ...], flag: str) -> dict[str, str]:
               help="Where a benchmark's gold data is (hub id, dataset clone or file); default: the run's config.")
 @click.option("--python", "pythons", multiple=True, metavar="GRADER=PYTHON",
               help="Use this interpreter for a foreign grader (e.g. a tox env) instead of building a virtualenv.")
-@click.option("--item-timeout", type=float, default=10.0, show_default=True,
+@click.option("--item-timeout", type=click.FloatRange(0, min_open=True), default=10.0, show_default=True,
               help="Seconds a foreign grader may spend on one sample; past it the sample is reported as a timeout.")
 @click.option("--output", "-o", type=click.Path(path_type=Path), help="Output folder (default RUN_DIR/regrade).")
 @click.option("--force", is_flag=True, help="Overwrite an earlier regrade in the output folder.")
@@ -44,8 +34,8 @@ def regrade_cmd(run_dir, graders, benches, data, pythons, item_timeout, output, 
     out_dir = output or run.path / "regrade"
     if not force and (out_dir / "regrade.json").exists():
         raise ConfigError(f"{out_dir} already holds a regrade; use --force to overwrite it")
-    result = regrade(run, list(dict.fromkeys(graders)), benches=list(benches) or None, data=_pairs(data, "--data"),
-                     pythons=_pairs(pythons, "--python"), log=lambda msg: click.echo(msg, err=True),
+    result = regrade(run, list(dict.fromkeys(graders)), benches=list(benches) or None, data=parse_pairs("--data", data, empty_ok=False),
+                     pythons=parse_pairs("--python", pythons, empty_ok=False), log=lambda msg: click.echo(msg, err=True),
                      progress=not no_progress, item_timeout=item_timeout)
     write_outputs(result, out_dir, force=force)
     click.echo(to_markdown(result["summary"]), nl=False)

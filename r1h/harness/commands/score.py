@@ -5,24 +5,21 @@ from __future__ import annotations
 import json
 import math
 import os
+import sys
 from pathlib import Path
 from typing import Any
 
 import click
 
 from ..errors import ConfigError, DataError, FlagError
+from ..reward import rows_lacking_gold
+from .flags import parse_pairs
 
 
 def parse_params(values: tuple[str, ...]) -> dict[str, Any]:
     """``--param key=value`` flags: values are read as JSON where they parse (numbers, booleans), else as strings."""
     params: dict[str, Any] = {}
-    for value in values:
-        key, sep, raw = value.partition("=")
-        key = key.strip()
-        if not sep or not key:
-            raise FlagError(f"--param {value!r}: expected KEY=VALUE")
-        if key in params:
-            raise FlagError(f"--param {key}: given twice")
+    for key, raw in parse_pairs("--param", values).items():
         try:
             params[key] = json.loads(raw)
         except ValueError:
@@ -60,7 +57,7 @@ def read_rows(path: Path) -> tuple[list[tuple[int, dict[str, Any]]], list[str]]:
             if not isinstance(row, dict):
                 reason = f"expected a JSON object, got {type(row).__name__}"
             elif "completion" not in row:
-                reason = "missing 'completion'"
+                reason = f"no 'completion' column (the row has: {', '.join(list(row)[:8]) or 'no columns'})"
             elif not isinstance(row["completion"], (str, list)):
                 reason = f"'completion' must be a string or a list of messages, got {type(row['completion']).__name__}"
         if reason is None:
@@ -68,24 +65,6 @@ def read_rows(path: Path) -> tuple[list[tuple[int, dict[str, Any]]], list[str]]:
         else:
             problems.append(f"{path}:{number}: {reason}")
     return rows, problems
-
-
-def check_gold_columns(reward: Any, reward_name: str, path: Path, rows: list[dict[str, Any]]) -> None:
-    """One line when no row holds the columns the reward reads; a warning when only some rows lack them."""
-    groups = getattr(reward, "column_groups", lambda: [])()
-    if not groups or not rows:
-        return
-    lacking = [i for i, row in enumerate(rows) if reward.missing_groups(row)]
-    if len(lacking) == len(rows):
-        seen: dict[str, None] = {}
-        for row in rows:
-            seen.update(dict.fromkeys(row))
-        raise DataError(
-            f"reward {reward_name!r} reads {reward.columns_text()}; {path} has: {', '.join(seen) or 'no columns'}"
-        )
-    if lacking:
-        click.echo(f"warning: {len(lacking)} of {len(rows)} rows of {path} lack {reward.columns_text()}; "
-                   "they stay unscored (score null)", err=True)
 
 
 def default_output(path: Path) -> Path:
@@ -107,7 +86,12 @@ def _finite(score: Any) -> Any:
 
 
 def write_rows(path: Path, rows: list[dict[str, Any]]) -> None:
-    """Write JSONL atomically (a temp file renamed into place)."""
+    """Write JSONL atomically (a temp file renamed into place); ``-`` is stdout."""
+    if str(path) == "-":
+        for row in rows:
+            sys.stdout.write(_dump(row) + "\n")
+        sys.stdout.flush()
+        return
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     try:
         with open(tmp, "w", encoding="utf-8") as fh:
@@ -123,7 +107,7 @@ def write_rows(path: Path, rows: list[dict[str, Any]]) -> None:
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--reward", "reward_name", required=True, help="Registered reward name (see `r1h list rewards`).")
 @click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="Output JSONL (default: next to FILE, with .jsonl replaced by .scored.jsonl: "
+              help="Output JSONL, '-' for stdout (default: next to FILE, with .jsonl replaced by .scored.jsonl: "
                    "data.jsonl -> data.scored.jsonl).")
 @click.option("--force", is_flag=True, help="Overwrite an existing output file.")
 @click.option("--budget", type=float, default=None, help="Seconds per item before it scores 0.0 as a timeout (default 2).")
@@ -140,6 +124,7 @@ def score_cmd(file: Path, reward_name: str, output: Path | None, force: bool, bu
     import r1h
 
     from ..grading import GradingPool, grade
+    from ..pipeline import Terminated, sigterm_as_interrupt
 
     if budget is not None and not budget > 0:
         raise FlagError(f"--budget {budget}: must be a positive number of seconds")
@@ -147,49 +132,78 @@ def score_cmd(file: Path, reward_name: str, output: Path | None, force: bool, bu
         raise FlagError(f"--workers {workers}: must be at least 1")
     reward = r1h.get_reward(reward_name, **parse_params(params))
     output = output or default_output(file)
-    if output.exists() and not force:
-        raise ConfigError(f"{output} exists; pass --force to overwrite it or --output to choose another file")
+    _check_output(output, force)
 
     numbered, problems = read_rows(file)
+    if not numbered and problems:  # nothing to grade: an error, not an empty output file
+        raise DataError(f"{file}: no row can be graded ({len(problems)} skipped; the first: {problems[0]})")
     for problem in problems:
         click.echo(f"warning: {problem} (skipped)", err=True)
     rows = [row for _, row in numbered]
-    check_gold_columns(reward, reward_name, file, rows)
+    lacking = rows_lacking_gold(reward, reward_name, file, rows)
+    if lacking:
+        click.echo(f"warning: {lacking} of {len(rows)} rows of {file} lack {reward.columns_text()}; "
+                   "they stay unscored (score null)", err=True)
     completions = [row["completion"] for row in rows]
     prompts = [row.get("prompt") for row in rows]
     gold = [{k: row[k] for k in reward.columns if k in row} for row in rows]
 
     pool = GradingPool(workers) if workers is not None else None
     try:
-        results = _grade_with_progress(grade, reward, completions, prompts, gold, budget, pool, not no_progress)
+        with sigterm_as_interrupt():
+            results = _grade_with_progress(grade, reward, completions, prompts, gold, budget, pool, not no_progress)
+    except KeyboardInterrupt as exc:  # keep what was graded: those rows, in input order
+        partial = list(getattr(exc, "partial", None) or [])
+        graded = [(row, r) for row, r in zip(rows, partial, strict=False) if r is not None]
+        if graded:
+            write_rows(output, [_scored(row, r) for row, r in graded])
+        what = "SIGTERM" if isinstance(exc, Terminated) else "interrupt"
+        kept = (f"wrote those to {_name(output)} (rerun with --force to grade every row)" if graded
+                else "nothing written")
+        click.echo(f"r1h: stopped by {what} after grading {len(graded)} of {len(rows)} rows; {kept}", err=True)
+        sys.exit(143 if isinstance(exc, Terminated) else 130)
     finally:
         if pool is not None:
             pool.close()
-
-    out_rows = []
-    for row, result in zip(rows, results, strict=True):
-        row = dict(row)
-        row["score"] = _finite(result.score)
-        row["extracted"] = result.extracted
-        row["timed_out"] = result.timed_out
-        if result.error:
-            row["error"] = result.error
-        out_rows.append(row)
-    write_rows(output, out_rows)
+    write_rows(output, [_scored(row, r) for row, r in zip(rows, results, strict=True)])
     _summary(reward_name, file, output, results, len(problems))
+
+
+def _scored(row: dict[str, Any], result: Any) -> dict[str, Any]:
+    row = dict(row)
+    row["score"] = _finite(result.score)
+    row["extracted"] = result.extracted
+    row["timed_out"] = result.timed_out
+    if result.error:
+        row["error"] = result.error
+    return row
+
+
+def _name(output: Path) -> str:
+    return "stdout" if str(output) == "-" else str(output)
+
+
+def _check_output(output: Path, force: bool) -> None:
+    """Before grading: an output that exists (without --force) or that cannot be written is refused in one line."""
+    if str(output) == "-":
+        return
+    if output.exists() and not force:
+        raise ConfigError(f"{output} exists; pass --force to overwrite it or --output to choose another file")
+    folder = output.parent
+    if not folder.is_dir():
+        raise DataError(f"--output {output}: the folder {folder} does not exist")
+    if not os.access(folder, os.W_OK):
+        raise DataError(f"--output {output}: the folder {folder} is not writable")
 
 
 def _grade_with_progress(grade, reward, completions, prompts, gold, budget, pool, show: bool):
     if not show or not completions:
         return grade(reward, completions, prompts=prompts, rows=gold, budget=budget, pool=pool)
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    from ..progress import live_count
 
-    with Progress(TextColumn("grading"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                  console=Console(stderr=True), transient=False) as bar:
-        task = bar.add_task("grading", total=len(completions))
+    with live_count("grading", len(completions), unit="rows") as tracker:
         return grade(reward, completions, prompts=prompts, rows=gold, budget=budget, pool=pool,
-                     progress=lambda done: bar.update(task, completed=done))
+                     progress=lambda done: tracker.count(done - tracker.done))
 
 
 def _summary(reward_name: str, source: Path, output: Path, results: list, skipped: int) -> None:
@@ -199,7 +213,8 @@ def _summary(reward_name: str, source: Path, output: Path, results: list, skippe
     errors = sum(1 for r in results if r.error)
     no_gold = sum(1 for r in results if r.score is None)
     mean_text = "n/a" if mean is None else f"{mean:.4f}"
+    to_stderr = str(output) == "-"  # stdout carries the rows
     click.echo(f"{reward_name} on {source}: mean {mean_text} over {len(scores)} scored "
                f"(count {len(results)}, unscored {no_gold}, timeouts {timeouts}, errors {errors}, "
-               f"skipped lines {skipped})")
-    click.echo(f"wrote {output}")
+               f"skipped lines {skipped})", err=to_stderr)
+    click.echo(f"wrote {_name(output)}", err=to_stderr)

@@ -11,7 +11,7 @@ import sys
 
 import click
 
-from ..errors import ConfigError
+from ..errors import ConfigError, FlagError
 
 WORKFLOWS = ("sft", "grpo", "grpo-vl")
 
@@ -78,7 +78,7 @@ def _options(f):
                      help="Re-run this command under `accelerate launch`."),
         click.option("--accelerate-config", default=None,
                      help="single_gpu, multi_gpu, zero3, cpu, or a config file (default: multi_gpu; cpu with --cpu)."),
-        click.option("--num-processes", type=int, help="accelerate --num_processes."),
+        click.option("--num-processes", type=click.IntRange(1), help="accelerate --num_processes."),
         click.option("--cpu", is_flag=True, help="accelerate --cpu (gloo data parallel on CPU)."),
         click.option("--main-process-port", type=int, help="accelerate --main_process_port."),
         click.option("--accelerate-arg", "accelerate_args", multiple=True,
@@ -163,6 +163,14 @@ def run_workflow(workflow: str, params: dict, extra: list[str]) -> None:
         else None,
         progress=not params.get("no_progress"),
     )
+    if params.get("accelerate_config"):  # a bad name fails here, in a --dry-run too, not after the launch
+        from ...trainers.launch import accelerate_config_path, accelerate_configs
+
+        try:
+            accelerate_config_path(params["accelerate_config"])
+        except ConfigError:
+            raise FlagError(f"--accelerate-config {params['accelerate_config']!r}: not a file and not one of "
+                            f"{', '.join(accelerate_configs())}") from None
     resolved = plan(options)  # every one-line error about recipe, rewards and flags comes from here
     if params.get("dry_run"):
         config = build_config(resolved)  # TRL's own consistency checks

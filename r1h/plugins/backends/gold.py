@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 
 from r1h.harness.backend import Backend
-from r1h.harness.errors import RunError
+from r1h.harness.errors import FlagError, RunError
 from r1h.harness.hookspecs import hookimpl
 from r1h.harness.types import Completion, Generated, GenerationConfig, GenerationRequest
 
@@ -19,6 +19,11 @@ class GoldBackend(Backend):
     name = "gold"
     description = "answers with each benchmark's reference completion (checks data + grading; expect 100%)"
     needs_reference = True
+
+    def __init__(self, model: str | None = None, **backend_args):
+        super().__init__(model, **backend_args)
+        if backend_args:  # nothing to tune: a --backend-arg here is a mistake, not a no-op
+            raise FlagError(f"backend 'gold' does not know --backend-arg {sorted(backend_args)[0]}; it takes none")
 
     @property
     def model_id(self) -> str:

@@ -5,7 +5,11 @@ No heavy imports here: resolving a name must stay cheap (``r1h eval --help`` and
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
+import sys
+import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -98,6 +102,33 @@ def resolve_model(name_or_path: str | None) -> ResolvedModel:
 def model_slug(name: str | None) -> str:
     """The run-directory name of a model (see :func:`r1h.harness.naming.model_slug`); None is the embedded default."""
     return naming.model_slug(name, default=DEFAULT_ALIAS)
+
+
+@contextlib.contextmanager
+def quiet_loading() -> Iterator[None]:
+    """Load a model without filling a log: no transformers progress bars ("Loading weights", GGUF's "Converting and
+    de-quantizing GGUF tensors...", which calls tqdm directly) and no FutureWarnings from the libraries. r1h's own
+    progress line (and its heartbeat) shows the load is under way. Errors are untouched."""
+    from transformers.utils import logging as hf_logging
+
+    gguf = sys.modules.get("transformers.modeling_gguf_pytorch_utils")
+    if gguf is None:
+        with contextlib.suppress(ImportError):
+            import transformers.modeling_gguf_pytorch_utils as gguf
+    bars_were_on = hf_logging.is_progress_bar_enabled()
+    original_tqdm = getattr(gguf, "tqdm", None)
+    hf_logging.disable_progress_bar()
+    if original_tqdm is not None:
+        gguf.tqdm = lambda *args, **kwargs: original_tqdm(*args, **{**kwargs, "disable": True})
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", category=FutureWarning)
+            yield
+    finally:
+        if original_tqdm is not None:
+            gguf.tqdm = original_tqdm
+        if bars_were_on:
+            hf_logging.enable_progress_bar()
 
 
 def load_processor(model: str, **kwargs: Any):

@@ -32,8 +32,9 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from r1h.harness.backend import Backend
-from r1h.harness.errors import ConfigError
+from r1h.harness.errors import ConfigError, FlagError
 from r1h.harness.hookspecs import hookimpl
+from r1h.harness.hub import require_hub_model
 from r1h.harness.types import Completion, Generated, GenerationConfig, GenerationRequest, content_text
 
 from .models import resolve_model
@@ -65,25 +66,43 @@ def parse_bool(key: str, value: Any) -> bool:
         return True
     if text in ("0", "false", "no", "off"):
         return False
-    raise ConfigError(f"--backend-arg {key}={value}: expected true or false")
+    raise FlagError(f"--backend-arg {key}={value}: expected true or false")
 
 
 def parse_int(key: str, value: Any, minimum: int = 1) -> int:
     try:
         number = int(str(value).strip())
     except ValueError:
-        raise ConfigError(f"--backend-arg {key}={value}: expected an integer") from None
+        raise FlagError(f"--backend-arg {key}={value}: expected an integer") from None
     if number < minimum:
-        raise ConfigError(f"--backend-arg {key}={value}: must be >= {minimum}")
+        raise FlagError(f"--backend-arg {key}={value}: must be >= {minimum}")
     return number
 
 
 def check_known(backend: str, args: dict[str, Any], known: set[str]) -> None:
     unknown = sorted(set(args) - known)
     if unknown:
-        raise ConfigError(
-            f"backend {backend!r} does not know --backend-arg {unknown[0]}; known: {', '.join(sorted(known))}"
-        )
+        raise FlagError(f"backend {backend!r} does not know --backend-arg {unknown[0]}; known: "
+                        f"{', '.join(sorted(known)) or 'none (it takes no --backend-arg)'}")
+
+
+def check_device(device: str) -> None:
+    """``--backend-arg device=...``: a name torch knows and an accelerator this torch can use (``auto`` always is)."""
+    if device == "auto":
+        return
+    import torch
+
+    try:
+        kind = torch.device(device).type
+    except (RuntimeError, ValueError):
+        raise FlagError(f"--backend-arg device={device}: expected auto, cpu, cuda or cuda:N") from None
+    if kind == "cuda" and not torch.cuda.is_available():
+        why = (f"this torch ({torch.__version__}) was built without CUDA" if torch.version.cuda is None
+               else "torch sees no GPU (check CUDA_VISIBLE_DEVICES and the driver)")
+        raise ConfigError(f"--backend-arg device={device}: {why}; use device=cpu (or auto), or install a CUDA build "
+                          "of torch")
+    if kind == "mps" and not torch.backends.mps.is_available():
+        raise ConfigError(f"--backend-arg device={device}: MPS is not available here; use device=cpu (or auto)")
 
 
 def _row_sampler(generators: list[Any], temperature: float, top_p: float, top_k_window: int = 512):
@@ -114,7 +133,7 @@ class TransformersBackend(Backend):
         self.vision_arg = None if vision == "auto" else parse_bool("vision", vision)
         self.batching = str(backend_args.get("batching", "auto")).strip().lower()
         if self.batching not in BATCHING_MODES:
-            raise ConfigError(f"--backend-arg batching={self.batching}: expected {', '.join(BATCHING_MODES)}")
+            raise FlagError(f"--backend-arg batching={self.batching}: expected {', '.join(BATCHING_MODES)}")
         self.inflight = parse_int("inflight", backend_args["inflight"]) if backend_args.get("inflight") else None
         self.on_tokens: Callable[[int], None] | None = None  # the runner may set it to count generated tokens
         self.thread_info: dict[str, Any] = {}
@@ -124,6 +143,9 @@ class TransformersBackend(Backend):
         self._tokenizer = None
         self._processor = None
         self.device = None
+        check_device(self.device_arg)  # before any weights load: one line, not a traceback 20 s later
+        if not self.resolved.is_local:
+            require_hub_model(self.resolved.name)
 
     @property
     def model_id(self) -> str:
@@ -144,7 +166,7 @@ class TransformersBackend(Backend):
         elif self.dtype_arg in dtypes:
             dtype = dtypes[self.dtype_arg]
         else:
-            raise ConfigError(f"--backend-arg dtype={self.dtype_arg}: expected auto, bfloat16, float16 or float32")
+            raise FlagError(f"--backend-arg dtype={self.dtype_arg}: expected auto, bfloat16, float16 or float32")
         return device, dtype
 
     def _is_vision(self) -> bool:
@@ -157,12 +179,24 @@ class TransformersBackend(Backend):
         config = AutoConfig.from_pretrained(self.resolved.path_or_id, trust_remote_code=self.trust_remote_code)
         return getattr(config, "vision_config", None) is not None
 
+    def _load_weights(self, r: Any, common: dict[str, Any], model_kwargs: dict[str, Any]) -> Any:
+        """The processor or tokenizer (kept on self) and the model, as transformers loads them."""
+        import transformers
+
+        from .models import load_processor
+
+        if self._is_vision():
+            self._processor = load_processor(r.tokenizer, **common)
+            self._tokenizer = self._processor.tokenizer
+            self._processor.tokenizer.padding_side = "left"
+            return transformers.AutoModelForImageTextToText.from_pretrained(r.path_or_id, **model_kwargs)
+        self._tokenizer = transformers.AutoTokenizer.from_pretrained(r.tokenizer, **common)
+        return transformers.AutoModelForCausalLM.from_pretrained(r.path_or_id, **model_kwargs)
+
     def load(self) -> None:
         """Load the model and tokenizer once (the first ``generate`` calls it)."""
         if self._model is not None:
             return
-        import transformers
-
         from .threads import apply_threads
 
         self.thread_info = apply_threads(self.threads)
@@ -172,17 +206,11 @@ class TransformersBackend(Backend):
         model_kwargs: dict[str, Any] = {"dtype": dtype, **common}
         if self.attn_implementation:
             model_kwargs["attn_implementation"] = str(self.attn_implementation)
-        from .models import load_processor
+        from .models import quiet_loading
 
         try:
-            if self._is_vision():
-                self._processor = load_processor(r.tokenizer, **common)
-                self._tokenizer = self._processor.tokenizer
-                self._processor.tokenizer.padding_side = "left"
-                model = transformers.AutoModelForImageTextToText.from_pretrained(r.path_or_id, **model_kwargs)
-            else:
-                self._tokenizer = transformers.AutoTokenizer.from_pretrained(r.tokenizer, **common)
-                model = transformers.AutoModelForCausalLM.from_pretrained(r.path_or_id, **model_kwargs)
+            with quiet_loading():
+                model = self._load_weights(r, common, model_kwargs)
         except (OSError, ValueError) as exc:
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise ConfigError(f"--model {r.name}: cannot load it with transformers: {first}") from exc
