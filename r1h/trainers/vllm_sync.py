@@ -22,9 +22,9 @@ given tensors, and runs ``process_weights_after_loading`` again, so the CPU laye
 One gap remains (``vllm/model_executor/model_loader/reload/__init__.py``, limitation 2): a tied ``lm_head`` shares
 the embedding's weight and is not reloaded on its own, so its oneDNN handle, packed from the old weight at start-up
 (``vocab_parallel_embedding.py``: ``dispatch_cpu_unquantized_gemm(layer, remove_weight=False)``), keeps producing the
-old logits. :func:`sync_weights_cpu` re-packs every layer that kept its weight after the reload. Measured on a
-2-layer Qwen2 in float32 (``tests/test_train_vllm.py``): reload alone leaves logprobs 1.3 nats off the trained
-model, reload + re-pack matches to 1e-6.
+old logits. :func:`sync_weights_cpu` re-packs every layer that kept its weight after the reload. On a 2-layer Qwen2
+in float32 (docs/training.md, "GRPO with vLLM"), reload alone leaves logprobs 1.0-1.4 nats off the trained model;
+reload + re-pack matches to 1e-6.
 
 **Server mode** cannot sync weights on CPU: TRL's ``VLLMClient.init_communicator`` refuses any device but CUDA
 (``trl/generation/vllm_client.py:756``: "Weight synchronization runs on vLLM's NCCL weight-transfer engine, which
