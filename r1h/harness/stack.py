@@ -106,8 +106,9 @@ def libraries(paths: Iterable[str] | None = None, dists: dict[str, tuple[str, st
             found = dists.get(norm_name(candidate))
             if found:
                 project, version = found
-                out[display] = {"version": version, "build": build_kind(version) or DIST_BUILDS.get(norm_name(project), ""),
-                                "vendor": is_vendor_build(version), "dist": project}
+                build = build_kind(version) or DIST_BUILDS.get(norm_name(project), "")
+                out[display] = {"version": version, "build": build, "vendor": is_vendor_build(version),
+                                "dist": project}
                 break
     return out
 

