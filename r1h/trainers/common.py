@@ -188,6 +188,11 @@ def plan(options: TrainOptions) -> Plan:
     apply_layout(recipe, kwargs, processes, warnings)
     gpu = has_gpu()
     apply_speed(recipe, kwargs, notes, gpu)
+    from .vllm_sync import server_mode_refusal
+
+    refusal = server_mode_refusal(kwargs, gpu)
+    if refusal:  # a dry run may plan a GPU job from a CPU box; a real run refuses (grpo.run)
+        warnings.append(f"not on this machine: {refusal}")
     if not gpu:
         # CPU runs train in float32: bf16 autocast on CPU is slow and changes the numerics of tiny test models.
         if kwargs.get("bf16", True) and "bf16" not in recipe.explicit:

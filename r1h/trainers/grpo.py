@@ -10,9 +10,10 @@ prompt is rendered to a string here (``continue_final_message=True``) and handed
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
-from .common import Plan, announce, build_config, preparing, train_and_save
+from .common import Plan, announce, build_config, is_main_process, preparing, train_and_save
 from .data import check_reward_columns, clevr_dataset, countdown_dataset, prompt_dataset
 
 
@@ -66,6 +67,14 @@ def run(plan: Plan, callbacks: list[Any] | None = None, vision: bool = False):
     from .evaluation import EvalLogMixin
 
     recipe, options = plan.recipe, plan.options
+    from .common import has_gpu
+    from .vllm_sync import server_mode_refusal
+
+    refusal = server_mode_refusal(plan.config_kwargs, has_gpu())
+    if refusal:  # before any data or model loads
+        from ..harness.errors import ConfigError
+
+        raise ConfigError(f"recipe {recipe.name}: {refusal}")
     config = build_config(plan)
     with preparing(plan):
         check_data(plan, vision)
@@ -79,4 +88,10 @@ def run(plan: Plan, callbacks: list[Any] | None = None, vision: bool = False):
 
     trainer = Trainer(model=recipe.model, reward_funcs=list(plan.rewards), args=config, train_dataset=dataset,
                       processing_class=processing_class, callbacks=list(callbacks or []))
+    if config.use_vllm:
+        from .vllm_sync import install
+
+        if install(trainer) and is_main_process():
+            print("r1h train: CPU vLLM: weights sync through vLLM's in-place reload (TRL's load_weights fails "
+                  "there; see r1h/trainers/vllm_sync.py)", file=sys.stderr)
     return train_and_save(trainer, options, config.output_dir)

