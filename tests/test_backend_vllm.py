@@ -22,6 +22,7 @@ from r1h.plugins.backends.vllm import (
     engine_kwargs,
     sampling_kwargs,
 )
+from r1h.plugins.backends.vllm_platform import engine_cores
 
 FAKES = Path(__file__).resolve().parent / "fakes"
 
@@ -104,16 +105,19 @@ def test_cpu_defaults_avoid_chunked_prefill_and_split_cores(tmp_path):
     ckpt = tmp_path / "ckpt"
     ckpt.mkdir()
     (ckpt / "config.json").write_text('{"text_config": {"max_position_embeddings": 4096}}')
-    chosen, env = cpu_defaults({"model": str(ckpt)}, 1, environ={})
-    assert chosen == {"enable_chunked_prefill": False, "max_num_batched_tokens": 4096, "gpu_memory_utilization": 0.2}
-    assert env == {}
-    chosen, _ = cpu_defaults({"model": "hub/id", "max_model_len": 1024}, 1, environ={})
-    assert chosen["max_num_batched_tokens"] == 2048  # never below 2048 (and max_num_seqs)
-    given = {"model": str(ckpt), "enable_chunked_prefill": True, "gpu_memory_utilization": 0.5}
-    assert cpu_defaults(given, 1, environ={}) == ({}, {})  # what the user set stays theirs
     import os
 
     cores = sorted(os.sched_getaffinity(0))
+    chosen, env = cpu_defaults({"model": str(ckpt)}, 1, environ={})
+    assert chosen == {"enable_chunked_prefill": False, "max_num_batched_tokens": 4096, "gpu_memory_utilization": 0.2}
+    # one engine: every core but the last, which vLLM reserves and r1h then keeps to
+    assert env == ({"VLLM_CPU_OMP_THREADS_BIND": ",".join(map(str, cores[:-1]))} if len(cores) > 1 else {})
+    assert engine_cores({"VLLM_CPU_OMP_THREADS_BIND": "0-2,5|7"}) == {0, 1, 2, 5, 7}
+    assert engine_cores({"VLLM_CPU_OMP_THREADS_BIND": "auto"}) == engine_cores({}) == set()
+    chosen, _ = cpu_defaults({"model": "hub/id", "max_model_len": 1024}, 1, environ={})
+    assert chosen["max_num_batched_tokens"] == 2048  # never below 2048 (and max_num_seqs)
+    given = {"model": str(ckpt), "enable_chunked_prefill": True, "gpu_memory_utilization": 0.5}
+    assert cpu_defaults(given, 1, environ={"VLLM_CPU_OMP_THREADS_BIND": "0"}) == ({}, {})  # the user's stay theirs
     if len(cores) >= 2:
         _, env = cpu_defaults({"model": str(ckpt)}, 2, environ={})
         groups = env["VLLM_CPU_OMP_THREADS_BIND"].split("|")

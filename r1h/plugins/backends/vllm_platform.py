@@ -152,15 +152,56 @@ def cpu_defaults(kwargs: dict[str, Any], dp: int, environ: dict[str, str] | None
             chosen["max_num_batched_tokens"] = max(int(length), 2048)
     if "gpu_memory_utilization" not in kwargs:
         chosen["gpu_memory_utilization"] = CPU_MEMORY_SHARE
-    if dp > 1 and not environ.get("VLLM_CPU_OMP_THREADS_BIND"):
+    if not environ.get("VLLM_CPU_OMP_THREADS_BIND"):
         cores = cpu_cores()
         if len(cores) < dp:
             raise ConfigError(f"--backend-arg data_parallel_size={dp}: this process may use {len(cores)} CPU core(s), "
                               f"one engine needs at least one; lower data_parallel_size")
-        size = len(cores) // dp
-        groups = [cores[r * size:(r + 1) * size] for r in range(dp)]
-        env["VLLM_CPU_OMP_THREADS_BIND"] = "|".join(",".join(str(c) for c in g) for g in groups)
+        if dp > 1:
+            size = len(cores) // dp
+            groups = [cores[r * size:(r + 1) * size] for r in range(dp)]
+            env["VLLM_CPU_OMP_THREADS_BIND"] = "|".join(",".join(str(c) for c in g) for g in groups)
+        elif len(cores) > 1:  # vLLM's own choice for one engine (it reserves the last core), made explicit so that
+            env["VLLM_CPU_OMP_THREADS_BIND"] = ",".join(str(c) for c in cores[:-1])  # r1h can keep to that core
     return chosen, env
+
+
+def engine_cores(environ: dict[str, str] | None = None) -> set[int]:
+    """The cores ``VLLM_CPU_OMP_THREADS_BIND`` gives vLLM's engines (empty where it is unset or 'auto')."""
+    environ = os.environ if environ is None else environ
+    bind = environ.get("VLLM_CPU_OMP_THREADS_BIND", "")
+    cores: set[int] = set()
+    if bind in ("", "auto", "nobind"):
+        return cores
+    for group in bind.split("|"):
+        for part in group.split(","):
+            low, _, high = part.strip().partition("-")
+            if low.isdigit():
+                cores.update(range(int(low), int(high or low) + 1))
+    return cores
+
+
+def keep_off_engine_cores(environ: dict[str, str] | None = None) -> list[int] | None:
+    """Move every thread of this process (and so the grading workers it starts later) to the cores vLLM's engines do
+    not compute on: on a 2-core box the engine computes on core 0 and r1h's rendering, grading and writing on core 1,
+    as vLLM's own CPU binding intends (it reserves a core for everything but the model). Returns the cores, or None
+    where no core is free (data parallel over every core) or this platform cannot say."""
+    taken = engine_cores(environ)
+    free = [c for c in cpu_cores() if c not in taken]
+    if not taken or not free or not hasattr(os, "sched_setaffinity"):
+        return None
+    set_affinity(free)
+    return free
+
+
+def set_affinity(cores: list[int]) -> None:
+    """``sched_setaffinity`` for every thread of this process (a pid of 0 would move the calling thread only)."""
+    tasks = Path("/proc/self/task")
+    for tid in ([int(t.name) for t in tasks.iterdir()] if tasks.is_dir() else [0]):
+        try:
+            os.sched_setaffinity(tid, cores)
+        except OSError:
+            continue
 
 
 def start_error(exc: BaseException, kwargs: dict[str, Any]) -> ConfigError:
