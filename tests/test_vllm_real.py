@@ -146,7 +146,10 @@ def test_no_deprecated_call_and_logs_kept_off_stdout(backend, capfd):
     assert log is not None and log.is_file()
     text = log.read_text(errors="replace")
     assert "init engine" in text or "KV cache" in text, text[-2000:]  # the file really is vLLM's log
-    assert "deprecated" not in text.lower(), [line for line in text.splitlines() if "deprecat" in line.lower()]
+    # vLLM warns its callers through its logger ("Passing raw prompts to InputProcessor is deprecated ..."); the
+    # FutureWarnings its own import raises (torch.distributed.reduce_op) are not about r1h's calls
+    warned = [line for line in text.splitlines() if line.startswith("WARNING") and "deprecat" in line.lower()]
+    assert not warned and "Passing raw prompts" not in text, warned
 
 
 def test_bad_settings_and_models_are_one_line(tmp_path, converted_smollm2):

@@ -170,23 +170,37 @@ def test_embedded_default_interrupted_killed_and_resumed_gives_the_same_text(tmp
     assert Path(engine["model"]) .parent == converted_smollm2.parent  # the cached copy, not converted again
 
 
-def test_data_parallel_two_engines_each_on_its_own_core(tmp_path, converted_smollm2):
+def test_data_parallel_two_engines_each_on_its_own_core_and_a_killed_one(tmp_path, converted_smollm2):
     if len(os.sched_getaffinity(0)) < 2:
         pytest.skip("needs 2 cores")
     out = tmp_path / "dp"
+    samples = out / "samples" / "countdown.jsonl"
     cmd = _eval_cmd(out, "--backend-arg", "data_parallel_size=2")
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env())
-    code, stdout, err = _finish(proc, timeout=2 * START_S)
+    popen = dict(stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env())
+
+    # one of the two engine cores killed mid-run: one line, the finished samples kept
+    proc = subprocess.Popen(cmd, **popen)
+    _wait_for(lambda: len(_lines(samples)) >= 1 and len(_engine_cores(proc)) == 2, proc, 2 * START_S,
+              "a sample from two engines")
+    _engine_cores(proc)[-1].kill()
+    code, _, err = _finish(proc)
+    assert code == 1, err[-3000:]
+    line = _one_error_line(err)
+    assert "vLLM's engine died" in line, line
+    kept = len(_lines(samples))
+    assert kept >= 1
+
+    # the same command resumes and completes the run on two engines, each bound to its own core
+    code, stdout, err = _finish(subprocess.Popen(cmd, **popen), timeout=2 * START_S)
     assert code == 0, err[-3000:]
-    results = json.loads((out / "results.json").read_text())
-    engine = results["engine"]
+    assert len(_lines(samples)) == LIMIT * N
+    engine = json.loads((out / "results.json").read_text())["engine"]
     assert engine["data_parallel_size"] == 2
     groups = engine["platform_defaults"]["VLLM_CPU_OMP_THREADS_BIND"].split("|")
     assert len(groups) == 2 and not set(groups[0].split(",")) & set(groups[1].split(","))
     log = Path(engine["log"]).read_text(errors="replace")
     bound = {line.split("core ids=")[1].strip() for line in log.splitlines() if "core ids=" in line}
     assert len(bound) >= 2, bound  # vLLM bound the two engine cores to different CPUs
-    assert len(_lines(out / "samples" / "countdown.jsonl")) == LIMIT * N
 
 
 def _free_port() -> int:
