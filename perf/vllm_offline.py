@@ -85,7 +85,8 @@ def run_r1h(args, out: Path, backend: str = "vllm", extra: tuple[str, ...] = ())
     if done.returncode != 0:
         raise SystemExit(f"r1h eval failed ({done.returncode}): {done.stderr[-2000:]}")
     log = (out / "eval.log").read_text().splitlines()
-    ready = next(_stamp(line) for line in log if "model ready" in line)
+    # the engine is up at "model ready" (offline backends); a served model is up before r1h starts
+    ready = next(_stamp(line) for line in log if "model ready" in line or "countdown:" in line)
     last = max(_stamp(line) for line in log if "countdown:" in line)
     records = [json.loads(line) for line in (out / "samples" / "countdown.jsonl").read_text().splitlines()]
     tokens = sum(int(r.get("num_tokens") or 0) for r in records)
