@@ -49,11 +49,22 @@ def test_in_training_eval_equals_r1h_eval_on_the_saved_checkpoint(tiny_text: Pat
     resolved = plan(TrainOptions(workflow="sft", model=str(tiny_text), data=str(_stratos_file(tmp_path / "d.jsonl")),
                                  output_dir=str(out), sets=SETS, eval_bench="countdown", eval_every=2, eval_limit=4,
                                  eval_n=2, eval_max_tokens=16))
-    trainer = sft.run(resolved)
+    from transformers import TrainerCallback
+
+    class Recorder(TrainerCallback):  # what a report_to integration (TensorBoardCallback, WandbCallback) is handed
+        seen: list[dict] = []
+
+        def on_log(self, args, state, control, logs=None, **kwargs):
+            self.seen.append(dict(logs or {}))
+
+    trainer = sft.run(resolved, callbacks=[Recorder()])
 
     # logged once, through Trainer.log (what every report_to integration receives), under r1h eval's metric names
     logged = [h for h in trainer.state.log_history if "eval/countdown/pass@1" in h]
     assert len(logged) == 1 and logged[0]["step"] == 2
+    handed = [h for h in Recorder.seen if "eval/countdown/pass@1" in h]
+    assert len(handed) == 1 and {k: v for k, v in handed[0].items() if k.startswith("eval/")} == {
+        k: v for k, v in logged[0].items() if k.startswith("eval/")}
     assert logged[0]["eval/countdown/n_samples"] == 2 and logged[0]["eval/countdown/n_problems"] == 4
     assert "eval/countdown/pass@2" in logged[0] and "eval/countdown/maj@n" in logged[0]
     in_training = out / "r1h-eval" / "step-2"

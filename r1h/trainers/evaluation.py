@@ -88,6 +88,7 @@ class BenchmarkEvalCallback(TrainerCallback):
         weights = out.with_name(out.name + "-weights")  # beside the run: a run directory holds only run files
         trainer.save_model(str(weights))  # collective under DeepSpeed/FSDP: every process takes part
         if trainer.accelerator.is_main_process:
+            shutil.rmtree(out, ignore_errors=True)  # a rerun into the same output_dir: new weights, never a resume
             if trainer.processing_class is not None:
                 trainer.processing_class.save_pretrained(str(weights))
             was_training = trainer.model.training
