@@ -31,7 +31,6 @@ def evaluate_checkpoint(
     n: int | None = None,
     source: str | None = None,
     max_tokens: int | None = None,
-    temperature: float | None = None,
     backend_name: str = "transformers",
     seed: int = 0,
 ) -> dict[str, Any]:
@@ -41,8 +40,8 @@ def evaluate_checkpoint(
     from r1h.harness.runner import run_eval
 
     opts = EvalOptions(model=checkpoint, bench=bench_name, backend=backend_name,
-                       data={bench_name: source} if source else {}, limit=limit, n=n, temperature=temperature,
-                       max_tokens=max_tokens, seed=seed, output=output, progress=False)
+                       data={bench_name: source} if source else {}, limit=limit, n=n, max_tokens=max_tokens,
+                       seed=seed, output=output, progress=False)
     results = run_eval(opts)
     return next(iter(results["benchmarks"].values()))
 
