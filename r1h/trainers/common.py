@@ -33,6 +33,7 @@ class TrainOptions:
     eval_bench: str | None = None
     eval_every: int = 0
     eval_limit: int = 8
+    eval_n: int | None = None  # samples per problem; None: the benchmark's protocol n
     eval_data: str | None = None
     eval_max_tokens: int | None = None
     num_processes: int | None = None  # training processes; None: WORLD_SIZE (set by accelerate/torchrun) or 1
@@ -220,6 +221,8 @@ def plan(options: TrainOptions) -> Plan:
         r1h.get_benchmark(options.eval_bench)  # unknown names fail here, before any model loads
         if options.eval_every < 0:
             raise ConfigError("--eval-every must be >= 0")
+        if options.eval_n is not None and options.eval_n < 1:
+            raise ConfigError(f"--eval-n {options.eval_n}: must be >= 1")
     return Plan(options=options, recipe=recipe, config_kwargs=kwargs, rewards=rewards, notes=notes,
                 processes=processes, warnings=warnings)
 
@@ -309,7 +312,8 @@ def train_and_save(trainer, options, output_dir: str):
         from .evaluation import BenchmarkEvalCallback
 
         trainer.add_callback(BenchmarkEvalCallback(options.eval_bench, options.eval_every, limit=options.eval_limit,
-                                                   source=options.eval_data, max_tokens=options.eval_max_tokens)
+                                                   n=options.eval_n, source=options.eval_data,
+                                                   max_tokens=options.eval_max_tokens)
                              .attach(trainer))
     trainer.train()
     save_final(trainer, output_dir)

@@ -1,5 +1,8 @@
-"""Evaluation during training: every N optimizer steps, save the current weights, run an r1h benchmark on them with
-the transformers backend and a small limit, and log ``eval/<bench>/pass@1`` into the trainer's logs."""
+"""Evaluation during training: every N optimizer steps, save the current weights and run ``r1h eval`` on them: the
+same planning (the benchmark's protocol sampling: its n, the R1 defaults, its overrides), the same streaming pipeline
+and the same metrics as the command line. The run directory is kept under ``OUTPUT_DIR/r1h-eval/step-N``, so
+``r1h report`` reads it like any run, and the scalar metrics go through the trainer's ``log`` (so to every
+``report_to`` integration: tensorboard, wandb, ...) as ``eval/<bench>/<metric>``."""
 
 from __future__ import annotations
 
@@ -11,52 +14,36 @@ from typing import Any
 from transformers import TrainerCallback
 
 
+def log_metrics(bench_name: str, metrics: dict[str, Any]) -> dict[str, float]:
+    """``eval/<bench>/<name>`` for each number of a benchmark's ``results.json`` entry (``pass@k`` as ``pass@K``)."""
+    flat: dict[str, Any] = {k: v for k, v in metrics.items() if k != "pass@k"}
+    flat.update({f"pass@{k}": v for k, v in (metrics.get("pass@k") or {}).items()})
+    return {f"eval/{bench_name}/{k}": float(v) for k, v in flat.items()
+            if isinstance(v, int | float)}
+
+
 def evaluate_checkpoint(
     checkpoint: str,
     bench_name: str,
+    output: str,
     *,
-    limit: int = 8,
+    limit: int | None = 8,
+    n: int | None = None,
     source: str | None = None,
     max_tokens: int | None = None,
     backend_name: str = "transformers",
     seed: int = 0,
-) -> dict[str, float]:
-    """pass@1 (greedy, one sample) of ``checkpoint`` on the first ``limit`` problems of ``bench_name``.
+) -> dict[str, Any]:
+    """``r1h eval --model CHECKPOINT --bench BENCH --output OUTPUT`` with these flags; ``None`` means the benchmark's
+    protocol value. Returns the benchmark's entry of ``results.json`` (the metrics ``r1h eval`` writes)."""
+    from r1h.harness.plan import EvalOptions
+    from r1h.harness.runner import run_eval
 
-    Uses only the public API: the benchmark's prompts and reward, the registered backend, the reward's batch grader.
-    """
-    import r1h
-    from r1h.harness.types import GenerationConfig, sample_seed
-
-    bench = r1h.get_benchmark(bench_name)
-    samples = bench.load(source, limit=limit)[:limit]
-    if not samples:
-        return {f"eval/{bench_name}/pass@1": 0.0, f"eval/{bench_name}/n": 0.0}
-    settings: dict[str, Any] = {"n": 1, "temperature": 0.0, "top_p": 1.0, "seed": seed, "max_tokens": 512}
-    settings.update(getattr(bench, "generation_overrides", None) or {})
-    settings["n"], settings["temperature"] = 1, 0.0
-    if max_tokens:
-        settings["max_tokens"] = int(max_tokens)
-    config = GenerationConfig(**{k: v for k, v in settings.items() if k in GenerationConfig.__dataclass_fields__})
-    requests = [bench.request(s, [0], [sample_seed(seed, s.id, 0)]) for s in samples]
-    backend = r1h.get_backend(backend_name, model=checkpoint)
-    try:
-        outputs = backend.generate(requests, config)
-    finally:
-        backend.close()
-    reward = r1h.get_reward(bench.reward)
-    texts = [out[0].text if out else "" for out in outputs]
-    prompts = [req.messages for req in requests]
-    columns: dict[str, list[Any]] = {}
-    for s in samples:
-        for key in s.columns:
-            columns.setdefault(key, [])
-    for key in columns:
-        columns[key] = [s.columns.get(key) for s in samples]
-    scores = reward(texts, prompts=prompts, **columns)
-    graded = [s for s in scores if s is not None]
-    value = sum(graded) / len(graded) if graded else 0.0  # greedy, one sample: pass@1 is the mean score
-    return {f"eval/{bench_name}/pass@1": value, f"eval/{bench_name}/n": float(len(graded))}
+    opts = EvalOptions(model=checkpoint, bench=bench_name, backend=backend_name,
+                       data={bench_name: source} if source else {}, limit=limit, n=n, max_tokens=max_tokens,
+                       seed=seed, output=output, progress=False)
+    results = run_eval(opts)
+    return next(iter(results["benchmarks"].values()))
 
 
 class EvalLogMixin:
@@ -71,13 +58,15 @@ class EvalLogMixin:
 
 
 class BenchmarkEvalCallback(TrainerCallback):
-    """Runs :func:`evaluate_checkpoint` every ``every`` steps (and at the end of training)."""
+    """Runs :func:`evaluate_checkpoint` every ``every`` steps (and at the end of training) and queues its numbers for
+    the trainer's next ``log``. ``limit``, ``n`` and ``max_tokens``: ``None`` means the benchmark's protocol value."""
 
-    def __init__(self, bench: str, every: int, *, limit: int = 8, source: str | None = None,
-                 max_tokens: int | None = None):
-        self.bench, self.every, self.limit, self.source, self.max_tokens = bench, every, limit, source, max_tokens
+    def __init__(self, bench: str, every: int, *, limit: int | None = 8, n: int | None = None,
+                 source: str | None = None, max_tokens: int | None = None, seed: int = 0):
+        self.bench, self.every, self.source, self.seed = bench, every, source, seed
+        self.limit, self.n, self.max_tokens = limit, n, max_tokens
         self.trainer = None
-        self.history: list[tuple[int, dict[str, float]]] = []
+        self.history: list[tuple[int, dict[str, float]]] = []  # (step, what was logged)
         self._last_step = -1
 
     def attach(self, trainer) -> BenchmarkEvalCallback:
@@ -85,26 +74,35 @@ class BenchmarkEvalCallback(TrainerCallback):
         trainer._r1h_pending_logs = {}
         return self
 
+    def run_dir(self, step: int) -> Path:
+        """Where the evaluation of ``step`` is written: an ``r1h eval`` run directory."""
+        return Path(self.trainer.args.output_dir) / "r1h-eval" / f"step-{step}"
+
     def _run(self, state, control) -> None:
         trainer = self.trainer
         if trainer is None or state.global_step == self._last_step:
             return
         self._last_step = state.global_step
-        tmp = Path(trainer.args.output_dir) / f"r1h-eval-step-{state.global_step}"
-        trainer.save_model(str(tmp))  # collective under DeepSpeed/FSDP: every process takes part
+        out = self.run_dir(state.global_step)
+        weights = out.with_name(out.name + "-weights")  # beside the run: a run directory holds only run files
+        trainer.save_model(str(weights))  # collective under DeepSpeed/FSDP: every process takes part
         if trainer.accelerator.is_main_process:
+            shutil.rmtree(out, ignore_errors=True)  # a rerun into the same output_dir: new weights, never a resume
             if trainer.processing_class is not None:
-                trainer.processing_class.save_pretrained(str(tmp))
+                trainer.processing_class.save_pretrained(str(weights))
             was_training = trainer.model.training
             try:
-                metrics = evaluate_checkpoint(str(tmp), self.bench, limit=self.limit, source=self.source,
-                                              max_tokens=self.max_tokens)
+                metrics = evaluate_checkpoint(str(weights), self.bench, str(out), limit=self.limit, n=self.n,
+                                              source=self.source, max_tokens=self.max_tokens, seed=self.seed)
             finally:
                 trainer.model.train(was_training)
-                shutil.rmtree(tmp, ignore_errors=True)
-            self.history.append((state.global_step, metrics))
-            trainer._r1h_pending_logs.update(metrics)
-            print(f"r1h eval step {state.global_step}: {metrics}", file=sys.stderr)
+                shutil.rmtree(weights, ignore_errors=True)
+            logged = log_metrics(self.bench, metrics)
+            self.history.append((state.global_step, logged))
+            trainer._r1h_pending_logs.update(logged)
+            print(f"r1h eval step {state.global_step}: {self.bench} pass@1 {metrics.get('pass@1')} "
+                  f"({metrics.get('n_problems')} problems x {metrics.get('n_samples')} samples); run in {out}",
+                  file=sys.stderr)
             control.should_log = True
         trainer.accelerator.wait_for_everyone()
 

@@ -72,6 +72,7 @@ def _options(f):
         click.option("--eval-bench", help="An r1h benchmark to run on the current weights during training."),
         click.option("--eval-every", type=int, default=0, show_default=True, help="Run --eval-bench every N steps."),
         click.option("--eval-limit", type=int, default=8, show_default=True, help="Problems per evaluation."),
+        click.option("--eval-n", type=int, help="Samples per problem (default: the benchmark's protocol n)."),
         click.option("--eval-data", help="Data source for --eval-bench (default: the benchmark's)."),
         click.option("--eval-max-tokens", type=int, help="New tokens per evaluation answer."),
         click.option("--launcher", type=click.Choice(["none", "accelerate"]), default="none", show_default=True,
@@ -155,6 +156,7 @@ def run_workflow(workflow: str, params: dict, extra: list[str]) -> None:
         eval_bench=params.get("eval_bench"),
         eval_every=params.get("eval_every") or 0,
         eval_limit=params.get("eval_limit") or 8,
+        eval_n=params.get("eval_n"),
         eval_data=params.get("eval_data"),
         eval_max_tokens=params.get("eval_max_tokens"),
         # the batch layout follows the processes that will train: --num-processes for a dry run or the launcher's
