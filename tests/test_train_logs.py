@@ -92,3 +92,37 @@ def test_a_real_error_still_reaches_the_log(tiny: Path, tmp_path: Path):
                           env=env, capture_output=True, text=True, timeout=600)
     assert proc.returncode != 0
     assert str(tmp_path / "none") in proc.stderr
+
+
+def test_a_long_step_gets_heartbeat_lines(monkeypatch, capsys):
+    """While a step runs longer than the interval, a line says which step is running (a SLURM log never looks hung)."""
+    import time
+    from types import SimpleNamespace
+
+    from r1h.trainers.progress import step_lines
+
+    monkeypatch.setenv("R1H_PROGRESS_INTERVAL_S", "0.05")
+    config = SimpleNamespace(disable_tqdm=False)
+    (callback,) = step_lines(SimpleNamespace(explicit=set()), config)
+    assert config.disable_tqdm  # the trainer's tqdm bar gives way to these lines
+    state = SimpleNamespace(is_world_process_zero=True, global_step=0, max_steps=4, logging_steps=1)
+    callback.on_train_begin(None, state, None)
+    try:
+        deadline = time.monotonic() + 30
+        while "step 1 running" not in capsys.readouterr().err:
+            assert time.monotonic() < deadline, "no heartbeat line"
+            time.sleep(0.05)
+    finally:
+        callback.on_train_end(None, state, None)
+    state.global_step = 1
+    callback.on_step_end(None, state, None)
+    assert "r1h train: step 1/4, elapsed" in capsys.readouterr().err
+
+
+def test_disable_tqdm_false_on_the_command_line_keeps_the_trainers_bar():
+    from types import SimpleNamespace
+
+    from r1h.trainers.progress import step_lines
+
+    config = SimpleNamespace(disable_tqdm=False)
+    assert step_lines(SimpleNamespace(explicit={"disable_tqdm"}), config) == [] and config.disable_tqdm is False
