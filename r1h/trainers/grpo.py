@@ -15,6 +15,7 @@ from typing import Any
 
 from .common import Plan, announce, build_config, is_main_process, preparing, train_and_save
 from .data import check_reward_columns, clevr_dataset, countdown_dataset, prompt_dataset
+from .progress import quiet_training, step_lines
 
 
 def load_processing_class(recipe, vision: bool):
@@ -62,11 +63,7 @@ def check_data(plan: Plan, vision: bool) -> None:
 
 def run(plan: Plan, callbacks: list[Any] | None = None, vision: bool = False):
     """Train; return the trainer (``state.log_history`` holds ``rewards/<name>/mean`` per logging step)."""
-    from trl import GRPOTrainer
-
-    from .evaluation import EvalLogMixin
-
-    recipe, options = plan.recipe, plan.options
+    recipe = plan.recipe
     from .common import has_gpu
     from .vllm_sync import server_mode_refusal
 
@@ -76,6 +73,16 @@ def run(plan: Plan, callbacks: list[Any] | None = None, vision: bool = False):
 
         raise ConfigError(f"recipe {recipe.name}: {refusal}")
     config = build_config(plan)
+    with quiet_training():  # r1h's lines in the log, not the libraries' bars and FutureWarnings
+        return _train(plan, config, callbacks, vision)
+
+
+def _train(plan: Plan, config, callbacks: list[Any] | None, vision: bool):
+    from trl import GRPOTrainer
+
+    from .evaluation import EvalLogMixin
+
+    recipe, options = plan.recipe, plan.options
     with preparing(plan):
         check_data(plan, vision)
         announce(plan)
@@ -87,7 +94,8 @@ def run(plan: Plan, callbacks: list[Any] | None = None, vision: bool = False):
         pass
 
     trainer = Trainer(model=recipe.model, reward_funcs=list(plan.rewards), args=config, train_dataset=dataset,
-                      processing_class=processing_class, callbacks=list(callbacks or []))
+                      processing_class=processing_class,
+                      callbacks=[*step_lines(recipe, config), *(callbacks or [])])
     if config.use_vllm:
         from .vllm_sync import install
 

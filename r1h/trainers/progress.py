@@ -7,6 +7,12 @@ tqdm bars and a rich live display garble each other, and ``datasets`` offers no 
 ``disable_progress_bars``). Inside :func:`data_progress` those names point to :class:`RichBar`, a small object with the
 part of tqdm's interface that ``datasets`` uses, which reports into one shared ``rich.progress.Progress``. The names
 are restored on exit, also after an error.
+
+Training itself (:func:`quiet_training`, :func:`step_lines`): the log holds r1h's lines, not the libraries'. The
+trainer's tqdm step bar gives way to one plain line per logging step (and a heartbeat at least every 30 s,
+``R1H_PROGRESS_INTERVAL_S``, while a long step runs); transformers' own bars ("Loading weights", "Writing model
+shards") and FutureWarnings are off, by the switch ``r1h eval`` uses for model loading. The trainer's logged metrics
+(its ``PrinterCallback``) and every error stay.
 """
 
 from __future__ import annotations
@@ -17,6 +23,8 @@ import threading
 import time
 from collections.abc import Iterator
 from typing import Any
+
+from ..harness.progress import _clock_text, line_interval
 
 
 class RichBar:
@@ -129,3 +137,69 @@ def data_progress(enabled: bool = True, console: Any = None) -> Iterator[Any]:
             for module, original in bound:
                 module.hf_tqdm = original
             RichBar.progress = None
+
+
+def quiet_training() -> contextlib.AbstractContextManager[None]:
+    """No transformers progress bars and no library FutureWarnings while the block runs (``r1h eval``'s switch)."""
+    from ..plugins.backends.models import quiet_loading
+
+    return quiet_loading()
+
+
+def step_lines(recipe: Any, config: Any) -> list[Any]:
+    """The callbacks that show training progress: r1h's step lines in place of the trainer's tqdm bar (unless the
+    recipe or the command line sets ``disable_tqdm`` itself)."""
+    if "disable_tqdm" in getattr(recipe, "explicit", ()) and not config.disable_tqdm:
+        return []
+    config.disable_tqdm = True
+    return [_step_callback()]
+
+
+def _step_callback() -> Any:
+    from transformers import TrainerCallback
+
+    class StepLines(TrainerCallback):
+        """``r1h train: step 3/100, elapsed 0:01:02, left 0:33:10`` on stderr (world process 0): at the first and last
+        step, every ``logging_steps``, and from a timer thread whenever ``line_interval()`` passed without a line."""
+
+        def __init__(self) -> None:
+            self.lock = threading.Lock()
+            self.stop = threading.Event()
+            self.started = self.last = 0.0
+            self.step = self.total = 0
+
+        def line(self, now: float, running: bool = False) -> None:
+            with self.lock:
+                elapsed = now - self.started
+                left = elapsed / self.step * (self.total - self.step) if self.step and self.total else None
+                text = f"r1h train: step {self.step}/{self.total}, elapsed {_clock_text(elapsed)}"
+                text += f", step {self.step + 1} running" if running else f", left {_clock_text(left)}"
+                print(text, file=sys.stderr, flush=True)
+                self.last = now
+
+        def beat(self, interval: float) -> None:
+            while not self.stop.wait(min(interval, 5.0)):
+                now = time.monotonic()
+                if now - self.last >= interval:
+                    self.line(now, running=True)
+
+        def on_train_begin(self, args: Any, state: Any, control: Any, **_: Any) -> None:
+            if not state.is_world_process_zero:
+                return
+            self.started = self.last = time.monotonic()
+            self.step, self.total = state.global_step, state.max_steps
+            self.stop.clear()
+            threading.Thread(target=self.beat, args=(line_interval(),), daemon=True, name="r1h-train-beat").start()
+
+        def on_step_end(self, args: Any, state: Any, control: Any, **_: Any) -> None:
+            if not state.is_world_process_zero:
+                return
+            self.step, self.total = state.global_step, state.max_steps
+            every = max(1, int(state.logging_steps or 1))  # the trainer resolves a ratio into steps here
+            if self.step in (1, self.total) or self.step % every == 0 or time.monotonic() - self.last >= line_interval():
+                self.line(time.monotonic())
+
+        def on_train_end(self, args: Any, state: Any, control: Any, **_: Any) -> None:
+            self.stop.set()
+
+    return StepLines()

@@ -17,6 +17,7 @@ from typing import Any
 
 from .common import Plan, announce, build_config, preparing, train_and_save
 from .data import sft_dataset
+from .progress import quiet_training, step_lines
 
 
 def chatml_training_template(default_system_block: str) -> str:
@@ -89,13 +90,18 @@ def align_eos(model, tokenizer) -> None:
 
 def run(plan: Plan, callbacks: list[Any] | None = None):
     """Train; return the trainer (its ``state.log_history`` holds the logged losses)."""
+    config = build_config(plan)
+    with quiet_training():  # r1h's lines in the log, not the libraries' bars and FutureWarnings
+        return _train(plan, config, callbacks)
+
+
+def _train(plan: Plan, config, callbacks: list[Any] | None):
     from transformers import AutoTokenizer
     from trl import SFTTrainer
 
     from .evaluation import EvalLogMixin
 
     recipe, options = plan.recipe, plan.options
-    config = build_config(plan)
     announce(plan)
     with preparing(plan):
         dataset = sft_dataset(recipe.data["source"], recipe.data.get("format"),
@@ -112,7 +118,7 @@ def run(plan: Plan, callbacks: list[Any] | None = None):
 
         # TRL tokenizes (and packs) the data here, through Dataset.map: part of the live progress
         trainer = Trainer(model=recipe.model, args=config, train_dataset=dataset, processing_class=tokenizer,
-                          callbacks=list(callbacks or []))
+                          callbacks=[*step_lines(recipe, config), *(callbacks or [])])
     tokenizer.chat_template = original_template  # the data is tokenized; checkpoints keep the model's own template
     if config.eos_token:
         align_eos(trainer.accelerator.unwrap_model(trainer.model), tokenizer)
