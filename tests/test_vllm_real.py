@@ -131,9 +131,11 @@ def test_default_flags_run_128_seeded_countdown_requests_on_cpu(backend):
     chosen = backend.describe()["platform_defaults"]
     assert chosen["platform"] == "cpu" and chosen["enable_chunked_prefill"] is False
     assert chosen["max_num_batched_tokens"] >= 8192  # SmolLM2's context: a prompt is never split
-    if "harness_cores" in chosen:  # r1h's threads keep off the core the engine computes on
-        import os
+    import os
 
+    # set for the engine's start only: processes started later (another engine, an r1h run) choose their own
+    assert "VLLM_CPU_OMP_THREADS_BIND" not in os.environ
+    if "harness_cores" in chosen:  # r1h's threads keep off the core the engine computes on
         assert set(os.sched_getaffinity(0)) == set(chosen["harness_cores"])
         assert not set(chosen["harness_cores"]) & {int(c) for c in chosen["VLLM_CPU_OMP_THREADS_BIND"].split(",")}
 

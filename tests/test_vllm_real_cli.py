@@ -215,7 +215,7 @@ def test_openai_backend_against_vllms_real_server(tmp_path, converted_smollm2):
         [sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", str(converted_smollm2),
          "--host", "127.0.0.1", "--port", str(port), "--enforce-eager", "--gpu-memory-utilization", "0.2",
          "--max-num-batched-tokens", "8192", "--no-enable-chunked-prefill"],
-        stdout=subprocess.DEVNULL, stderr=open(tmp_path / "server.log", "w"), env=_env())
+        stdout=subprocess.DEVNULL, stderr=open(tmp_path / "server.log", "w"), env=_env(), start_new_session=True)
     try:
         import urllib.request
 
@@ -259,14 +259,16 @@ def test_openai_backend_against_vllms_real_server(tmp_path, converted_smollm2):
                "--backend-arg", "timeout=60", "--backend-arg", "deadline=120"]
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env())
         _wait_for(lambda: len(_lines(out / "samples" / "countdown.jsonl")) >= 1, proc, START_S, "a served sample")
-        server.kill()
+        os.killpg(server.pid, signal.SIGKILL)  # the server and its engine processes crash together
         code, _, err = _finish(proc, timeout=300)
         assert code == 1
         _one_error_line(err)
         assert len(_lines(out / "samples" / "countdown.jsonl")) >= 1
     finally:
-        if server.poll() is None:
-            server.kill()
+        try:
+            os.killpg(server.pid, signal.SIGKILL)  # the engine processes too: none may outlive the test
+        except ProcessLookupError:
+            pass
         server.wait(timeout=60)
 
 

@@ -54,12 +54,14 @@ from .vllm_platform import (
     capture_logs,
     cpu_cores,
     cpu_defaults,
+    environment,
     is_cpu_platform,
     keep_off_engine_cores,
     log_path,
     output_to_log,
     set_affinity,
     start_error,
+    watch_engine_processes,
 )
 
 INSTALL_HINT = "pip install 'r1h[vllm]'"
@@ -258,17 +260,6 @@ def _import_vllm():
     return vllm
 
 
-_REAPER: list = []
-
-
-def watch_engine_processes() -> None:
-    """Once per process: a watcher that ends vLLM's engine processes if this process dies without closing them."""
-    if not _REAPER:
-        from . import reaper
-
-        _REAPER.append(reaper.start())
-
-
 class VLLMBackend(Backend):
     """Offline vLLM streamed through ``AsyncLLM``; data parallel through vLLM's own engine cores."""
 
@@ -293,8 +284,10 @@ class VLLMBackend(Backend):
     def model_id(self) -> str:
         return resolve_model(self.model).name
 
-    def _prepared_kwargs(self) -> dict[str, Any]:
+    def _prepared_kwargs(self) -> tuple[dict[str, Any], dict[str, str]]:
+        """The engine's keyword arguments, and the environment its processes need (set only while they start)."""
         kwargs = dict(self.llm_kwargs)
+        env: dict[str, str] = {}
         resolved = resolve_model(self.model)
         if resolved.gguf_file and self.gguf_mode == "convert":
             from .vllm_model import vllm_folder
@@ -303,20 +296,19 @@ class VLLMBackend(Backend):
         if is_cpu_platform():
             chosen, env = cpu_defaults(kwargs, self.dp)
             kwargs.update(chosen)
-            os.environ.update(env)  # read by the engine cores vLLM starts
             self.platform_defaults = {"platform": "cpu", **chosen, **env}
-        return kwargs
+        return kwargs, env
 
     def load(self) -> None:
         """Start the engine (and convert a GGUF first); the runner calls this before its progress clock starts."""
         if self._engine is not None:
             return
         self._vllm = _import_vllm()
-        kwargs = self._prepared_kwargs()
+        kwargs, env = self._prepared_kwargs()
         watch_engine_processes()
         self.llm_kwargs["model"] = kwargs["model"]
         try:
-            with output_to_log():  # the engine processes print into vLLM's log from now on
+            with output_to_log(), environment(env):  # the engine processes inherit both
                 self._engine = EngineStream(self._vllm, kwargs, self.max_in_flight)
         except (ConfigError, KeyboardInterrupt):
             raise
@@ -324,7 +316,7 @@ class VLLMBackend(Backend):
             raise start_error(exc, kwargs) from exc
         if is_cpu_platform():
             self._affinity = cpu_cores()
-            harness = keep_off_engine_cores()
+            harness = keep_off_engine_cores({**os.environ, **env})
             if harness:
                 self.platform_defaults["harness_cores"] = harness
         if self.note is not None and log_path() is not None:

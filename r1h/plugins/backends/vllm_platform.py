@@ -89,6 +89,8 @@ def output_to_log():
             os.close(fd)
 
 
+_GENERIC = ("encountered an issue", "initialization failed", "See root cause above")  # vLLM's wrappers, not causes
+_LOGGED = re.compile(r"^(DEBUG|INFO|WARNING|ERROR|CRITICAL) ")  # a line of our format: the message after "] "
 _CAUSE = re.compile(r"^\s*([A-Za-z_][\w.]*(?:Error|Exception)): (.+)$")
 
 
@@ -105,8 +107,8 @@ def root_cause(path: Path | None = None, limit: int = 2_000_000) -> str | None:
     except OSError:
         return None
     for line in reversed(lines):
-        found = _CAUSE.match(line.split("] ", 1)[-1] if line[:1].isupper() and "] " in line else line)
-        if found and "EngineDeadError" not in found.group(1) and "encountered an issue" not in found.group(2):
+        found = _CAUSE.match(line.split("] ", 1)[-1] if _LOGGED.match(line) else line)
+        if found and "EngineDeadError" not in found.group(1) and not any(g in found.group(2) for g in _GENERIC):
             return f"{found.group(1).rsplit('.', 1)[-1]}: {' '.join(found.group(2).split())[:300]}"
     return None
 
@@ -214,3 +216,30 @@ def start_error(exc: BaseException, kwargs: dict[str, Any]) -> ConfigError:
     where = f"; vLLM's log: {log_path()}" if log_path() else ""
     return ConfigError(f"--model {kwargs.get('model')}: vLLM's engine did not start: {type(exc).__name__}: {first}"
                        f"{f' ({cause})' if cause and cause not in first else ''} ({hint}{where})")
+
+
+_REAPER: list = []
+
+
+@contextlib.contextmanager
+def environment(env: dict[str, str]):
+    """``env`` in ``os.environ`` while the engine's processes start (they read it), as it was afterwards: a later
+    engine in this process (another benchmark, a test) chooses its own."""
+    before = {name: os.environ.get(name) for name in env}
+    os.environ.update(env)
+    try:
+        yield
+    finally:
+        for name, value in before.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+def watch_engine_processes() -> None:
+    """Once per process: a watcher that ends vLLM's engine processes if this process dies without closing them."""
+    if not _REAPER:
+        from . import reaper
+
+        _REAPER.append(reaper.start())
