@@ -83,6 +83,7 @@ class MathBenchmark(TableBenchmark):
     """Problem + answer columns, DeepSeek's math prompt, graded by math_accuracy."""
 
     reward = "math_accuracy"
+    answer_cue = "\n\nThe final answer is $\\boxed{"  # math_accuracy reads the last box
     required_columns = ("problem", "answer")
     id_column = "id"
 

@@ -135,6 +135,7 @@ class Countdown(Benchmark):
     )
     default_samples = 4
     reward = "countdown_equation"
+    answer_cue = "\n<answer>"  # the prompt's answer tags; the reward reads the equation inside
     default_source = None  # None: the built-in generator (``--data countdown=hub`` for the guide's held-out rows)
     required_columns = ("target", "nums")
 

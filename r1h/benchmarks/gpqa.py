@@ -49,6 +49,7 @@ class GpqaDiamond(TableBenchmark):
     description = "GPQA Diamond, 198 questions (Idavidrein/gpqa gpqa_diamond), choice_accuracy, n=8"
     default_samples = 8
     reward = "choice_accuracy"
+    answer_cue = "\n\nAnswer:"  # the "Answer: X" line the prompt asks for
     default_source = "Idavidrein/gpqa"
     hub_config = "gpqa_diamond"
     split = "train"  # the hub dataset has only a "train" split

@@ -60,6 +60,7 @@ class SuperClevrCounting(Benchmark):
     description = "SuperCLEVR counting, R1-V's 200 questions + images (--data DIR), count_accuracy, greedy 256 tokens"
     default_samples = 1
     reward = "count_accuracy"
+    answer_cue = "<answer>"  # R1-V scores the first <answer>N</answer>
     default_source = None
     required_columns = ("image_path", "question", "ground_truth")
     generation_overrides = {"temperature": 0.0, "max_tokens": 256, "n": 1}  # R1-V: greedy, 256 new tokens

@@ -16,6 +16,8 @@ class Benchmark:
     - ``default_source``: the hub dataset id used when no ``--data`` is given (``None`` = built-in data).
     - ``required_columns``: the columns a data source must have (named in the error when one is missing).
     - ``generation_overrides``: sampling settings the benchmark fixes by protocol (e.g. R1-V: greedy, 256 tokens).
+    - ``answer_cue``: what ``--thinking-budget`` writes after a ``</think>`` it forces, so the model's next tokens
+      are the answer in the form the reward reads (s1's "Final Answer:" by default; ``--answer-cue`` overrides it).
     """
 
     name: str = ""
@@ -26,6 +28,7 @@ class Benchmark:
     default_source: str | None = None
     required_columns: tuple[str, ...] = ()
     generation_overrides: dict[str, Any] = {}
+    answer_cue: str = "\n\nFinal Answer:"
 
     def load(self, source: str | None = None, limit: int | None = None) -> list[Sample]:
         """Load the problems from ``source`` (hub id, local dataset clone, or a .jsonl/.json/.parquet/.csv file)."""

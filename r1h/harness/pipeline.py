@@ -21,6 +21,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from .backend import backend_stream
+from .budget import budget_stream, record_fields
 from .errors import RunError, Terminated
 from .metrics import is_correct
 from .thinking import measure
@@ -77,6 +78,7 @@ def make_record(g: Generated, verdict: Any) -> dict[str, Any]:
         "finish_reason": completion.finish_reason,
         "num_tokens": int(completion.num_tokens or 0),
         **measure(completion.text, g.request.messages, int(completion.num_tokens or 0)),
+        **record_fields(completion),
         "timed_out": bool(verdict.timed_out),
         "seed": g.seed,
         **({"error": verdict.error} if verdict.error else {}),
@@ -147,8 +149,10 @@ def stream_benchmark(plan: Any, backend: Any, sink: Any, pending: list[tuple[Sam
     stop = threading.Event()
     grader.start()
     received: set[tuple[str, int]] = set()
-    stream = backend_stream(backend, build_requests(plan, pending, bool(getattr(backend, "needs_reference", False)),
-                                                    stop), plan.generation)
+    requests = build_requests(plan, pending, bool(getattr(backend, "needs_reference", False)), stop)
+    thinking = getattr(plan, "thinking", None)
+    stream = (budget_stream(backend, requests, plan.generation, thinking) if thinking is not None
+              else backend_stream(backend, requests, plan.generation))
     try:
         with contextlib.closing(stream) if hasattr(stream, "close") else contextlib.nullcontext():
             for g in stream:

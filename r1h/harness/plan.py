@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
+from .budget import ThinkingBudget, thinking_budget
 from .errors import ConfigError, DataError, FlagError, RunError
 from .resolve import load_all
 from .reward import Reward
@@ -43,6 +44,9 @@ class EvalOptions:
     shard: str | None = None  # --shard I/N
     merge: bool = False  # --merge: settings from DIR/run.json, fold the shard files, generate what is missing
     force: bool = False  # --force: write into an existing folder that is not an r1h run
+    thinking_budget: int | None = None  # --thinking-budget B: s1 budget forcing (budget.py); a sweep runs one each
+    answer_cap: int | None = None  # --answer-cap: tokens after a forced </think> (default budget.DEFAULT_ANSWER_CAP)
+    answer_cue: str | None = None  # --answer-cue: the text after a forced </think> (default: the benchmark's)
 
     def validate(self) -> None:
         """One-line ConfigErrors naming the flag."""
@@ -53,6 +57,8 @@ class EvalOptions:
             ("--top-p", self.top_p, lambda v: 0 < v <= 1, "must be in (0, 1]"),
             ("--max-tokens", self.max_tokens, lambda v: v >= 1, "must be >= 1"),
             ("--budget", self.budget, lambda v: v > 0, "must be > 0 seconds"),
+            ("--thinking-budget", self.thinking_budget, lambda v: v >= 1, "must be >= 1 token"),
+            ("--answer-cap", self.answer_cap, lambda v: v >= 1, "must be >= 1 token"),
         ]
         for flag, value, ok, why in checks:
             if value is not None and not ok(value):
@@ -65,6 +71,10 @@ class EvalOptions:
             raise FlagError(f"--generation-config {self.generation_policy!r}: expected one of {', '.join(POLICIES)}")
         if self.merge and self.shard is not None:
             raise FlagError("--merge folds every shard into the whole run; it conflicts with --shard")
+        if self.thinking_budget is not None and self.max_tokens is not None and self.thinking_budget > self.max_tokens:
+            raise FlagError(f"--thinking-budget {self.thinking_budget}: larger than --max-tokens {self.max_tokens}")
+        if self.thinking_budget is None and (self.answer_cap is not None or self.answer_cue is not None):
+            raise FlagError("--answer-cap and --answer-cue go with --thinking-budget")
         if self.merge and not self.output:
             raise FlagError("--merge needs --output DIR (the run directory the shards wrote)")
 
@@ -79,15 +89,19 @@ class BenchPlan:
     source: str | None
     generation: GenerationConfig
     samples: list[Sample] = field(default_factory=list)
+    thinking: ThinkingBudget | None = None  # --thinking-budget: budget forcing (budget.py)
 
     def fingerprint(self) -> dict[str, Any]:
-        return {
+        out = {
             "version": str(self.benchmark.version),
             "reward": self.reward.__name__,
             "reward_version": str(getattr(self.reward, "version", "")),
             "source": self.source,
             "generation": self.generation.to_dict(),
         }
+        if self.thinking is not None:  # absent without one: runs made before the flag still resume
+            out["thinking_budget"] = self.thinking.to_dict()
+        return out
 
 
 def resolve_benchmark_names(spec: str) -> list[str]:
@@ -142,7 +156,9 @@ def plan_benchmarks(opts: EvalOptions) -> list[BenchPlan]:
         if opts.budget is not None:
             reward.budget = float(opts.budget)
         source_label = source if source is not None else (benchmark.default_source or "builtin")
-        plans.append(BenchPlan(name, benchmark, reward, source_label, generation_config(benchmark, opts)))
+        generation = generation_config(benchmark, opts)
+        plans.append(BenchPlan(name, benchmark, reward, source_label, generation,
+                               thinking=thinking_budget(benchmark, generation, opts)))
     # every benchmark's data before any backend or model, every failure in one error (resolve.py)
     loaded = load_all([(p.name, partial(_load, p.benchmark, p.name, sources[p.name], opts.limit)) for p in plans])
     for plan in plans:
@@ -191,7 +207,8 @@ def plans_from_config(config: dict[str, Any]) -> list[BenchPlan]:
             raise RunError(f"run.json: benchmarks.{name}.generation is not a generation config ({exc})") from exc
         label = fp.get("source")
         source = None if label in (None, "builtin", benchmark.default_source) else label
-        plan = BenchPlan(name, benchmark, reward, label, generation)
+        plan = BenchPlan(name, benchmark, reward, label, generation,
+                         thinking=ThinkingBudget(**fp["thinking_budget"]) if fp.get("thinking_budget") else None)
         plan.samples = _load(benchmark, name, source, config.get("limit"))
         plans.append(plan)
     return plans

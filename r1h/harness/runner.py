@@ -16,6 +16,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from .budget import budget_summary
 from .errors import R1HError, RunError
 from .metrics import aggregate
 from .naming import model_slug
@@ -26,7 +27,7 @@ from .thinking import sample_lengths
 
 __all__ = ["BenchPlan", "EvalOptions", "benchmark_metrics", "run_eval"]
 
-_METRIC_FIELDS = ("id", "sample_index", "correct", "extracted", "finish_reason", "timed_out")
+_METRIC_FIELDS = ("id", "sample_index", "correct", "extracted", "finish_reason", "timed_out", "budget")
 
 
 def benchmark_metrics(plan: BenchPlan, stored: SampleFile, seed: int = 0) -> dict[str, Any]:
@@ -50,6 +51,8 @@ def benchmark_metrics(plan: BenchPlan, stored: SampleFile, seed: int = 0) -> dic
         short_problems=metrics["short_problems"] + missing,
         expected_samples=len(plan.samples) * n,
     )
+    if plan.thinking is not None:
+        metrics["thinking_budget"] = budget_summary(plan.thinking, records)
     return metrics
 
 
@@ -68,8 +71,8 @@ def _describe(backend: Any) -> dict[str, Any]:
 class _LazyBackend:
     """``--merge`` loads the model only if something is still missing."""
 
-    def __init__(self, opts: EvalOptions, eager: bool):
-        self.opts, self.backend = opts, None
+    def __init__(self, opts: EvalOptions, eager: bool, shared: Any = None):
+        self.opts, self.backend, self.shared = opts, shared, shared is not None
         if eager:
             self.get()
 
@@ -81,13 +84,16 @@ class _LazyBackend:
         return self.backend
 
     def close(self) -> None:
+        if self.shared:  # the caller's (a --thinking-budget sweep runs several evals on one backend)
+            return
         close = getattr(self.backend, "close", None)
         if callable(close):
             close()
 
 
-def run_eval(opts: EvalOptions, console: Any = None) -> dict[str, Any]:
-    """Run (or resume, or merge) an evaluation and return results.json's content (a shard's summary for a shard)."""
+def run_eval(opts: EvalOptions, console: Any = None, backend: Any = None) -> dict[str, Any]:
+    """Run (or resume, or merge) an evaluation and return results.json's content (a shard's summary for a shard).
+    ``backend``: one already made for these options, left open (a sweep's); by default one is made and closed."""
     import r1h
 
     from . import report
@@ -112,7 +118,7 @@ def run_eval(opts: EvalOptions, console: Any = None) -> dict[str, Any]:
         plans = plan_benchmarks(opts)
     # With --output the lock is taken before the model loads (a refused second run loads nothing); without it the
     # backend's model id names the default directory, so the backend comes first.
-    holder = _LazyBackend(opts, eager=not opts.merge and not opts.output)
+    holder = _LazyBackend(opts, eager=not opts.merge and not opts.output, shared=backend)
     display = None
     out_text = str(opts.output or "")
     store, created, opened = None, False, False  # opened: run.json is there (the run is kept, eval.log says why)

@@ -40,19 +40,33 @@ from .flags import backend_options
 @click.option("--force", is_flag=True,
               help="Write into an existing --output folder that is not an r1h run (its report.md and results.json "
                    "are replaced).")
+@click.option("--thinking-budget", "thinking_budget", default=None, metavar="B[,B...]",
+              help="s1 budget forcing: stop the thinking at B tokens, close it (</think>) and let the model answer "
+                   "after the benchmark's answer cue within --answer-cap tokens. A comma list runs one run per "
+                   "budget into --output/budget-B and plots accuracy against budget (budget_sweep.png).")
+@click.option("--answer-cap", "answer_cap", type=int, default=None,
+              help="Tokens for the answer after a forced </think> (default 512).")
+@click.option("--answer-cue", "answer_cue", default=None,
+              help="Text written after a forced </think>, taken literally (default: the benchmark's answer cue, "
+                   "e.g. ending in '\\boxed{' for math; in bash, newlines as $'\\n').")
 @click.option("--no-progress", is_flag=True, help="No live progress bar or progress lines (eval.log still gets them).")
 @click.option("--batch-size", "batch_size", default=None, hidden=True, expose_value=True)
 def eval_cmd(model, bench, backend, base_url, backend_args, data, limit, n, temperature, top_p, max_tokens, seed, greedy,
-             output, budget, generation_policy, shard, merge, force, no_progress, batch_size):
+             output, budget, generation_policy, shard, merge, force, thinking_budget, answer_cap, answer_cue,
+             no_progress, batch_size):
     """Evaluate MODEL on benchmarks: pass@1 (mean of n), pass@k, maj@n, bootstrap CI.
 
     Rerunning the same command with the same --output resumes the run: only missing samples are generated.
     Ctrl-C or SIGTERM stops cleanly (exit 130 / 143); what was graded is saved.
     """
+    from ..budget import parse_budgets
     from ..pipeline import Terminated
     from ..plan import EvalOptions
     from ..runner import run_eval
 
+    budgets = parse_budgets(thinking_budget)
+    if len(budgets) > 1 and (shard or merge):
+        raise FlagError("--thinking-budget with several budgets runs a sweep; it does not combine with --shard/--merge")
     if batch_size is not None:  # batching belongs to the backend; say where it went instead of "no such option"
         raise FlagError(f"--batch-size is a backend setting: use --backend-arg batch_size={batch_size}")
     opts = EvalOptions(
@@ -60,9 +74,17 @@ def eval_cmd(model, bench, backend, base_url, backend_args, data, limit, n, temp
         data=flags.parse_pairs("--data", data), limit=limit, n=n, temperature=temperature, top_p=top_p,
         max_tokens=max_tokens, seed=seed, greedy=greedy, output=output, budget=budget,
         generation_policy=generation_policy, shard=shard, merge=merge, force=force, progress=not no_progress,
+        thinking_budget=budgets[0] if budgets else None, answer_cap=answer_cap, answer_cue=answer_cue,
     )
     try:
-        run_eval(opts)
+        if len(budgets) > 1:
+            from ..budget_sweep import run_sweep
+
+            sweep = run_sweep(opts, budgets)
+            click.echo(f"r1h: thinking-budget sweep in {sweep['output']}: sweep.json, sweep.md, budget_sweep.png",
+                       err=True)
+        else:
+            run_eval(opts)
     except KeyboardInterrupt as exc:
         where = getattr(exc, "output", "") or "the run directory"
         what = "SIGTERM" if isinstance(exc, Terminated) else "interrupt"
