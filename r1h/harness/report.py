@@ -100,6 +100,10 @@ def markdown(results: Mapping[str, Any]) -> str:
             f"n={gen.get('n')} T={gen.get('temperature')} top_p={gen.get('top_p')} "
             f"max_tokens={gen.get('max_tokens')} seed={gen.get('seed')}{extra}"
         )
+        thinking = bench.get("thinking_budget")
+        if thinking:  # --thinking-budget (r1h.harness.budget)
+            lines.append(f"  - thinking budget {thinking.get('budget')} tokens (s1 budget forcing), answer cap "
+                         f"{thinking.get('answer_cap')} tokens, cue {thinking.get('cue')!r}")
     lines += _stack_lines(results.get("stack"))
     lines += ["", "## Details", ""]
     lines += _md_table(COLUMNS, rows)
