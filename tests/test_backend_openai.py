@@ -401,3 +401,33 @@ def test_all_three_backends_send_the_same_sampling_distribution():
         assert openai_backend.effective_sampling(config) == expected, config
     neutral = transformers_sampling.effective_sampling(GenerationConfig())
     assert neutral == {"temperature": 0.6, "top_p": 0.95, "top_k": None, "min_p": 0.0, "repetition_penalty": 1.0}
+
+
+def test_thinking_budget_continues_the_assistant_turn_on_the_server(scripted, tmp_path):
+    """``--thinking-budget`` through the openai backend: phase 2 is a chat request whose last message is the assistant
+    text so far, with vLLM's ``continue_final_message`` keys, the answer cap and a seed derived from the sample's."""
+    from r1h.harness.budget import phase2_seed
+    from r1h.harness.plan import EvalOptions
+    from r1h.harness.runner import run_eval
+
+    out = tmp_path / "run"
+    opts = EvalOptions(bench="countdown", backend="openai", backend_args={"base_url": scripted.url}, limit=2, n=2,
+                       output=str(out), progress=False, thinking_budget=3, answer_cap=40)
+    run_eval(opts)  # the server cuts every answer of 3 tokens or fewer ("length"): every sample is forced
+    records = [json.loads(line) for line in (out / "samples" / "countdown.jsonl").read_text().splitlines()]
+    assert len(records) == 4 and all(r["budget"]["forced"] for r in records)
+    cue = r1h.get_benchmark("countdown").answer_cue
+    first = [b for b in scripted.bodies if b["max_completion_tokens"] == 3]
+    second = [b for b in scripted.bodies if b["max_completion_tokens"] == 40]
+    assert len(first) == len(second) == 4
+    for rec in records:
+        prefill = rec["prompt"][-1]["content"]  # countdown's "...<think>" assistant prefill
+        phase1 = f"{prefill}|seed={rec['seed']}#0"
+        body = next(b for b in second if b["seed"] == phase2_seed(rec["seed"]))
+        assert body["continue_final_message"] is True and body["add_generation_prompt"] is False
+        assert body["messages"][:-1] == rec["prompt"][:-1]
+        assert body["messages"][-1] == {"role": "assistant", "content": prefill + phase1 + "\n</think>" + cue}
+        assert rec["completion"] == phase1 + "\n</think>" + cue + f"{body['messages'][-1]['content']}|seed=" \
+                                    f"{body['seed']}#0"
+    run_eval(opts)  # resumed: nothing is asked again
+    assert len(scripted.bodies) == 8
