@@ -6,6 +6,7 @@ embedded model (the openai backend's test is in test_backend_openai.py, vLLM's i
 from __future__ import annotations
 
 import json
+import threading
 
 import pytest
 from click.testing import CliRunner
@@ -58,6 +59,7 @@ class Thinker(Backend):
     seen: list[tuple[GenerationRequest, int]] = []
     made = 0
     fail_after: int | None = None  # raise KeyboardInterrupt after this many yields (a killed run)
+    answer_asked = threading.Event()  # set when an answer-phase request reaches the backend
 
     def __init__(self, model=None, **args):
         super().__init__(model, **args)
@@ -67,6 +69,8 @@ class Thinker(Backend):
     def stream(self, requests, config):
         for request in requests:
             Thinker.seen.append((request, config.max_tokens))
+            if request.continue_final_message:
+                Thinker.answer_asked.set()
             for index, seed in zip(request.sample_indices, request.seeds, strict=True):
                 if Thinker.fail_after is not None and self.yielded >= Thinker.fail_after:
                     raise KeyboardInterrupt
@@ -87,6 +91,24 @@ class Thinker(Backend):
         return Completion("".join(tokens[:max_tokens]), "length", max_tokens)
 
 
+class AsyncThinker(Thinker):
+    """An engine that serves two streams at once: its phase-1 stream, after yielding its first cut sample, waits (10 s
+    at most) for that sample's answer-phase request to reach it before it goes on."""
+
+    name = "bf_async"
+    concurrent_streams = True
+    overlapped: list[bool] = []
+    answer_error = False
+
+    def stream(self, requests, config):
+        if AsyncThinker.answer_error and config.max_tokens == 3:
+            raise RuntimeError("the server went away")
+        for g in super().stream(requests, config):
+            yield g
+            if g.completion.finish_reason == "length" and not AsyncThinker.overlapped:
+                AsyncThinker.overlapped.append(Thinker.answer_asked.wait(timeout=10))
+
+
 class Plugin:
     @hookimpl
     def r1h_register_benchmarks(self, register):
@@ -99,18 +121,21 @@ class Plugin:
     @hookimpl
     def r1h_register_backends(self, register):
         register("bf_thinker", Thinker)
+        register("bf_async", AsyncThinker)
 
 
 @pytest.fixture(autouse=True)
 def fake_plugins():
     plugins._CURRENT = plugins.build(default_plugins=(), load_entry_points=False, extra_plugins=(Plugin(),))
     Thinker.seen, Thinker.made, Thinker.fail_after = [], 0, None
+    Thinker.answer_asked.clear()
+    AsyncThinker.overlapped, AsyncThinker.answer_error = [], False
     yield
     plugins.reset()
 
 
-def _opts(out, budget=10, **kw):
-    return EvalOptions(bench="bf_bench", backend="bf_thinker", output=str(out), progress=False,
+def _opts(out, budget=10, backend="bf_thinker", **kw):
+    return EvalOptions(bench="bf_bench", backend=backend, output=str(out), progress=False,
                        thinking_budget=budget, **kw)
 
 
@@ -159,6 +184,18 @@ def test_each_phase_asks_what_budget_forcing_needs_and_the_sample_is_stored_whol
     assert metrics["thinking_budget"]["answer_phase_rate"] == 0.75
     assert metrics["thinking_budget"]["cue"] == CUE and metrics["thinking_budget"]["answer_cap"] == 3
     assert "thinking budget 10 tokens" in (tmp_path / "run" / "report.md").read_text()
+
+
+def test_a_concurrent_engine_gets_each_answer_phase_while_phase_one_still_runs(tmp_path):
+    windowed = run_eval(_opts(tmp_path / "windowed", answer_cap=3))
+    results = run_eval(_opts(tmp_path / "async", backend="bf_async", answer_cap=3))
+    assert AsyncThinker.overlapped == [True]  # the answer phase reached the engine before phase 1 went on
+    assert {k: r["completion"] for k, r in _records(tmp_path / "async").items()} == \
+           {k: r["completion"] for k, r in _records(tmp_path / "windowed").items()}
+    assert results["benchmarks"]["bf_bench"]["pass@1"] == windowed["benchmarks"]["bf_bench"]["pass@1"]
+    AsyncThinker.answer_error = True
+    with pytest.raises(RuntimeError, match="the server went away"):
+        run_eval(_opts(tmp_path / "broken", backend="bf_async", answer_cap=3))
 
 
 def test_a_prefilled_prompt_is_continued_in_its_own_assistant_message():

@@ -32,6 +32,9 @@ class Backend:
     description: str = ""
     needs_reference: bool = False  # True: the runner fills ``request.reference`` with the benchmark's gold answer
     stream_chunk: int = 32  # requests per ``generate`` call when the base ``stream`` adapts a batch backend
+    # True: two ``stream`` calls may run at once from two threads (an async engine or a server); --thinking-budget
+    # then feeds each answer-phase request to the engine as its phase-1 sample returns (budget.py)
+    concurrent_streams: bool = False
 
     def __init__(self, model: str | None = None, **backend_args: Any):
         self.model = model

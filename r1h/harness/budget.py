@@ -24,16 +24,22 @@ regenerates the same text for both phases. A sample is stored only once both pha
 the phases regenerates phase 1 on resume (same seed, same text).
 
 **How phase 2 reaches the engine.** Every backend takes one ``GenerationConfig`` per stream, and ``max_tokens``
-differs between the phases, so phase 2 is a second stream on the same backend. Requests are taken ``window``
-problems at a time (:data:`WINDOW`): phase 1 of a window streams as the backend yields it, then phase 2 of that
-window's cut samples. The engine idles at each window's end while the last phase-1 samples finish, which a per-request
-``max_tokens`` in every backend would avoid (not done: see docs/thinking-budget.md).
+differs between the phases, so phase 2 is a second stream on the same backend:
+
+- A backend that can serve two streams at once (``concurrent_streams = True``: vLLM's ``AsyncLLM``, an OpenAI
+  server) gets the answer-phase stream in a thread of its own, fed each phase-2 request the moment its phase-1
+  sample comes back: the engine batches both phases together and never waits for the harness.
+- Any other backend (transformers' batches, a third-party ``generate``) gets the requests ``window`` problems at a
+  time (:data:`WINDOW`): phase 1 of a window streams as the backend yields it, then phase 2 of that window's cut
+  samples, so the engine idles at each window's end while its last phase-1 samples finish.
 """
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
+import queue
+import threading
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from itertools import islice
@@ -191,13 +197,24 @@ def budget_summary(budget: ThinkingBudget, records: list[dict[str, Any]]) -> dic
 def budget_stream(backend: Any, requests: Iterable[GenerationRequest], config: GenerationConfig,
                   budget: ThinkingBudget, window: int = WINDOW) -> Iterator[Generated]:
     """Every wanted sample of ``requests`` with budget forcing, each yielded once both its phases are done."""
-    first_config = dataclasses.replace(config, max_tokens=int(budget.budget))
-    second_config = dataclasses.replace(config, max_tokens=int(budget.answer_cap))
+    first = dataclasses.replace(config, max_tokens=int(budget.budget))
+    second = dataclasses.replace(config, max_tokens=int(budget.answer_cap))
+    if getattr(backend, "concurrent_streams", False):
+        return _concurrent(backend, requests, first, second, budget)
+    return _windowed(backend, requests, first, second, budget, window)
+
+
+def _name(backend: Any) -> str:
+    return getattr(backend, "name", type(backend).__name__)
+
+
+def _windowed(backend: Any, requests: Iterable[GenerationRequest], first: GenerationConfig, second: GenerationConfig,
+              budget: ThinkingBudget, window: int) -> Iterator[Generated]:
     it = iter(requests)
     while chunk := list(islice(it, max(1, int(window)))):
         waiting: dict[tuple[str, int], tuple[Generated, str]] = {}
         follow: list[GenerationRequest] = []
-        with contextlib.closing(backend_stream(backend, chunk, first_config)) as stream:
+        with contextlib.closing(backend_stream(backend, chunk, first)) as stream:
             for g in stream:
                 nxt = continuation(g, budget)
                 if nxt is None:
@@ -207,13 +224,98 @@ def budget_stream(backend: Any, requests: Iterable[GenerationRequest], config: G
                 follow.append(nxt[0])
         if not follow:
             continue
-        with contextlib.closing(backend_stream(backend, follow, second_config)) as stream:
+        with contextlib.closing(backend_stream(backend, follow, second)) as stream:
             for g in stream:
-                key = (str(g.request.id), int(g.sample_index))
-                if key not in waiting:
-                    continue  # a sample yielded twice: the first one counts (the pipeline's rule)
-                first, injected = waiting.pop(key)
-                yield merged(first, g.completion, injected, budget)
+                got = waiting.pop((str(g.request.id), int(g.sample_index)), None)
+                if got is not None:  # a sample yielded twice: the first one counts (the pipeline's rule)
+                    yield merged(got[0], g.completion, got[1], budget)
         if waiting:
-            raise RunError(f"backend {getattr(backend, 'name', type(backend).__name__)!r} did not finish the answer "
-                           f"phase of {len(waiting)} budget-forced samples")
+            raise RunError(f"backend {_name(backend)!r} did not finish the answer phase of {len(waiting)} "
+                           "budget-forced samples")
+
+
+_END = object()
+POLL_S = 0.2
+
+
+class _AnswerPhase(threading.Thread):
+    """The answer-phase stream of a concurrent backend, in its own thread: requests come from ``inbox`` as phase-1
+    samples finish (until ``_END``), finished samples go to ``outbox``, then ``("end", error or None)``."""
+
+    def __init__(self, backend: Any, config: GenerationConfig):
+        super().__init__(name="r1h-answer-phase", daemon=True)
+        self.backend, self.config = backend, config
+        self.inbox: queue.Queue = queue.Queue()
+        self.outbox: queue.Queue = queue.Queue()
+        self.stop = threading.Event()
+
+    def requests(self) -> Iterator[GenerationRequest]:
+        while not self.stop.is_set():
+            try:
+                item = self.inbox.get(timeout=POLL_S)
+            except queue.Empty:
+                continue
+            if item is _END:
+                return
+            yield item
+
+    def run(self) -> None:
+        error: BaseException | None = None
+        try:
+            with contextlib.closing(backend_stream(self.backend, self.requests(), self.config)) as stream:
+                for g in stream:
+                    self.outbox.put(("sample", g))
+                    if self.stop.is_set():
+                        break  # closing the stream cancels what is in flight
+        except BaseException as exc:  # handed to the caller's thread
+            error = exc
+        self.outbox.put(("end", error))
+
+
+def _concurrent(backend: Any, requests: Iterable[GenerationRequest], first: GenerationConfig,
+                second: GenerationConfig, budget: ThinkingBudget) -> Iterator[Generated]:
+    waiting: dict[tuple[str, int], tuple[Generated, str]] = {}
+    phase = _AnswerPhase(backend, second)
+    ended = False
+
+    def collect(block: bool) -> Iterator[Generated]:
+        nonlocal ended
+        while not ended:
+            try:
+                kind, item = phase.outbox.get(timeout=POLL_S) if block else phase.outbox.get_nowait()
+            except queue.Empty:
+                if block and not phase.is_alive() and phase.outbox.empty():
+                    raise RunError("the answer-phase thread stopped unexpectedly") from None
+                if block:
+                    continue
+                return
+            if kind == "end":
+                ended = True
+                if item is not None:
+                    raise item
+                return
+            got = waiting.pop((str(item.request.id), int(item.sample_index)), None)
+            if got is not None:
+                yield merged(got[0], item.completion, got[1], budget)
+
+    try:
+        with contextlib.closing(backend_stream(backend, requests, first)) as stream:
+            for g in stream:
+                yield from collect(block=False)
+                nxt = continuation(g, budget)
+                if nxt is None:
+                    yield single(g, budget)
+                    continue
+                waiting[(str(g.request.id), int(g.sample_index))] = (g, nxt[1])
+                if phase.ident is None:  # started with the first cut sample
+                    phase.start()
+                phase.inbox.put(nxt[0])
+        phase.inbox.put(_END)
+        if phase.ident is not None:
+            yield from collect(block=True)
+    finally:
+        phase.stop.set()
+        phase.inbox.put(_END)
+    if waiting:
+        raise RunError(f"backend {_name(backend)!r} did not finish the answer phase of {len(waiting)} "
+                       "budget-forced samples")

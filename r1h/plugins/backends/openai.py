@@ -253,6 +253,7 @@ class OpenAIBackend(Backend):
 
     name = "openai"
     description = "OpenAI-compatible servers (vllm serve, sglang, transformers serve) by --base-url; replicas"
+    concurrent_streams = True  # each stream has its own queue on the shared event loop
     KNOWN_ARGS = {"base_url", "api_key", "concurrency", "max_retries", "retry_backoff", "timeout", "deadline",
                   "max_body_mb", "use_n", "prefill_keys", "ca_bundle", "verify"}
 

@@ -265,6 +265,7 @@ class VLLMBackend(Backend):
 
     name = "vllm"
     description = VLLM_DESCRIPTION
+    concurrent_streams = True  # each stream has its own queue on the shared event loop
 
     def __init__(self, model: str | None = None, **backend_args: Any):
         super().__init__(model, **backend_args)
