@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 
 import r1h
-from r1h.harness.errors import ConfigError
-from r1h.harness.types import GenerationConfig, GenerationRequest
+from r1h.harness.core.errors import ConfigError
+from r1h.harness.core.types import GenerationConfig, GenerationRequest
 from r1h.plugins.backends import openai as openai_backend
 from r1h.plugins.backends import vllm as vllm_backend
 from r1h.plugins.backends.openai import (
@@ -377,8 +377,8 @@ def test_real_transformers_serve(smol_server):
 def test_base_url_is_repeatable_on_the_command_line(monkeypatch):
     from click.testing import CliRunner
 
-    from r1h.harness import runner
-    from r1h.harness.commands.eval import eval_cmd
+    from r1h.harness.cli.eval import eval_cmd
+    from r1h.harness.eval import runner
 
     seen = {}
     monkeypatch.setattr(runner, "run_eval", lambda opts: seen.setdefault("opts", opts))
