@@ -1,4 +1,4 @@
-"""How close ``r1h.harness.thinking.approx_tokens`` (the tokenizer-free estimate behind ``answer_tokens``) comes to a
+"""How close ``r1h.harness.eval.thinking.approx_tokens`` (the tokenizer-free estimate behind ``answer_tokens``) comes to a
 real tokenizer, on the 1,000 labeled MATH-500 completions (whole texts and their last 300 characters, the size of an
 answer after ``</think>``).
 
@@ -41,7 +41,7 @@ def main() -> int:
     ap.add_argument("--tokenizer", default=None)
     ap.add_argument("--refdata", type=Path, default=DEFAULT_REFDATA)
     args = ap.parse_args()
-    from r1h.harness.thinking import approx_tokens
+    from r1h.harness.eval.thinking import approx_tokens
 
     tok = _tokenizer(args.tokenizer)
     texts = [row["completion"] for row in load_labeled(args.refdata)]

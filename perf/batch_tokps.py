@@ -20,7 +20,7 @@ import argparse
 import json
 import time
 
-from r1h.harness.types import GenerationConfig, GenerationRequest
+from r1h.harness.core.types import GenerationConfig, GenerationRequest
 from r1h.plugins.backends.transformers import TransformersBackend
 
 # Long-form prompts, like the eval workload (reasoning traces rarely stop early); rows that stop early still occupy

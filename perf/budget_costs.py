@@ -28,7 +28,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 import r1h  # noqa: E402
-from r1h.harness.grading import GradingPool, grade  # noqa: E402
+from r1h.harness.grading.pool import GradingPool, grade  # noqa: E402
 
 INLINE = ["think_format", "tag_count", "choice_accuracy", "count_accuracy", "countdown_equation", "reasoning_steps",
           "repetition_penalty", "soft_overlong"]

@@ -2,7 +2,7 @@
 
 (a) today's baseline: a plain sequential math-verify loop (parse, then verify, default 5 s SIGALRM timeouts, main
     thread);
-(b) r1h: ``math_accuracy`` through the batch grader ``r1h.harness.grading.grade`` (process pool, hard per-item budget).
+(b) r1h: ``math_accuracy`` through the batch grader ``r1h.harness.grading.pool.grade`` (process pool, hard per-item budget).
 
 Usage: python perf/grade_labeled.py [--refdata DIR] [--quick] [--inline] [--workers N] [--show-disagreements]
 
@@ -83,13 +83,13 @@ def r1h_grade(rows: list[dict], workers: int | None) -> tuple[list, float, str]:
     completions = [r["completion"] for r in rows]
     gold_rows = [{"answer": r["gold"]} for r in rows]
     start = time.perf_counter()
-    from r1h.harness import grading
+    from r1h.harness.grading import pool as grading
 
     pool = grading.GradingPool(workers) if workers else None  # the clock includes starting the workers
     results = grading.grade(reward, completions, rows=gold_rows, pool=pool)
     if pool is not None:
         pool.close()
-    how = f"r1h.harness.grading.grade, {workers or grading.default_workers()} workers, cold pool"
+    how = f"r1h.harness.grading.pool.grade, {workers or grading.default_workers()} workers, cold pool"
     return results, time.perf_counter() - start, how
 
 

@@ -36,7 +36,7 @@ def _jsonl(path: Path) -> list[dict]:
 def build_saved_run(run: Path, refdata: Path) -> dict[str, tuple]:
     """Write samples/NAME.jsonl without verdicts; return NAME -> (benchmark, samples, n)."""
     import r1h
-    from r1h.harness.store import RunStore
+    from r1h.harness.eval.store import RunStore
 
     store = RunStore(run)
     labeled = sorted((refdata / "labeled_outputs").glob("*_test_*.jsonl"))
@@ -67,7 +67,7 @@ def build_saved_run(run: Path, refdata: Path) -> dict[str, tuple]:
     samples = math500.load(str(refdata / "math500" / "test.jsonl"))
     write("math500", math500, samples, 4, lambda i, j, s: texts[i][j % len(texts[i])])
 
-    if "choice_accuracy" in r1h.harness.plugins.get_plugins().rewards:
+    if "choice_accuracy" in r1h.harness.core.plugins.get_plugins().rewards:
         gpqa = r1h.get_benchmark("gpqa_diamond")
         rows = _jsonl(refdata / "math500" / "test.jsonl")[:198]
         fake = run.parent / "gpqa_like.jsonl"
@@ -92,9 +92,10 @@ def build_saved_run(run: Path, refdata: Path) -> dict[str, tuple]:
 def grade_and_aggregate(run: Path, plans: dict[str, tuple]) -> tuple[dict, dict[str, float]]:
     """The timed part: read back, grade, aggregate, write results.json + report.md."""
     import r1h
-    from r1h.harness import grading, report
-    from r1h.harness.metrics import aggregate, is_correct
-    from r1h.harness.store import RunStore, SampleFile
+    from r1h.harness.eval import report
+    from r1h.harness.eval.metrics import aggregate, is_correct
+    from r1h.harness.eval.store import RunStore, SampleFile
+    from r1h.harness.grading import pool as grading
 
     store = RunStore(run)
     results: dict = {"model": "saved-run", "config": {}, "versions": {}, "benchmarks": {}}

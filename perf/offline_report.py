@@ -47,7 +47,7 @@ def main() -> None:
     args = parser.parse_args()
     for run in range(1, args.repeats + 1):
         with tempfile.TemporaryDirectory() as home:
-            r1h_s, r1h_err = timed([sys.executable, "-m", "r1h.harness.cli", "eval", "--backend", "gold", "--bench",
+            r1h_s, r1h_err = timed([sys.executable, "-m", "r1h.harness.cli.main", "eval", "--backend", "gold", "--bench",
                                     "all", "--data", "countdown=hub", "--no-progress", "--output",
                                     os.path.join(home, "run")], home)
             old_s, old_err = timed([sys.executable, "-c", OLD], home)

@@ -22,7 +22,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
-    from r1h.harness.stack import collect
+    from r1h.harness.system.stack import collect
 
     collect()  # warm the metadata cache of the file system
     times = []

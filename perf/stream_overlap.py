@@ -5,7 +5,7 @@
 The fake engine finishes one sample every ``--gen-ms`` (a sleep, so CPU load barely matters); the reward takes
 ``--grade-ms`` per item (inline, a sleep). The ideal wall time is max(generation, grading): everything overlapped.
 "lock-step" is the pre-streaming loop (generate 32, grade them, append, repeat), driven through the same grader
-and store; "streaming" is :func:`r1h.harness.pipeline.stream_benchmark`. Neither includes loading, results or the
+and store; "streaming" is :func:`r1h.harness.eval.pipeline.stream_benchmark`. Neither includes loading, results or the
 plot. Prints wall / ideal for both.
 """
 
@@ -20,7 +20,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from r1h import Backend, Benchmark, Completion, Reward, Sample, hookimpl  # noqa: E402
-from r1h.harness.types import Generated  # noqa: E402
+from r1h.harness.core.types import Generated  # noqa: E402
 
 ARGS = argparse.Namespace(samples=400, gen_ms=5.0, grade_ms=4.0)
 
@@ -75,11 +75,11 @@ class Plugin:
 
 def lock_step(out: Path) -> float:
     """The old runner's loop: a chunk of 32 samples generated, then graded, then appended."""
-    from r1h.harness.grading import grade
-    from r1h.harness.pipeline import make_record
-    from r1h.harness.plan import EvalOptions, missing_pairs, plan_benchmarks
-    from r1h.harness.store import SampleFile
-    from r1h.harness.types import sample_seed
+    from r1h.harness.core.types import sample_seed
+    from r1h.harness.eval.pipeline import make_record
+    from r1h.harness.eval.plan import EvalOptions, missing_pairs, plan_benchmarks
+    from r1h.harness.eval.store import SampleFile
+    from r1h.harness.grading.pool import grade
 
     plan = plan_benchmarks(EvalOptions(bench="perf_overlap", backend="perf_engine"))[0]
     sink = SampleFile(out / "lockstep.jsonl")
@@ -98,9 +98,9 @@ def lock_step(out: Path) -> float:
 
 def streaming(out: Path) -> float:
     """The streaming runner's engine -> grader -> store stage (what ``r1h eval`` runs per benchmark)."""
-    from r1h.harness.pipeline import stream_benchmark
-    from r1h.harness.plan import EvalOptions, missing_pairs, plan_benchmarks
-    from r1h.harness.store import SampleFile
+    from r1h.harness.eval.pipeline import stream_benchmark
+    from r1h.harness.eval.plan import EvalOptions, missing_pairs, plan_benchmarks
+    from r1h.harness.eval.store import SampleFile
 
     plan = plan_benchmarks(EvalOptions(bench="perf_overlap", backend="perf_engine"))[0]
     sink = SampleFile(out / "stream.jsonl")
@@ -117,7 +117,7 @@ def main() -> None:
     parser.add_argument("--grade-ms", type=float, default=ARGS.grade_ms)
     parser.parse_args(namespace=ARGS)
     ARGS.samples -= ARGS.samples % 4
-    from r1h.harness import plugins
+    from r1h.harness.core import plugins
 
     plugins._CURRENT = plugins.build(default_plugins=(), load_entry_points=False, extra_plugins=(Plugin(),))
     ideal = max(ARGS.gen_ms, ARGS.grade_ms) * ARGS.samples / 1000

@@ -47,8 +47,8 @@ sys.path.insert(0, str(REPO))
 
 from vllm.sim import ideal_steps, output_length  # noqa: E402
 
-from r1h.harness.backend import stream_from_generate  # noqa: E402
-from r1h.harness.types import GenerationConfig, GenerationRequest, sample_seed  # noqa: E402
+from r1h.harness.core.backend import stream_from_generate  # noqa: E402
+from r1h.harness.core.types import GenerationConfig, GenerationRequest, sample_seed  # noqa: E402
 
 REFDATA = Path(os.environ.get("R1H_REFDATA") or next(
     (p for p in (REPO.parent / "shared" / "refdata", REPO.parents[1] / "shared" / "refdata") if p.is_dir()),
@@ -190,7 +190,7 @@ def run_e2e(args, questions, lengths_file, backend: str) -> dict:
                 for i in range(args.problems):
                     fh.write(json.dumps({"unique_id": f"sim/{i}", "problem": f"{questions[i % len(questions)]} [{i}]",
                                          "answer": "0"}) + "\n")
-            cmd = [sys.executable, "-m", "r1h.harness.cli", "eval", "--backend", backend, "--bench", "math500",
+            cmd = [sys.executable, "-m", "r1h.harness.cli.main", "eval", "--backend", backend, "--bench", "math500",
                    "--data", f"math500={data}", "-n", str(args.n), "--max-tokens", str(args.max_tokens), "--output",
                    str(Path(tmp) / "run"), "--no-progress"]
             env = dict(os.environ)

@@ -35,7 +35,7 @@ MARK = "r1h-perf-result "  # vLLM logs to stdout too
 def build(problems: int, n: int, seed: int = 0):
     """The Countdown conversations and per-sample seeds r1h sends."""
     import r1h
-    from r1h.harness.types import sample_seed
+    from r1h.harness.core.types import sample_seed
 
     bench = r1h.get_benchmark("countdown")
     samples = bench.load(None, limit=problems)
@@ -74,7 +74,7 @@ def _stamp(line: str) -> float:
 
 def run_r1h(args, out: Path, backend: str = "vllm", extra: tuple[str, ...] = ()) -> dict:
     """``r1h eval`` in its own process: wall time, generation span (eval.log), tokens and texts."""
-    cmd = [sys.executable, "-m", "r1h.harness.cli", "eval", "--backend", backend, "--bench", "countdown",
+    cmd = [sys.executable, "-m", "r1h.harness.cli.main", "eval", "--backend", backend, "--bench", "countdown",
            "--limit", str(args.problems), "-n", str(args.n), "--max-tokens", str(args.max_tokens),
            "--output", str(out), *extra]
     if backend == "vllm" and not args.compiled:

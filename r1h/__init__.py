@@ -12,12 +12,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from .harness.backend import Backend
-from .harness.benchmark import Benchmark
-from .harness.errors import R1HError
-from .harness.hookspecs import hookimpl
-from .harness.reward import Reward
-from .harness.types import Completion, GenerationConfig, GenerationRequest, Sample
+from r1h.harness.core.backend import Backend
+from r1h.harness.core.benchmark import Benchmark
+from r1h.harness.core.errors import R1HError
+from r1h.harness.core.hookspecs import hookimpl
+from r1h.harness.core.reward import Reward
+from r1h.harness.core.types import Completion, GenerationConfig, GenerationRequest, Sample
 
 __version__ = "0.1.0"
 
@@ -40,14 +40,14 @@ __all__ = [
 
 
 def _plugins():
-    from .harness.plugins import get_plugins
+    from r1h.harness.core.plugins import get_plugins
 
     return get_plugins()
 
 
 def _entry(kind: str, name: str):
     """The registry entry; an unknown name also names the plugins that failed to load (the name may be theirs)."""
-    from .harness.errors import UnknownNameError
+    from r1h.harness.core.errors import UnknownNameError
 
     plugins = _plugins()
     try:
@@ -86,7 +86,7 @@ def get_backend(name: str, model: str | None = None, **backend_args: Any) -> Bac
 
 
 def get_anchor(name: str) -> Any:
-    """A published-results anchor (:class:`r1h.harness.anchor.Anchor`) by registered name."""
+    """A published-results anchor (:class:`r1h.harness.core.anchor.Anchor`) by registered name."""
     return _entry("anchor", name).resolve()
 
 

@@ -1,5 +1,5 @@
 """Shared fixtures. Entry-point plugins are not auto-loaded under the project's own tests unless a test asks
-(it clears R1H_LOAD_PLUGINS itself and calls ``r1h.harness.plugins.reset()``)."""
+(it clears R1H_LOAD_PLUGINS itself and calls ``r1h.harness.core.plugins.reset()``)."""
 
 from __future__ import annotations
 
@@ -30,7 +30,7 @@ def refdata() -> Path:
 @pytest.fixture(autouse=True)
 def _fresh_plugins():
     """Each test sees plugins built from the current environment."""
-    from r1h.harness import plugins
+    from r1h.harness.core import plugins
 
     plugins.reset()
     yield
@@ -73,7 +73,7 @@ def unreachable_hub(monkeypatch):
     before and after."""
     import socket
 
-    from r1h.harness import hub
+    from r1h.harness.data import hub
 
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

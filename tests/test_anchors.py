@@ -11,9 +11,9 @@ from click.testing import CliRunner
 from rundirs import write_run
 
 import r1h
-from r1h.harness import plugins
-from r1h.harness.anchor import SETTING_KEYS, Anchor, Published
-from r1h.harness.cli import main
+from r1h.harness.cli.main import main
+from r1h.harness.core import plugins
+from r1h.harness.core.anchor import SETTING_KEYS, Anchor, Published
 from r1h.plugins import anchors as builtin
 
 GENERATION = {"n": 4, "temperature": 0.6, "top_p": 0.95, "max_tokens": 32768, "seed": 0}

@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 
 import r1h
-from r1h.harness.errors import ConfigError
-from r1h.harness.types import GenerationConfig, GenerationRequest
+from r1h.harness.core.errors import ConfigError
+from r1h.harness.core.types import GenerationConfig, GenerationRequest
 from r1h.plugins.backends import openai as openai_backend
 from r1h.plugins.backends import vllm as vllm_backend
 from r1h.plugins.backends.openai import (
@@ -377,8 +377,8 @@ def test_real_transformers_serve(smol_server):
 def test_base_url_is_repeatable_on_the_command_line(monkeypatch):
     from click.testing import CliRunner
 
-    from r1h.harness import runner
-    from r1h.harness.commands.eval import eval_cmd
+    from r1h.harness.cli.eval import eval_cmd
+    from r1h.harness.eval import runner
 
     seen = {}
     monkeypatch.setattr(runner, "run_eval", lambda opts: seen.setdefault("opts", opts))
@@ -406,9 +406,9 @@ def test_all_three_backends_send_the_same_sampling_distribution():
 def test_thinking_budget_continues_the_assistant_turn_on_the_server(scripted, tmp_path):
     """``--thinking-budget`` through the openai backend: phase 2 is a chat request whose last message is the assistant
     text so far, with vLLM's ``continue_final_message`` keys, the answer cap and a seed derived from the sample's."""
-    from r1h.harness.budget import phase2_seed
-    from r1h.harness.plan import EvalOptions
-    from r1h.harness.runner import run_eval
+    from r1h.harness.eval.budget import phase2_seed
+    from r1h.harness.eval.plan import EvalOptions
+    from r1h.harness.eval.runner import run_eval
 
     out = tmp_path / "run"
     opts = EvalOptions(bench="countdown", backend="openai", backend_args={"base_url": scripted.url}, limit=2, n=2,

@@ -7,8 +7,8 @@ import importlib.util
 import pytest
 
 import r1h
-from r1h.harness.errors import ConfigError
-from r1h.harness.types import GenerationConfig, GenerationRequest
+from r1h.harness.core.errors import ConfigError
+from r1h.harness.core.types import GenerationConfig, GenerationRequest
 from r1h.plugins.backends.models import model_slug, resolve_model
 from r1h.plugins.backends.transformers import TransformersBackend, truncate_at_stop
 

@@ -8,8 +8,8 @@ import shutil
 
 import pytest
 
-from r1h.harness.errors import ConfigError
-from r1h.harness.types import GenerationConfig, GenerationRequest
+from r1h.harness.core.errors import ConfigError
+from r1h.harness.core.types import GenerationConfig, GenerationRequest
 from r1h.plugins.backends.sampling import continuous_unsupported, row_sampler, sampling_params
 from r1h.plugins.backends.threads import default_threads
 from r1h.plugins.backends.transformers import TransformersBackend

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 import r1h
-from r1h.harness.errors import ConfigError, RunError
-from r1h.harness.types import GenerationConfig, GenerationRequest
+from r1h.harness.core.errors import ConfigError, RunError
+from r1h.harness.core.types import GenerationConfig, GenerationRequest
 from r1h.plugins.backends.vllm import (
     DEFAULT_GGUF_TOKENIZER,
     VLLMBackend,

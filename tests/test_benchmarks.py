@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 import r1h
-from r1h.harness.errors import ConfigError, DataError, RunError
-from r1h.harness.types import GenerationConfig, GenerationRequest
+from r1h.harness.core.errors import ConfigError, DataError, RunError
+from r1h.harness.core.types import GenerationConfig, GenerationRequest
 
 # The reference prompts, spelled out here independently of the code (DESIGN.md, "Prompts of the reference systems").
 R1_MATH_SUFFIX = "Please reason step by step, and put your final answer within \\boxed{}."

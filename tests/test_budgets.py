@@ -24,9 +24,11 @@ import hostile_corpus as H
 import pytest
 
 import r1h
-from r1h.harness import grading, grading_fallback, grading_worker
-from r1h.harness.errors import ConfigError
-from r1h.harness.grading import GradingPool, RewardLoadError, grade
+from r1h.harness.core.errors import ConfigError
+from r1h.harness.grading import fallback as grading_fallback
+from r1h.harness.grading import pool as grading
+from r1h.harness.grading import worker as grading_worker
+from r1h.harness.grading.pool import GradingPool, RewardLoadError, grade
 from r1h.plugins.rewards.countdown import MAX_SOLVER_NUMS, _read_nums, _read_target, evaluate, solve
 
 BUDGET = 1.0
@@ -344,8 +346,8 @@ def test_r1h_score_fails_in_one_line_when_the_reward_cannot_load(tmp_path):
         import sys
         sys.path.insert(0, ".")
         import ghostplug
-        from r1h.harness import plugins
-        from r1h.harness.cli import main
+        from r1h.harness.core import plugins
+        from r1h.harness.cli.main import main
         built = plugins.build(default_plugins=(), load_entry_points=False, extra_plugins=(ghostplug,))
         plugins._CURRENT = built
         main(["score", "in.jsonl", "--reward", "ghost", "--no-progress"])
@@ -366,7 +368,7 @@ POOL_CASES = [("math_accuracy", "boxed-(10^9999)^9999"), ("math_accuracy", "gold
 
 def _grade_in_a_pool_worker(cases: list[tuple[str, str]]) -> dict:
     """Runs inside a user's multiprocessing Pool worker (a daemonic process)."""
-    from r1h.harness.grading import default_pool
+    from r1h.harness.grading.pool import default_pool
 
     out = {"daemon": mp.current_process().daemon, "in_worker": grading._in_worker(), "items": []}
     for name in ISOLATED:  # start-up of this process's own grading workers, outside any item's budget

@@ -7,7 +7,7 @@ import json
 from click.testing import CliRunner
 from rundirs import write_run
 
-from r1h.harness.cli import main
+from r1h.harness.cli.main import main
 
 
 def _run(path, correct: int, n: int = 200, samples: int = 1, version: str = "1"):

@@ -11,9 +11,9 @@ import pytest
 from click.testing import CliRunner
 
 import r1h
-from r1h.harness import plugins
-from r1h.harness.cli import main
-from r1h.harness.hookspecs import hookimpl
+from r1h.harness.cli.main import main
+from r1h.harness.core import plugins
+from r1h.harness.core.hookspecs import hookimpl
 
 
 class ExactMatch(r1h.Reward):
@@ -199,7 +199,7 @@ def test_score_times_out_a_runaway_item_with_the_budget_and_workers(runner, with
 def test_real_r1h_help_and_list_do_not_import_torch(tmp_path):
     code = (
         "import sys\n"
-        "from r1h.harness.cli import main\n"
+        "from r1h.harness.cli.main import main\n"
         "for args in (['--help'], ['list', '--json']):\n"
         "    try:\n"
         "        main(args)\n"
@@ -237,7 +237,7 @@ def test_list_fits_100_columns_cuts_descriptions_and_wide_shows_them(runner):
 
 def test_list_piped_without_columns_defaults_to_100(tmp_path):
     env = {k: v for k, v in __import__("os").environ.items() if k != "COLUMNS"}
-    out = subprocess.run([sys.executable, "-m", "r1h.harness.cli", "list"], capture_output=True, text=True,
+    out = subprocess.run([sys.executable, "-m", "r1h.harness.cli.main", "list"], capture_output=True, text=True,
                          timeout=120, env=env, cwd=tmp_path)
     assert out.returncode == 0, out.stderr
     assert max(len(line) for line in out.stdout.splitlines()) == 100
@@ -259,7 +259,7 @@ def test_list_versions_are_never_missing_and_reward_columns_are_listed(runner):
 def test_plugin_without_a_version_shows_its_distribution_or_unversioned(with_test_plugins):
     from importlib import metadata
 
-    from r1h.harness.commands.list import plugin_version
+    from r1h.harness.cli.list import plugin_version
 
     assert plugin_version(with_test_plugins, "_Plugin") == "unversioned"  # defined in a test: no distribution
 
@@ -297,7 +297,7 @@ def test_score_warns_when_only_some_rows_lack_the_columns(runner, tmp_path):
 
 
 def test_score_help_states_the_real_default_output(runner, tmp_path):
-    from r1h.harness.commands.score import default_output
+    from r1h.harness.cli.score import default_output
 
     help_text = " ".join(runner.invoke(main, ["score", "--help"]).output.split())
     assert "data.jsonl -> data.scored.jsonl" in help_text

@@ -9,8 +9,8 @@ import pytest
 from click.testing import CliRunner
 from rundirs import write_run
 
-from r1h.harness.cli import main
-from r1h.harness.errors import RunError
+from r1h.harness.cli.main import main
+from r1h.harness.core.errors import RunError
 from r1h.tools.compare import compare_runs, load_run
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 from click.testing import CliRunner
 from rundirs import write_run
 
-from r1h.harness.cli import main
+from r1h.harness.cli.main import main
 
 GOLD_EVAL = ["eval", "--backend", "gold", "--bench", "countdown", "--limit", "2", "-n", "1", "--no-progress"]
 
@@ -109,7 +109,7 @@ def test_score_interrupted_exits_130_and_keeps_the_graded_rows(tmp_path):
             fh.write(json.dumps({"completion": f"so \\boxed{{\\frac{{{i}}}{{7}}}}", "answer": f"{i}/7"}) + "\n")
     out = tmp_path / "big.scored.jsonl"
     env = {**os.environ, "R1H_PROGRESS_INTERVAL_S": "0.2", "PYTHONUNBUFFERED": "1"}
-    proc = subprocess.Popen([sys.executable, "-m", "r1h.harness.cli", "score", str(src), "--reward", "math_accuracy",
+    proc = subprocess.Popen([sys.executable, "-m", "r1h.harness.cli.main", "score", str(src), "--reward", "math_accuracy",
                              "--workers", "1"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, text=True)
     try:
         deadline = time.monotonic() + 120

@@ -1,4 +1,4 @@
-"""r1h.harness.datasource: every file format, local clone layouts, and one-line errors naming path and columns."""
+"""r1h.harness.data.sources: every file format, local clone layouts, and one-line errors naming path and columns."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from r1h.harness.datasource import apply_limit, find_split_files, load_rows, load_rows_with_source, resolve
-from r1h.harness.errors import ConfigError, DataError
+from r1h.harness.core.errors import ConfigError, DataError
+from r1h.harness.data.sources import apply_limit, find_split_files, load_rows, load_rows_with_source, resolve
 
 ROWS = [{"problem": "1+1?", "answer": "2"}, {"problem": "2+2?", "answer": "4"}, {"problem": "3+3?", "answer": "6"}]
 COLS = ("problem", "answer")

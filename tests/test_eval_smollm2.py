@@ -11,13 +11,13 @@ from pathlib import Path
 import pytest
 
 import r1h
-from r1h.harness.metrics import pass_at_k
+from r1h.harness.eval.metrics import pass_at_k
 
 
 @pytest.mark.slow
 def test_smollm2_countdown_end_to_end(smollm2, tmp_path: Path):
     out = tmp_path / "run"
-    cmd = [sys.executable, "-m", "r1h.harness.cli", "eval", "--bench", "countdown", "--limit", "3", "-n", "2",
+    cmd = [sys.executable, "-m", "r1h.harness.cli.main", "eval", "--bench", "countdown", "--limit", "3", "-n", "2",
            "--max-tokens", "24", "--output", str(out), "--no-progress", "--backend-arg", "batch_size=8"]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stderr[-3000:]

@@ -15,7 +15,7 @@ def test_superclevr_eval_with_a_tiny_qwen2_vl(tmp_path: Path):
     from click.testing import CliRunner
     from PIL import Image, ImageDraw
 
-    from r1h.harness.cli import main
+    from r1h.harness.cli.main import main
     from r1h.trainers.tiny import build_vision_model
 
     model = build_vision_model(tmp_path / "tiny-vl")

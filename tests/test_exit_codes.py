@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from click.testing import CliRunner
 
-from r1h.harness.cli import main
+from r1h.harness.cli.main import main
 
 
 @pytest.mark.parametrize("args, needle", [

@@ -9,7 +9,7 @@ import pytest
 from click.testing import CliRunner
 from rundirs import write_run
 
-from r1h.harness.cli import main
+from r1h.harness.cli.main import main
 
 
 @pytest.mark.parametrize("args, needle", [

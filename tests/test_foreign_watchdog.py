@@ -281,7 +281,7 @@ def test_report_names_the_timeouts():
 
 
 def test_item_timeout_must_be_positive():
-    from r1h.harness.errors import ConfigError
+    from r1h.harness.core.errors import ConfigError
 
     with pytest.raises(ConfigError, match="--item-timeout"):
         run_foreign(FOREIGN["lighteval"], _items(["7"]), sys.executable, item_timeout=0)

@@ -117,7 +117,7 @@ def test_r1h_eval_gold_backend_scores_100_percent_on_real_data(refdata, tmp_path
     """The whole chain through the CLI: `r1h eval --backend gold --bench all` on the real reference copies."""
     from click.testing import CliRunner
 
-    from r1h.harness.cli import main
+    from r1h.harness.cli.main import main
 
     countdown = tmp_path / "countdown.jsonl"
     src = refdata / "countdown" / "countdown_tasks_3to4_rows_00000-11023.derived.jsonl"

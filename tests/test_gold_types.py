@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from r1h.harness.cli import main
+from r1h.harness.cli.main import main
 
 OK_MATH = '{"problem": "1+1?", "answer": "2", "unique_id": "a"}'
 OK_COUNTDOWN = '{"target": 10, "nums": [5, 5]}'
@@ -131,8 +131,8 @@ def test_good_gold_of_each_accepted_type_loads_unchanged(tmp_path):
 
 def test_heldout_slice_names_the_source_line_of_a_bad_row(tmp_path):
     import r1h
-    from r1h.harness.datasource import Source
-    from r1h.harness.errors import DataError
+    from r1h.harness.core.errors import DataError
+    from r1h.harness.data.sources import Source
 
     lines = [OK_COUNTDOWN] * 50_000
     lines[49_600] = '{"target": 3.5, "nums": [1, 2]}'

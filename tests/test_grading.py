@@ -15,10 +15,11 @@ from pathlib import Path
 import pytest
 
 import r1h
-from r1h.harness import grading, plugins
-from r1h.harness.errors import ConfigError
-from r1h.harness.grading import GradingPool, grade, resolve_budget
-from r1h.harness.hookspecs import hookimpl
+from r1h.harness.core import plugins
+from r1h.harness.core.errors import ConfigError
+from r1h.harness.core.hookspecs import hookimpl
+from r1h.harness.grading import pool as grading
+from r1h.harness.grading.pool import GradingPool, grade, resolve_budget
 
 BUDGET = 0.5
 MARGIN = 1.5  # kill, replacement and scheduling noise on a loaded 2-core machine
@@ -210,7 +211,7 @@ def test_workers_die_with_a_killed_parent(tmp_path, forked):
         import sys, threading, time
         sys.path.insert(0, {str(Path(__file__).parent)!r})
         from test_grading import Misbehaving
-        from r1h.harness.grading import GradingPool, grade
+        from r1h.harness.grading.pool import GradingPool, grade
         pool = GradingPool(workers=1)
         if {forked!r}:
             pool.warm(Misbehaving())

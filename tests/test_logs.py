@@ -14,10 +14,10 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from r1h.harness import plugins
-from r1h.harness.cli import main
-from r1h.harness.errors import RunError
-from r1h.harness.hookspecs import hookimpl
+from r1h.harness.cli.main import main
+from r1h.harness.core import plugins
+from r1h.harness.core.errors import RunError
+from r1h.harness.core.hookspecs import hookimpl
 from r1h.plugins.backends.gold import GoldBackend
 
 
@@ -84,7 +84,7 @@ def test_heartbeat_reaches_eval_log_with_no_progress(slow, tmp_path):
 
 
 def test_heartbeat_default_is_30_seconds(monkeypatch):
-    from r1h.harness.progress import line_interval
+    from r1h.harness.eval.progress import line_interval
 
     monkeypatch.delenv("R1H_PROGRESS_INTERVAL_S", raising=False)
     assert line_interval() == 30.0
@@ -105,7 +105,7 @@ def test_tool_progress_last_line_once(tmp_path):
 
     from rich.console import Console
 
-    from r1h.harness.progress import live_count
+    from r1h.harness.eval.progress import live_count
 
     buf = StringIO()
     with live_count("regrade x", 20, unit="verdicts", console=Console(file=buf, width=200)) as count:
@@ -161,7 +161,7 @@ def test_quiet_loading_silences_library_bars_and_future_warnings(capsys):
 def test_gguf_eval_log_has_no_progress_bars(smollm2, tmp_path):
     """The real default model (a GGUF converted on load) in a non-TTY run: only r1h's lines."""
     env = {**os.environ, "R1H_PROGRESS_INTERVAL_S": "5"}
-    res = subprocess.run([sys.executable, "-m", "r1h.harness.cli", "eval", "--bench", "countdown", "--limit", "1", "-n",
+    res = subprocess.run([sys.executable, "-m", "r1h.harness.cli.main", "eval", "--bench", "countdown", "--limit", "1", "-n",
                           "1", "--max-tokens", "4", "--output", str(tmp_path / "run")], capture_output=True, text=True,
                          env=env, timeout=600)
     assert res.returncode == 0, res.stderr

@@ -7,7 +7,7 @@ import random
 
 import pytest
 
-from r1h.harness.metrics import (
+from r1h.harness.eval.metrics import (
     aggregate,
     bootstrap_ci,
     k_values,

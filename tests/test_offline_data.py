@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from r1h.harness import hub
+from r1h.harness.data import hub
 
 ALL = ("aime24", "math500", "gpqa_diamond", "countdown", "superclevr_counting")
 
@@ -31,7 +31,7 @@ def r1h_eval(tmp_path: Path, *args: str, offline: bool = False, endpoint: str | 
     env.update(HF_HOME=str(tmp_path / "hf-home"), HF_ENDPOINT=endpoint or f"http://127.0.0.1:{closed_port()}")
     if offline:
         env["HF_HUB_OFFLINE"] = "1"
-    cmd = [sys.executable, "-m", "r1h.harness.cli", "eval", "--bench", "all", "--output", str(tmp_path / "run"),
+    cmd = [sys.executable, "-m", "r1h.harness.cli.main", "eval", "--bench", "all", "--output", str(tmp_path / "run"),
            "--no-progress", *args]
     return subprocess.run(cmd, capture_output=True, text=True, timeout=240, env=env, cwd=tmp_path)
 
@@ -78,7 +78,7 @@ def test_offline_mode_with_an_empty_cache_lists_every_benchmark(tmp_path):
 def test_bad_local_data_and_missing_hub_data_are_reported_together(tmp_path, unreachable_hub):
     from click.testing import CliRunner
 
-    from r1h.harness.cli import main
+    from r1h.harness.cli.main import main
 
     bad = tmp_path / "math.jsonl"
     bad.write_text('{"problem": "p", "answer": null}\n')

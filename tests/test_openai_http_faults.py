@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 from rawhttp import RawServer
 
-from r1h.harness.errors import ConfigError, R1HError
-from r1h.harness.types import GenerationConfig, GenerationRequest
+from r1h.harness.core.errors import ConfigError, R1HError
+from r1h.harness.core.types import GenerationConfig, GenerationRequest
 from r1h.plugins.backends.openai import BackendError, OpenAIBackend
 from r1h.plugins.backends.openai_http import env_proxy
 
@@ -211,7 +211,7 @@ def test_tls_arguments(tmp_path):
 
 
 def _eval(url: str, data: Path, out: Path) -> subprocess.CompletedProcess:
-    cmd = [sys.executable, "-m", "r1h.harness.cli", "eval", "--backend", "openai", "--base-url", url, "--bench",
+    cmd = [sys.executable, "-m", "r1h.harness.cli.main", "eval", "--backend", "openai", "--base-url", url, "--bench",
            "math500", "--data", f"math500={data}", "-n", "2", "--max-tokens", "16", "--output", str(out),
            "--no-progress", "--backend-arg", "concurrency=4", "--backend-arg", "max_retries=1", "--backend-arg",
            "retry_backoff=0.01", "--backend-arg", "timeout=5"]

@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 
 import r1h
-from r1h.harness import plugins
-from r1h.harness.errors import DuplicateNameError, PluginLoadError, UnknownNameError
-from r1h.harness.hookspecs import hookimpl
-from r1h.harness.registry import Registrar, Registry
+from r1h.harness.core import plugins
+from r1h.harness.core.errors import DuplicateNameError, PluginLoadError, UnknownNameError
+from r1h.harness.core.hookspecs import hookimpl
+from r1h.harness.core.registry import Registrar, Registry
 
 
 class _RewardPlugin:
@@ -172,7 +172,7 @@ def r1h_register_rewards(register):
 
 def _r1h_list_json(env: dict[str, str]) -> list[dict]:
     out = subprocess.run(
-        [sys.executable, "-m", "r1h.harness.cli", "list", "--json"],
+        [sys.executable, "-m", "r1h.harness.cli.main", "list", "--json"],
         capture_output=True, text=True, env=env, check=True, timeout=120,
     )
     return json.loads(out.stdout)

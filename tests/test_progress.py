@@ -7,7 +7,7 @@ import re
 
 from rich.console import Console
 
-from r1h.harness.progress import Display
+from r1h.harness.eval.progress import Display
 
 
 class FakeClock:

@@ -10,7 +10,7 @@ import json
 
 import pytest
 
-from r1h.harness import grading
+from r1h.harness.grading import pool as grading
 from r1h.plugins.rewards.math import MathAccuracy
 
 pytestmark = pytest.mark.refdata

@@ -15,11 +15,11 @@ import pytest
 from click.testing import CliRunner
 from rundirs import write_run
 
-from r1h.harness import plugins
-from r1h.harness.cli import main
-from r1h.harness.errors import RunError
-from r1h.harness.reward import Reward
-from r1h.harness.types import Sample
+from r1h.harness.cli.main import main
+from r1h.harness.core import plugins
+from r1h.harness.core.errors import RunError
+from r1h.harness.core.reward import Reward
+from r1h.harness.core.types import Sample
 from r1h.tools.compare import load_run
 from r1h.tools.regrade import FOREIGN, ensure_env, regrade
 
@@ -52,7 +52,7 @@ class Toy:
 
 
 def _toy_plugin():
-    from r1h.harness.hookspecs import hookimpl
+    from r1h.harness.core.hookspecs import hookimpl
 
     module = types.ModuleType("toy_regrade_plugin")
 

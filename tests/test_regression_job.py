@@ -29,7 +29,7 @@ def test_regression_job_fails_readably_when_a_score_moves(tmp_path):
     moved.write_text(json.dumps(baseline))
     run = tmp_path / "run"
     data = [a for b in ("math500",) for a in ("--data", f"{b}={JOB.parent / (b + '.jsonl')}")]
-    cli = [sys.executable, "-m", "r1h.harness.cli"]
+    cli = [sys.executable, "-m", "r1h.harness.cli.main"]
     subprocess.run([*cli, "eval", "--backend", "gold", "--bench", "math500", *data, "--output", str(run),
                     "--no-progress"], check=True, capture_output=True, timeout=300)
     proc = subprocess.run([*cli, "check", str(run), "--baseline", str(moved), "--z", "0", "--two-sided"],

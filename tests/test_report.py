@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from r1h.harness.report import markdown, passk_figure, plot_passk
+from r1h.harness.eval.report import markdown, passk_figure, plot_passk
 
 RESULTS = {
     "model": "m",

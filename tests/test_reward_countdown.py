@@ -263,7 +263,7 @@ def test_trl_columns_are_split_per_completion(reward):
 
 
 def test_called_like_trl(reward):
-    pytest.importorskip("r1h.harness.grading")
+    pytest.importorskip("r1h.harness.grading.pool")
     out = reward([ans("44+19+35"), ans("9**9**9**9")], prompts=None, target=[98, 98], nums=[[44, 19, 35]] * 2)
     assert out == [1.0, 0.0]
 

@@ -198,7 +198,7 @@ def test_registered_and_picklable():
 
 
 def test_called_like_trl(reward):
-    pytest.importorskip("r1h.harness.grading")
+    pytest.importorskip("r1h.harness.grading.pool")
     out = reward(
         ["<answer>3</answer>", "<think><answer>3</answer></think>", "<answer>2</answer>"],
         prompts=None,

@@ -195,7 +195,7 @@ def test_registered_picklable_and_named(name):
 
 
 def test_called_like_trl(think_format):
-    """The TRL signature through the batch grader (skips until r1h.harness.grading exists)."""
-    pytest.importorskip("r1h.harness.grading")
+    """The TRL signature through the batch grader (skips until r1h.harness.grading.pool exists)."""
+    pytest.importorskip("r1h.harness.grading.pool")
     out = think_format([GOOD, "bad", "\nx\n</think><answer>1</answer>"], prompts=["q", "q", MINI_R1_PREFILL])
     assert out == [1.0, 0.0, 1.0]

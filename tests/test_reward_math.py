@@ -165,7 +165,7 @@ def test_hostile_free_text_is_cut_before_math_verify(reward, text):
 
 
 def test_trl_signature_conversational_and_extra_kwargs(reward):
-    from r1h.harness import grading
+    from r1h.harness.grading import pool as grading
 
     completions = [
         [{"role": "assistant", "content": "<think>hmm</think> \\boxed{25}"}],

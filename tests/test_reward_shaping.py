@@ -9,8 +9,8 @@ import time
 import pytest
 
 import r1h
-from r1h.harness.errors import ConfigError
-from r1h.harness.reward import Reward
+from r1h.harness.core.errors import ConfigError
+from r1h.harness.core.reward import Reward
 from r1h.plugins.rewards.shaping import (
     CosineLength,
     ReasoningSteps,
@@ -244,7 +244,7 @@ def test_conversational_completions():
 
 
 def test_called_like_trl():
-    pytest.importorskip("r1h.harness.grading")
+    pytest.importorskip("r1h.harness.grading.pool")
     reward = SoftOverlong(max_completion_len=100, soft_punish_cache=20)
     out = reward(["a", "b"], prompts=None, completion_ids=[[1] * 10, [1] * 90], trainer_state=None)
     assert out == [0.0, -0.5]

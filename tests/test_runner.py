@@ -8,12 +8,12 @@ import pytest
 from click.testing import CliRunner
 
 from r1h import Backend, Benchmark, Completion, Reward, Sample, hookimpl
-from r1h.harness import plugins
-from r1h.harness.errors import ConfigError, DataError, RunError
-from r1h.harness.metrics import pass_at_k
-from r1h.harness.plan import EvalOptions, generation_config, resolve_benchmark_names
-from r1h.harness.runner import run_eval
-from r1h.harness.types import sample_seed
+from r1h.harness.core import plugins
+from r1h.harness.core.errors import ConfigError, DataError, RunError
+from r1h.harness.core.types import sample_seed
+from r1h.harness.eval.metrics import pass_at_k
+from r1h.harness.eval.plan import EvalOptions, generation_config, resolve_benchmark_names
+from r1h.harness.eval.runner import run_eval
 
 CALLS: list[list[tuple[str, int, int]]] = []  # per generate() call: (id, sample_index, seed)
 
@@ -260,7 +260,7 @@ def test_backend_returning_too_few_results_is_a_run_error(tmp_path):
     ],
 )
 def test_bad_flags_are_one_line_errors_naming_the_flag(tmp_path, args, flag):
-    from r1h.harness.cli import main
+    from r1h.harness.cli.main import main
 
     result = CliRunner().invoke(main, ["eval", "--bench", "h6_bench", "--backend", "h6_fake", "--output",
                                        str(tmp_path / "r"), *args])
@@ -270,7 +270,7 @@ def test_bad_flags_are_one_line_errors_naming_the_flag(tmp_path, args, flag):
 
 
 def test_eval_command_runs(tmp_path):
-    from r1h.harness.cli import main
+    from r1h.harness.cli.main import main
 
     result = CliRunner().invoke(main, ["eval", "--bench", "h6_bench", "--backend", "h6_fake", "--limit", "3",
                                        "-n", "2", "--output", str(tmp_path / "r"), "--no-progress"])

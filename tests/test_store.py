@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from r1h.harness.errors import RunError
-from r1h.harness.store import RunStore, config_diff
+from r1h.harness.core.errors import RunError
+from r1h.harness.eval.store import RunStore, config_diff
 
 
 def _rec(pid, idx, **extra):
@@ -106,7 +106,7 @@ def test_results_roundtrip_and_missing(tmp_path):
 
 
 def test_a_completion_with_a_lone_surrogate_is_stored_and_read_back(tmp_path):
-    from r1h.harness.store import SampleFile
+    from r1h.harness.eval.store import SampleFile
 
     f = SampleFile(tmp_path / "s.jsonl")
     assert f.append([{"id": "p", "sample_index": 0, "completion": "bad \ud800 text é"}]) == 1
@@ -137,7 +137,7 @@ def _write_lines(path, rows):
     ],
 )
 def test_a_line_with_a_wrong_type_is_named_and_regenerated(tmp_path, bad, why):
-    from r1h.harness.store import SAMPLE_SCHEMA
+    from r1h.harness.eval.store import SAMPLE_SCHEMA
 
     store = RunStore(tmp_path)
     _write_lines(store.samples_path("b"), [_rec("a", 0), {**_rec("a", 1), **bad}, _rec("a", 2)])
@@ -149,7 +149,7 @@ def test_a_line_with_a_wrong_type_is_named_and_regenerated(tmp_path, bad, why):
 
 
 def test_a_hostile_line_never_counts_and_a_missing_field_is_named(tmp_path):
-    from r1h.harness.store import SAMPLE_SCHEMA
+    from r1h.harness.eval.store import SAMPLE_SCHEMA
 
     store = RunStore(tmp_path)
     hostile = {"id": "a", "sample_index": 0, "reward": "abc", "correct": "yes"}
@@ -204,7 +204,7 @@ def test_a_samples_path_that_cannot_be_a_file_is_one_line(tmp_path, kind):
         store.samples("b")
     message = str(err.value)
     assert message.startswith(f"{path}: cannot read: ") and "\n" not in message
-    from r1h.harness.store import SampleFile
+    from r1h.harness.eval.store import SampleFile
 
     with pytest.raises(RunError, match="cannot append"):
         SampleFile(path).append([_rec("a", 0)])
@@ -237,7 +237,7 @@ def test_read_only_run_dir_or_file_is_one_line(tmp_path, monkeypatch, err):
 def test_atomic_writes_use_unique_temp_names_and_leave_none_behind(tmp_path, monkeypatch):
     import tempfile
 
-    from r1h.harness.store import atomic_write
+    from r1h.harness.eval.store import atomic_write
 
     names = []
     real = tempfile.mkstemp
@@ -259,7 +259,7 @@ def test_atomic_writes_use_unique_temp_names_and_leave_none_behind(tmp_path, mon
 def test_lock_whole_run_versus_shards(tmp_path):
     import os
 
-    from r1h.harness.lock import RunLock
+    from r1h.harness.eval.lock import RunLock
 
     tmp_path.mkdir(exist_ok=True)
     with RunLock(tmp_path):
@@ -281,7 +281,7 @@ def test_a_filesystem_without_locks_runs_unlocked_with_a_warning(tmp_path, monke
     import errno
     import fcntl
 
-    from r1h.harness.lock import RunLock
+    from r1h.harness.eval.lock import RunLock
 
     def no_locks(fd, op):
         raise OSError(errno.ENOLCK, "No locks available")

@@ -10,12 +10,12 @@ import time
 import pytest
 
 from r1h import Backend, Completion, Reward, hookimpl
-from r1h.harness import plugins
-from r1h.harness.errors import RunError
-from r1h.harness.plan import EvalOptions
-from r1h.harness.runner import run_eval
-from r1h.harness.shards import parse_shard, shard_of
-from r1h.harness.types import Generated, sample_seed
+from r1h.harness.core import plugins
+from r1h.harness.core.errors import RunError
+from r1h.harness.core.types import Generated, sample_seed
+from r1h.harness.eval.plan import EvalOptions
+from r1h.harness.eval.runner import run_eval
+from r1h.harness.eval.shards import parse_shard, shard_of
 from tests.test_runner import FakeBackend, FakeBench, GreedyBench, expected_text
 
 PULLED: list[str] = []  # request ids in the order the streaming backend pulled them
@@ -276,9 +276,9 @@ def test_a_backend_yielding_a_sample_nobody_asked_for_is_a_run_error(tmp_path):
             yield Generated(r, 99, Completion(text="x"))
 
     backend = Liar()
-    from r1h.harness.pipeline import stream_benchmark
-    from r1h.harness.plan import plan_benchmarks
-    from r1h.harness.store import SampleFile
+    from r1h.harness.eval.pipeline import stream_benchmark
+    from r1h.harness.eval.plan import plan_benchmarks
+    from r1h.harness.eval.store import SampleFile
 
     plan = plan_benchmarks(opts(tmp_path))[0]
     sink = SampleFile(tmp_path / "s.jsonl")

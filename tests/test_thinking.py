@@ -1,4 +1,4 @@
-"""r1h.harness.thinking (per-sample think/answer tokens, truncation summary), the results table at 80 columns, and
+"""r1h.harness.eval.thinking (per-sample think/answer tokens, truncation summary), the results table at 80 columns, and
 incomplete benchmarks (fewer samples than n on a problem) in results, the table and report.md."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ import io
 import pytest
 from rich.console import Console
 
-from r1h.harness import metrics, report, thinking
+from r1h.harness.eval import metrics, report, thinking
 from r1h.plugins.rewards import _text
 
 COUNTDOWN_PROMPT = [{"role": "user", "content": "Using [1, 2] make 3."},

@@ -13,13 +13,13 @@ from click.testing import CliRunner
 
 import r1h
 from r1h import Backend, Benchmark, Completion, Reward, Sample, hookimpl
-from r1h.harness import plugins
-from r1h.harness.budget import DEFAULT_CUE, ThinkingBudget, continuation, phase2_seed
-from r1h.harness.cli import main
-from r1h.harness.errors import RunError
-from r1h.harness.plan import EvalOptions
-from r1h.harness.runner import run_eval
-from r1h.harness.types import Generated, GenerationRequest
+from r1h.harness.cli.main import main
+from r1h.harness.core import plugins
+from r1h.harness.core.errors import RunError
+from r1h.harness.core.types import Generated, GenerationRequest
+from r1h.harness.eval.budget import DEFAULT_CUE, ThinkingBudget, continuation, phase2_seed
+from r1h.harness.eval.plan import EvalOptions
+from r1h.harness.eval.runner import run_eval
 
 THINK = {"p0": 4, "p1": 9, "p2": 12, "p3": 24}  # thinking words of each problem's samples
 CUE = "\nSo:"

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from r1h.harness.cli import main
-from r1h.harness.errors import DataError
+from r1h.harness.cli.main import main
+from r1h.harness.core.errors import DataError
 
 NO_MODEL = "/nonexistent/model-that-must-never-load"
 
@@ -133,7 +133,7 @@ def test_countdown_training_rows_of_the_wrong_type_are_one_line_in_the_real_load
 def test_hub_training_source_with_the_hub_down_fails_in_seconds_without_retries(tmp_path, monkeypatch):
     import socket
 
-    from r1h.harness import hub
+    from r1h.harness.data import hub
     from r1h.trainers.data import load_source
 
     with socket.socket() as sock:

@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 
 import r1h
-from r1h.harness import plugins
-from r1h.harness.hookspecs import hookimpl
-from r1h.harness.reward import Reward
+from r1h.harness.core import plugins
+from r1h.harness.core.hookspecs import hookimpl
+from r1h.harness.core.reward import Reward
 from r1h.trainers import grpo, sft
 from r1h.trainers.common import TrainOptions, plan
 
@@ -215,7 +215,7 @@ def test_accelerate_two_cpu_processes_run_grpo(tiny_text: Path, tmp_path: Path):
     data = _countdown_file(tmp_path / "countdown.jsonl")
     out = tmp_path / "ddp"
     env = {**os.environ, "R1H_LOAD_PLUGINS": "", "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
-    cmd = [sys.executable, "-m", "r1h.harness.cli", "train", "grpo", "--model", str(tiny_text), "--data", str(data),
+    cmd = [sys.executable, "-m", "r1h.harness.cli.main", "train", "grpo", "--model", str(tiny_text), "--data", str(data),
            "-o", str(out), "--launcher", "accelerate", "--cpu", "--num-processes", "2",
            "--main-process-port", str(29500 + os.getpid() % 1000),
            "--max_steps", "2", "--per_device_train_batch_size", "2", "--gradient_accumulation_steps", "1",

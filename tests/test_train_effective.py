@@ -8,7 +8,7 @@ import json
 import pytest
 from click.testing import CliRunner
 
-from r1h.harness.cli import main
+from r1h.harness.cli.main import main
 from r1h.trainers import common
 from r1h.trainers.common import TrainOptions, build_config, effective_rows, plan
 from r1h.trainers.effective import derive_layout

@@ -74,7 +74,7 @@ def test_in_training_eval_equals_r1h_eval_on_the_saved_checkpoint(tiny_text: Pat
 
     # r1h eval, from the command line, on the checkpoint the trainer saved at the same step, with the same flags
     offline = tmp_path / "offline"
-    done = subprocess.run([sys.executable, "-m", "r1h.harness.cli", "eval", "--model", str(out / "checkpoint-2"),
+    done = subprocess.run([sys.executable, "-m", "r1h.harness.cli.main", "eval", "--model", str(out / "checkpoint-2"),
                            "--bench", "countdown", "--backend", "transformers", "--limit", "4", "-n", "2",
                            "--max-tokens", "16", "--seed", "0", "--output", str(offline), "--no-progress"],
                           capture_output=True, text=True, timeout=300)

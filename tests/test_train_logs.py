@@ -45,7 +45,7 @@ def train(args: list[str]) -> subprocess.CompletedProcess:
     env = {**os.environ, "R1H_LOAD_PLUGINS": "", "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
     for name in ("TQDM_DISABLE", "TRANSFORMERS_NO_ADVISORY_WARNINGS", "PYTHONWARNINGS", "TRANSFORMERS_VERBOSITY"):
         env.pop(name, None)  # the log a user gets, not one quietened by the test environment
-    proc = subprocess.run([sys.executable, "-m", "r1h.harness.cli", "train", *args], env=env, capture_output=True,
+    proc = subprocess.run([sys.executable, "-m", "r1h.harness.cli.main", "train", *args], env=env, capture_output=True,
                           text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     return proc
@@ -87,7 +87,7 @@ def test_a_real_error_still_reaches_the_log(tiny: Path, tmp_path: Path):
     """Quietening the libraries keeps errors: a bad setting is one line naming it, exit 1 or 2."""
     data = countdown_file(tmp_path / "countdown.jsonl")
     env = {**os.environ, "R1H_LOAD_PLUGINS": "", "HF_HUB_OFFLINE": "1"}
-    proc = subprocess.run([sys.executable, "-m", "r1h.harness.cli", "train", "grpo", "--model", str(tmp_path / "none"),
+    proc = subprocess.run([sys.executable, "-m", "r1h.harness.cli.main", "train", "grpo", "--model", str(tmp_path / "none"),
                            "--data", str(data), "-o", str(tmp_path / "o"), "--max_steps", "1"],
                           env=env, capture_output=True, text=True, timeout=600)
     assert proc.returncode != 0

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from r1h.harness.cli import main
-from r1h.harness.errors import ConfigError
+from r1h.harness.cli.main import main
+from r1h.harness.core.errors import ConfigError
 from r1h.trainers import recipes
 from r1h.trainers.common import TrainOptions, build_config, plan
 from r1h.trainers.launch import launch_command, strip_launch_options
@@ -139,8 +139,8 @@ def test_accelerate_relaunch_is_an_argument_list():
     assert cmd[1:3] == ["-m", "accelerate.commands.launch"]
     assert cmd[cmd.index("--num_processes") + 1] == "2" and "--cpu" not in cmd
     assert Path(cmd[cmd.index("--config_file") + 1]).is_file()
-    tail = cmd[cmd.index("r1h.harness.cli"):]
-    assert tail == ["r1h.harness.cli", "train", "grpo", "--model", "m", "--max_steps", "2", "--set", "use_cpu=true"]
+    tail = cmd[cmd.index("r1h.harness.cli.main"):]
+    assert tail == ["r1h.harness.cli.main", "train", "grpo", "--model", "m", "--max_steps", "2", "--set", "use_cpu=true"]
     assert strip_launch_options(["--launcher=accelerate", "--x", "1"]) == ["--x", "1"]
     with pytest.raises(ConfigError, match="unknown accelerate config"):
         launch_command("grpo", [], "zero9")

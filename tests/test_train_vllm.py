@@ -25,9 +25,9 @@ from pathlib import Path
 
 import pytest
 
-from r1h.harness import plugins
-from r1h.harness.hookspecs import hookimpl
-from r1h.harness.reward import Reward
+from r1h.harness.core import plugins
+from r1h.harness.core.hookspecs import hookimpl
+from r1h.harness.core.reward import Reward
 
 
 class DistinctShare(Reward):
@@ -57,7 +57,7 @@ def test_server_mode_without_cuda_is_refused_before_training(tmp_path: Path):
     """A real run refuses before any data or model loads (the model path does not even exist); a dry run, which may
     plan a GPU job from a CPU box, warns with the same reason and succeeds."""
     data = _countdown(tmp_path / "cd.jsonl")
-    args = [sys.executable, "-m", "r1h.harness.cli", "train", "grpo", "--data", str(data), "--model",
+    args = [sys.executable, "-m", "r1h.harness.cli.main", "train", "grpo", "--data", str(data), "--model",
             str(tmp_path / "no-model"), "-o", str(tmp_path / "out"), "--use-vllm", "--vllm-mode", "server"]
     proc = subprocess.run(args, capture_output=True, text=True, timeout=300)
     if proc.returncode == 0 or "cannot sync weights without CUDA" not in proc.stderr:

@@ -11,10 +11,10 @@ import pytest
 from click.testing import CliRunner
 
 from r1h import Backend, Benchmark, Completion, Reward, Sample, hookimpl
-from r1h.harness import plugins
-from r1h.harness.cli import main
-from r1h.harness.plan import EvalOptions
-from r1h.harness.runner import run_eval
+from r1h.harness.cli.main import main
+from r1h.harness.core import plugins
+from r1h.harness.eval.plan import EvalOptions
+from r1h.harness.eval.runner import run_eval
 
 N_PROBLEMS, N, MAX_TOKENS = 10, 4, 64
 
@@ -93,7 +93,7 @@ class Plugin:
 class AnchorPlugin:
     @hookimpl
     def r1h_register_anchors(self, register):
-        from r1h.harness.anchor import Anchor, Published
+        from r1h.harness.core.anchor import Anchor, Published
 
         register("t_anchor", Anchor("t_anchor", "m", "test", {"t_think": Published(0.5)}, {"n": N}))
 

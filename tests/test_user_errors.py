@@ -10,7 +10,7 @@ import sys
 import pytest
 from click.testing import CliRunner
 
-from r1h.harness.cli import main
+from r1h.harness.cli.main import main
 
 
 def _one_error_line(output: str) -> str:
@@ -93,7 +93,7 @@ def test_score_to_stdout(tmp_path):
     src = tmp_path / "data.jsonl"
     src.write_text("".join(json.dumps({"completion": f"\\boxed{{{i}}}", "answer": "1"}) + "\n" for i in range(3)))
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    res = subprocess.run([sys.executable, "-m", "r1h.harness.cli", "score", str(src), "--reward", "math_accuracy",
+    res = subprocess.run([sys.executable, "-m", "r1h.harness.cli.main", "score", str(src), "--reward", "math_accuracy",
                           "-o", "-", "--no-progress"], capture_output=True, text=True, cwd=tmp_path, env=env,
                          timeout=300)
     assert res.returncode == 0, res.stderr

@@ -21,7 +21,7 @@ if str(getattr(vllm, "__version__", "")).endswith("+fake"):
 pytestmark = pytest.mark.real_vllm
 
 import r1h  # noqa: E402
-from r1h.harness.types import GenerationConfig, GenerationRequest  # noqa: E402
+from r1h.harness.core.types import GenerationConfig, GenerationRequest  # noqa: E402
 from r1h.plugins.backends.vllm import VLLMBackend  # noqa: E402
 from r1h.plugins.backends.vllm_platform import log_path  # noqa: E402
 
@@ -155,7 +155,7 @@ def test_no_deprecated_call_and_logs_kept_off_stdout(backend, capfd):
 
 
 def test_bad_settings_and_models_are_one_line(tmp_path, converted_smollm2):
-    from r1h.harness.errors import ConfigError
+    from r1h.harness.core.errors import ConfigError
 
     with pytest.raises(ConfigError, match=r"max_model_lenn \(not a vllm.EngineArgs field\); did you mean max_model_len"):
         VLLMBackend(str(converted_smollm2), max_model_lenn="64")

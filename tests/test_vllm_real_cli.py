@@ -40,7 +40,7 @@ def _env(**extra):
 
 
 def _eval_cmd(out: Path, *extra: str) -> list[str]:
-    return [sys.executable, "-m", "r1h.harness.cli", "eval", "--backend", "vllm", "--bench", "countdown",
+    return [sys.executable, "-m", "r1h.harness.cli.main", "eval", "--backend", "vllm", "--bench", "countdown",
             "--limit", str(LIMIT), "-n", str(N), "--max-tokens", "96", "--output", str(out),
             "--backend-arg", "enforce_eager=true", *extra]
 
@@ -240,7 +240,7 @@ def test_openai_backend_against_vllms_real_server(tmp_path, converted_smollm2):
         runs = {}
         for name, extra in {"default": [], "use_n": ["--backend-arg", "use_n=true"]}.items():
             out = tmp_path / name
-            cmd = [sys.executable, "-m", "r1h.harness.cli", "eval", "--backend", "openai", "--base-url", base,
+            cmd = [sys.executable, "-m", "r1h.harness.cli.main", "eval", "--backend", "openai", "--base-url", base,
                    "--model", str(converted_smollm2), "--bench", "countdown", "--limit", "8", "-n", "4",
                    "--max-tokens", "32", "--output", str(out), *extra]
             done = subprocess.run(cmd, capture_output=True, text=True, timeout=START_S, env=_env())
@@ -258,7 +258,7 @@ def test_openai_backend_against_vllms_real_server(tmp_path, converted_smollm2):
 
         # the server dies mid-run: one line, no traceback, finished samples kept
         out = tmp_path / "dies"
-        cmd = [sys.executable, "-m", "r1h.harness.cli", "eval", "--backend", "openai", "--base-url", base,
+        cmd = [sys.executable, "-m", "r1h.harness.cli.main", "eval", "--backend", "openai", "--base-url", base,
                "--model", str(converted_smollm2), "--bench", "countdown", "--limit", "40", "-n", "4",
                "--max-tokens", "200", "--output", str(out), "--backend-arg", "concurrency=4",
                "--backend-arg", "timeout=60", "--backend-arg", "deadline=120"]
@@ -282,7 +282,7 @@ def test_distill_generate_with_vllm_as_the_teacher(tmp_path, converted_smollm2):
     questions.write_text("".join(json.dumps({"problem": f"What is {i} + {i}?", "answer": str(2 * i)}) + "\n"
                                  for i in range(3)))
     out = tmp_path / "traces"
-    cmd = [sys.executable, "-m", "r1h.harness.cli", "distill", "generate", "--backend", "vllm", "--questions",
+    cmd = [sys.executable, "-m", "r1h.harness.cli.main", "distill", "generate", "--backend", "vllm", "--questions",
            str(questions), "--n", "2", "--max-tokens", "16", "--output", str(out), "--no-progress",
            "--backend-arg", "enforce_eager=true"]
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=START_S, env=_env())

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from r1h.harness import columns as typed
-from r1h.harness.benchmark import Benchmark
-from r1h.harness.datasource import Source, apply_limit, load_rows_with_source
-from r1h.harness.errors import ConfigError, DataError
-from r1h.harness.types import Message, Sample
+from r1h.harness.core.benchmark import Benchmark
+from r1h.harness.core.errors import ConfigError, DataError
+from r1h.harness.core.types import Message, Sample
+from r1h.harness.data import columns as typed
+from r1h.harness.data.sources import Source, apply_limit, load_rows_with_source
 
 # DeepSeek-R1's usage recommendation for math: no system prompt, this line after the problem.
 MATH_INSTRUCTION = "Please reason step by step, and put your final answer within \\boxed{}."
@@ -63,7 +63,7 @@ class TableBenchmark(Benchmark):
         return rows
 
     def to_sample(self, index: int, row: dict[str, Any]) -> Sample:
-        """One problem; a gold value of the wrong type raises :class:`~r1h.harness.columns.ColumnError`."""
+        """One problem; a gold value of the wrong type raises :class:`~r1h.harness.data.columns.ColumnError`."""
         raise NotImplementedError
 
     def load(self, source: str | None = None, limit: int | None = None) -> list[Sample]:

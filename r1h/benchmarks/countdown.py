@@ -20,12 +20,12 @@ import random
 from fractions import Fraction
 from typing import Any
 
-from r1h.harness import columns as typed
-from r1h.harness.benchmark import Benchmark
-from r1h.harness.datasource import Source, apply_limit, load_rows_with_source
-from r1h.harness.errors import ConfigError, DataError
-from r1h.harness.hookspecs import hookimpl
-from r1h.harness.types import Message, Sample
+from r1h.harness.core.benchmark import Benchmark
+from r1h.harness.core.errors import ConfigError, DataError
+from r1h.harness.core.hookspecs import hookimpl
+from r1h.harness.core.types import Message, Sample
+from r1h.harness.data import columns as typed
+from r1h.harness.data.sources import Source, apply_limit, load_rows_with_source
 
 HUB_ID = "Jiayi-Pan/Countdown-Tasks-3to4"
 HUB_SPLIT = "train"
@@ -60,7 +60,7 @@ def _target(target: Any) -> int:
 def countdown_messages(nums: Any, target: Any) -> list[Message]:
     """mini-deepseek-r1's Countdown chat: system, user, and the assistant prefill (render it with
     ``continue_final_message=True``). ``{numbers}`` is the Python list repr, e.g. ``[44, 19, 35]``.
-    A ``nums`` or ``target`` of the wrong type raises :class:`~r1h.harness.columns.ColumnError`."""
+    A ``nums`` or ``target`` of the wrong type raises :class:`~r1h.harness.data.columns.ColumnError`."""
     return [
         {"role": "system", "content": SYSTEM_PROMPT},
         {"role": "user", "content": USER_TEMPLATE.format(numbers=_ints(nums), target=_target(target))},

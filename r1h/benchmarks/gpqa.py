@@ -6,11 +6,10 @@ import hashlib
 import itertools
 from typing import Any
 
-from r1h.harness import columns as typed
-from r1h.harness.hookspecs import hookimpl
-from r1h.harness.types import Message, Sample
-
-from ._common import TableBenchmark
+from r1h.benchmarks._common import TableBenchmark
+from r1h.harness.core.hookspecs import hookimpl
+from r1h.harness.core.types import Message, Sample
+from r1h.harness.data import columns as typed
 
 LETTERS = "ABCD"
 SHUFFLE_SEED = 0  # part of the benchmark's definition: changing it changes every order (bump the version)

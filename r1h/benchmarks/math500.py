@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from r1h.harness.hookspecs import hookimpl
-
-from ._common import MathBenchmark
+from r1h.benchmarks._common import MathBenchmark
+from r1h.harness.core.hookspecs import hookimpl
 
 
 class Math500(MathBenchmark):

@@ -20,14 +20,13 @@ import os
 from pathlib import Path
 from typing import Any
 
-from r1h.harness import columns as typed
-from r1h.harness.benchmark import Benchmark
-from r1h.harness.datasource import Source, apply_limit, load_rows_with_source
-from r1h.harness.errors import ConfigError, DataError
-from r1h.harness.hookspecs import hookimpl
-from r1h.harness.types import Message, Sample
-
-from ._common import unique_ids
+from r1h.benchmarks._common import unique_ids
+from r1h.harness.core.benchmark import Benchmark
+from r1h.harness.core.errors import ConfigError, DataError
+from r1h.harness.core.hookspecs import hookimpl
+from r1h.harness.core.types import Message, Sample
+from r1h.harness.data import columns as typed
+from r1h.harness.data.sources import Source, apply_limit, load_rows_with_source
 
 PROMPTS_FILE = "superclevr_test200_counting_problems.jsonl"
 IMAGES_ENV = "R1H_SUPERCLEVR_IMAGES"

@@ -17,8 +17,8 @@ Scores are fractions. A setting a source does not state is None ("not recorded")
 
 from __future__ import annotations
 
-from r1h.harness.anchor import SAME_AS_R1H, Anchor, Published
-from r1h.harness.hookspecs import hookimpl
+from r1h.harness.core.anchor import SAME_AS_R1H, Anchor, Published
+from r1h.harness.core.hookspecs import hookimpl
 
 R1_PAPER = ("DeepSeek-R1 paper (arXiv:2501.12948), Table 5 (distilled models) and section 3 'Evaluation Setup': "
             "32,768 tokens, T=0.6, top-p 0.95, 4-64 samples per question")

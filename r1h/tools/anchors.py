@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..harness.anchor import SAME_AS_R1H, Anchor
+from r1h.harness.core.anchor import SAME_AS_R1H, Anchor
 
 GENERATION_KEYS = ("n", "temperature", "top_p", "max_tokens")
 TRUNCATION_NOTE = 0.01  # a truncated rate at or above 1% is named as a possible cause

@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..harness.errors import ConfigError, RunError
-from .compare import Run, per_problem, score_and_ci
+from r1h.harness.core.errors import ConfigError, RunError
+from r1h.tools.compare import Run, per_problem, score_and_ci
 
 FORMAT = "r1h-baseline/1"
 

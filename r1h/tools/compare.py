@@ -18,9 +18,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..harness.errors import RunError
-from ..harness.metrics import bootstrap_ci, mcnemar, paired_bootstrap
-from . import compare_truncation
+from r1h.harness.core.errors import RunError
+from r1h.harness.eval.metrics import bootstrap_ci, mcnemar, paired_bootstrap
+from r1h.tools import compare_truncation
 
 ALPHA = 0.05
 N_BOOT = 5000
@@ -247,7 +247,7 @@ def setting_differences(a: Run, b: Run) -> list[str]:
     """What differs between two runs in a way that can change scores: the engine (``results["engine"]``, the
     backend's ``describe()``), the stack (``results["stack"]``: torch backend, accelerator, SCORE_LIBS versions)
     and each shared benchmark's sampling settings. Keys a run does not record are skipped (older runs)."""
-    from ..harness.stack import summary
+    from r1h.harness.system.stack import summary
 
     out = []
     engine_a, engine_b = a.results.get("engine"), b.results.get("engine")

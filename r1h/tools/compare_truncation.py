@@ -1,7 +1,7 @@
 """Where two runs differ in truncation (``r1h compare``): truncated rate, pass@1 on finished and on truncated samples,
 median length, and a warning when the truncated rates differ enough to explain part of a pass@1 gap.
 
-Figures come from ``results.json`` (``r1h.harness.thinking.truncation_summary``); a run written before those fields
+Figures come from ``results.json`` (``r1h.harness.eval.thinking.truncation_summary``); a run written before those fields
 existed gets them recomputed from its samples file.
 """
 
@@ -10,8 +10,8 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from ..harness.metrics import group_by_problem
-from ..harness.thinking import sample_lengths, truncation_summary
+from r1h.harness.eval.metrics import group_by_problem
+from r1h.harness.eval.thinking import sample_lengths, truncation_summary
 
 FIELDS = ("truncated_rate", "pass@1_finished", "pass@1_truncated")
 WARN_POINTS = 0.05  # truncated rates this far apart (5 points) get a warning

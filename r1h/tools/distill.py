@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..harness.errors import ConfigError, DataError, FlagError, RunError
-from ..harness.types import GenerationConfig, GenerationRequest, sample_seed
+from r1h.harness.core.errors import ConfigError, DataError, FlagError, RunError
+from r1h.harness.core.types import GenerationConfig, GenerationRequest, sample_seed
 
 # The Sky-T1 / Bespoke-Stratos teacher prompt, as quoted in the original guide (markdown escapes removed).
 SKY_T1_SYSTEM_PROMPT = (
@@ -72,7 +72,7 @@ class GenerateOptions:
 def load_questions(source: str, *, column: str | None = None, split: str = "train",
                    limit: int | None = None) -> tuple[list[dict[str, Any]], str]:
     """Rows with a stable ``_id`` and the question column name (auto-detected unless ``column`` is given)."""
-    from ..harness.datasource import apply_limit, load_rows
+    from r1h.harness.data.sources import apply_limit, load_rows
 
     rows = load_rows(source, default_hub_id=None, split=split, required_columns=(column,) if column else (),
                      name="questions")
@@ -103,10 +103,9 @@ def generate(opts: GenerateOptions, log=print, progress: bool = True, console: A
     backend (its ``stream_chunk``).
     """
     from r1h import get_backend
-
-    from ..harness.backend import backend_stream
-    from ..harness.progress import live_count
-    from ..harness.store import RunStore
+    from r1h.harness.core.backend import backend_stream
+    from r1h.harness.eval.progress import live_count
+    from r1h.harness.eval.store import RunStore
 
     for flag, value in (("--n", opts.n), ("--batch-size", opts.batch_size), ("--limit", opts.limit),
                         ("--max-tokens", opts.max_tokens)):
@@ -163,7 +162,7 @@ def generate(opts: GenerateOptions, log=print, progress: bool = True, console: A
 
 # -- filtering ----------------------------------------------------------------------------------------------------------
 def read_traces(path: Path) -> list[dict[str, Any]]:
-    from .compare import read_jsonl
+    from r1h.tools.compare import read_jsonl
 
     path = Path(path)
     if not path.exists():
@@ -189,9 +188,8 @@ def filter_traces(traces: list[dict[str, Any]], rewards: list[str], *, threshold
     A reward whose gold columns no trace holds is a one-line DataError (``--map`` feeds another column); where only
     some traces lack them, ``warn`` gets one line: those traces fail that reward."""
     from r1h import get_reward
-
-    from ..harness.grading import grade
-    from ..harness.reward import rows_lacking_gold
+    from r1h.harness.core.reward import rows_lacking_gold
+    from r1h.harness.grading.pool import grade
 
     if not rewards:
         raise ConfigError("give at least one --reward")

@@ -21,7 +21,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from ..harness.errors import ConfigError, RunError
+from r1h.harness.core.errors import ConfigError, RunError
 
 SCRIPTS = Path(__file__).with_name("foreign_graders")
 DEFAULT_ITEM_TIMEOUT_S = 10.0  # per item in a foreign grader; lighteval's own math-verify allows 5 s per parse

@@ -12,9 +12,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from ..harness.errors import ConfigError, RunError
-from .compare import Run
-from .foreign import DEFAULT_ITEM_TIMEOUT_S, FOREIGN, GRADER_NAMES, Item, Verdict, ensure_env, run_foreign
+from r1h.harness.core.errors import ConfigError, RunError
+from r1h.tools.compare import Run
+from r1h.tools.foreign import DEFAULT_ITEM_TIMEOUT_S, FOREIGN, GRADER_NAMES, Item, Verdict, ensure_env, run_foreign
 
 __all__ = ["FOREIGN", "GRADER_NAMES", "Item", "Verdict", "ensure_env", "regrade", "run_foreign", "to_markdown",
            "write_outputs"]
@@ -28,7 +28,7 @@ def grade_r1h(items: list[Item], reward_name: str) -> dict:
     completions = [it.completion for it in items]
     prompts = [it.prompt for it in items]
     rows = [{k: it.columns[k] for k in reward.columns if k in it.columns} for it in items]
-    from ..harness.grading import grade
+    from r1h.harness.grading.pool import grade
 
     results = grade(reward, completions, prompts=prompts, rows=rows)
     for it, res in zip(items, results, strict=True):
@@ -116,7 +116,7 @@ def regrade(run: Run, graders: list[str], *, benches: list[str] | None = None, d
     pythons = dict(pythons or {})
     summary: dict[str, Any] = {"run": str(run.path), "model": run.model, "graders": {}, "benchmarks": {}}
     all_items: list[Item] = []
-    from ..harness.progress import live_count
+    from r1h.harness.eval.progress import live_count
 
     for bench in benches:
         items, reward_name = load_items(run, bench, (data or {}).get(bench))

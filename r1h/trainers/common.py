@@ -8,8 +8,8 @@ import sys
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..harness.errors import ConfigError
-from .recipes import Recipe, apply_overrides, load_recipe, parse_reward_spec, validate
+from r1h.harness.core.errors import ConfigError
+from r1h.trainers.recipes import Recipe, apply_overrides, load_recipe, parse_reward_spec, validate
 
 DEFAULT_RECIPES = {
     "sft": "stratos-qwen2.5-math-1.5b",
@@ -84,7 +84,7 @@ def apply_layout(recipe: Recipe, kwargs: dict[str, Any], processes: int, warning
     """Per-device batch and grad-accum that give the original's prompts (and completions) per optimizer step on
     ``processes`` processes, one generation per step. A value given on the command line is kept; when only one of
     the two is given, the other is derived from it where the step allows."""
-    from .effective import LAYOUT_KEYS, derive_layout
+    from r1h.trainers.effective import LAYOUT_KEYS, derive_layout
 
     original = recipe.original
     if not original:
@@ -174,8 +174,8 @@ def plan(options: TrainOptions) -> Plan:
 
     from pathlib import Path
 
-    from ..harness.errors import DataError
-    from .data import looks_like_file
+    from r1h.harness.core.errors import DataError
+    from r1h.trainers.data import looks_like_file
 
     source = str(recipe.data["source"])
     if looks_like_file(source) and not Path(source).expanduser().exists():
@@ -189,7 +189,7 @@ def plan(options: TrainOptions) -> Plan:
     apply_layout(recipe, kwargs, processes, warnings)
     gpu = has_gpu()
     apply_speed(recipe, kwargs, notes, gpu)
-    from .vllm_sync import server_mode_refusal
+    from r1h.trainers.vllm_sync import server_mode_refusal
 
     refusal = server_mode_refusal(kwargs, gpu)
     if refusal:  # a dry run may plan a GPU job from a CPU box; a real run refuses (grpo.run)
@@ -236,7 +236,7 @@ def resolve_rewards(names: list[str]) -> list[Any]:
 
 def build_config(plan_: Plan):
     """The TRL config object. Its own consistency checks (``__post_init__``) become one-line ConfigErrors."""
-    from .recipes import config_class
+    from r1h.trainers.recipes import config_class
 
     cls = config_class(plan_.recipe.workflow)
     try:
@@ -266,7 +266,7 @@ def announce(plan_: Plan) -> None:
 
 def effective_rows(plan_: Plan, config=None):
     """The dry-run table's rows for this plan (empty when the recipe names no original)."""
-    from .effective import effective_rows as rows
+    from r1h.trainers.effective import effective_rows as rows
 
     if not plan_.recipe.original:
         return []
@@ -289,7 +289,7 @@ def effective_summary(plan_: Plan) -> str:
 
 def preparing(plan_: Plan):
     """Live progress (rich, stderr) for the data preparation, on the main process unless ``--no-progress``."""
-    from .progress import data_progress
+    from r1h.trainers.progress import data_progress
 
     return data_progress(enabled=plan_.options.progress and is_main_process())
 
@@ -309,7 +309,7 @@ def save_final(trainer, output_dir: str) -> None:
 def train_and_save(trainer, options, output_dir: str):
     """Attach the ``--eval-bench`` callback if asked, train, and save the final checkpoint (shared by SFT and GRPO)."""
     if options.eval_bench and options.eval_every:
-        from .evaluation import BenchmarkEvalCallback
+        from r1h.trainers.evaluation import BenchmarkEvalCallback
 
         trainer.add_callback(BenchmarkEvalCallback(options.eval_bench, options.eval_every, limit=options.eval_limit,
                                                    n=options.eval_n, source=options.eval_data,

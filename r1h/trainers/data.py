@@ -4,7 +4,7 @@ for GRPO-VL). Every failure is a one-line :class:`DataError` naming the source a
 
 ``datasets`` reports a corrupt JSON line as ``DatasetGenerationError: An error occurred while generating the
 dataset`` with no file or line; when it fails on local JSON data, the file is read again with r1h's own reader
-(:mod:`r1h.harness.readers`) to name ``FILE:LINE``, or the first line whose column changes type.
+(:mod:`r1h.harness.data.readers`) to name ``FILE:LINE``, or the first line whose column changes type.
 :func:`check_training_data` (in :mod:`r1h.trainers.datacheck`) is ``r1h train ... --dry-run``'s data check: the
 recipe's format columns, their types row by row, and the columns each reward reads, without a tokenizer or a model."""
 
@@ -14,7 +14,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from ..harness.errors import DataError
+from r1h.harness.core.errors import DataError
 
 FILE_LOADERS = {".jsonl": "json", ".json": "json", ".parquet": "parquet", ".csv": "csv"}
 
@@ -50,7 +50,7 @@ def load_source(source: str, split: str = "train", limit: int | None = None):
     elif path.is_dir():
         loader, kwargs = str(path), {"split": split}
     else:
-        from ..harness import hub
+        from r1h.harness.data import hub
 
         try:
             hub.require_hub(f"data {source}: hub dataset")  # seconds, not huggingface_hub's retries
@@ -74,7 +74,7 @@ def load_source(source: str, split: str = "train", limit: int | None = None):
 def locate_bad_json(path: Path) -> None:
     """For a local .jsonl/.json file (or a folder of them) that ``datasets`` could not load: a one-line DataError
     naming the first bad line (invalid JSON, not an object, a column whose type changes). Returns if none is found."""
-    from ..harness.datasource import _data_files, read_file_located
+    from r1h.harness.data.sources import _data_files, read_file_located
 
     if path.is_dir():
         files = [f for f in _data_files(path) if f.suffix.lower() in (".jsonl", ".json")]
@@ -187,7 +187,7 @@ def countdown_dataset(source: str, tokenizer, max_prompt_tokens: int | None = No
     if limit is not None:
         dataset = dataset.select(range(min(int(limit), len(dataset))))
 
-    from ..harness.columns import ColumnError
+    from r1h.harness.data.columns import ColumnError
 
     def to_prompt(row, index):
         try:
@@ -271,6 +271,6 @@ def _check_rewards(rewards: list[Any], columns: list[str], source: str, shown: l
 # -- --dry-run ---------------------------------------------------------------------------------------------------
 def check_training_data(plan) -> dict[str, Any]:
     """``r1h train ... --dry-run``'s data check (see :func:`r1h.trainers.datacheck.check_training_data`)."""
-    from .datacheck import check_training_data as check
+    from r1h.trainers.datacheck import check_training_data as check
 
     return check(plan)

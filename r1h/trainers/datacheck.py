@@ -11,29 +11,29 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from ..harness.errors import DataError
-from .data import FILE_LOADERS, FORMAT_COLUMNS, ROLE_MAP, _check_rewards, load_source, looks_like_file
+from r1h.harness.core.errors import DataError
+from r1h.trainers.data import FILE_LOADERS, FORMAT_COLUMNS, ROLE_MAP, _check_rewards, load_source, looks_like_file
 
 # The columns each format's conversion adds (what the rewards then see besides the source's own columns).
 PRODUCED_COLUMNS = {"countdown": ("prompt",), "clevr": ("prompt", "answer"), "stratos": ("messages",)}
 
 
 def _check_countdown(row: dict[str, Any]) -> None:
-    from ..harness import columns as typed
+    from r1h.harness.data import columns as typed
 
     typed.integer(row["target"], "target")
     typed.integer_list(row["nums"], "nums")
 
 
 def _check_clevr(row: dict[str, Any]) -> None:
-    from ..harness import columns as typed
+    from r1h.harness.data import columns as typed
 
     typed.text(row["problem"], "problem")
     typed.answer(row["solution"], "solution")
 
 
 def _check_turns(value: Any, column: str, role_key: str, text_key: str, roles: Any) -> None:
-    from ..harness.columns import ColumnError, kind
+    from r1h.harness.data.columns import ColumnError, kind
 
     if not isinstance(value, list):
         raise ColumnError(column, f"is {kind(value)} (expected a list of turns)")
@@ -52,7 +52,7 @@ def _check_turns(value: Any, column: str, role_key: str, text_key: str, roles: A
 
 
 def _check_prompt(row: dict[str, Any]) -> None:
-    from ..harness import columns as typed
+    from r1h.harness.data import columns as typed
 
     if isinstance(row["prompt"], list):
         _check_turns(row["prompt"], "prompt", "role", "content", ("system", "user", "assistant"))
@@ -75,7 +75,7 @@ def _rows_to_check(source: str, needed: tuple[str, ...], limit: int | None):
     through ``datasets`` (row index; image columns are never decoded)."""
     path = Path(source).expanduser()
     if path.is_file() and path.suffix.lower() in FILE_LOADERS:
-        from ..harness.datasource import load_rows_with_source
+        from r1h.harness.data.sources import load_rows_with_source
 
         rows, src = load_rows_with_source(str(path), default_hub_id=None, split="train", name="data")
         rows = rows[:limit] if limit else rows
@@ -97,7 +97,7 @@ def _rows_to_check(source: str, needed: tuple[str, ...], limit: int | None):
 
 def _unreachable(source: str) -> str | None:
     """Why a hub source cannot be checked here (offline mode, hub down); None for local data or a reachable hub."""
-    from ..harness import hub
+    from r1h.harness.data import hub
 
     path = Path(source).expanduser()
     if path.exists() or looks_like_file(source):
@@ -112,7 +112,7 @@ def check_training_data(plan) -> dict[str, Any]:
     """``r1h train ... --dry-run``: the data has the recipe format's columns, of the right type in every row used,
     and the columns every reward reads. A one-line DataError names the file and line (or row) and the column.
     Returns ``{"format", "rows_checked", "columns"}`` for the dry-run summary."""
-    from ..harness.columns import ColumnError
+    from r1h.harness.data.columns import ColumnError
 
     recipe, options = plan.recipe, plan.options
     data = recipe.data
@@ -136,7 +136,7 @@ def check_training_data(plan) -> dict[str, Any]:
     if recipe.workflow == "sft" and fmt is None:
         fmt = "messages" if "messages" in columns else "stratos"
     if fmt not in FORMAT_COLUMNS:
-        from ..harness.errors import ConfigError
+        from r1h.harness.core.errors import ConfigError
 
         raise ConfigError(f"recipe {recipe.name}: unknown data.format {fmt!r} ({', '.join(FORMAT_COLUMNS)})")
     missing = [c for c in FORMAT_COLUMNS[fmt] if c not in columns]

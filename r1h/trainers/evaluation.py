@@ -36,8 +36,8 @@ def evaluate_checkpoint(
 ) -> dict[str, Any]:
     """``r1h eval --model CHECKPOINT --bench BENCH --output OUTPUT`` with these flags; ``None`` means the benchmark's
     protocol value. Returns the benchmark's entry of ``results.json`` (the metrics ``r1h eval`` writes)."""
-    from r1h.harness.plan import EvalOptions
-    from r1h.harness.runner import run_eval
+    from r1h.harness.eval.plan import EvalOptions
+    from r1h.harness.eval.runner import run_eval
 
     opts = EvalOptions(model=checkpoint, bench=bench_name, backend=backend_name,
                        data={bench_name: source} if source else {}, limit=limit, n=n, max_tokens=max_tokens,

@@ -13,9 +13,9 @@ from __future__ import annotations
 import sys
 from typing import Any
 
-from .common import Plan, announce, build_config, is_main_process, preparing, train_and_save
-from .data import check_reward_columns, clevr_dataset, countdown_dataset, prompt_dataset
-from .progress import quiet_training, step_lines
+from r1h.trainers.common import Plan, announce, build_config, is_main_process, preparing, train_and_save
+from r1h.trainers.data import check_reward_columns, clevr_dataset, countdown_dataset, prompt_dataset
+from r1h.trainers.progress import quiet_training, step_lines
 
 
 def load_processing_class(recipe, vision: bool):
@@ -45,14 +45,14 @@ def build_dataset(plan: Plan, processing_class, vision: bool):
         return clevr_dataset(source, limit=limit)
     if fmt == "prompt":
         return prompt_dataset(source, tokenizer, data.get("max_prompt_tokens"), limit=limit)
-    from ..harness.errors import ConfigError
+    from r1h.harness.core.errors import ConfigError
 
     raise ConfigError(f"recipe {recipe.name}: unknown data.format {fmt!r} for GRPO (countdown, clevr, prompt)")
 
 
 def check_data(plan: Plan, vision: bool) -> None:
     """Load the data source and check its columns (no tokenizer, no model): the early part of the one-line errors."""
-    from .data import FORMAT_COLUMNS, load_source, require_columns
+    from r1h.trainers.data import FORMAT_COLUMNS, load_source, require_columns
 
     data = plan.recipe.data
     fmt = data.get("format") or ("clevr" if vision else "prompt")
@@ -64,12 +64,12 @@ def check_data(plan: Plan, vision: bool) -> None:
 def run(plan: Plan, callbacks: list[Any] | None = None, vision: bool = False):
     """Train; return the trainer (``state.log_history`` holds ``rewards/<name>/mean`` per logging step)."""
     recipe = plan.recipe
-    from .common import has_gpu
-    from .vllm_sync import server_mode_refusal
+    from r1h.trainers.common import has_gpu
+    from r1h.trainers.vllm_sync import server_mode_refusal
 
     refusal = server_mode_refusal(plan.config_kwargs, has_gpu())
     if refusal:  # before any data or model loads
-        from ..harness.errors import ConfigError
+        from r1h.harness.core.errors import ConfigError
 
         raise ConfigError(f"recipe {recipe.name}: {refusal}")
     config = build_config(plan)
@@ -80,7 +80,7 @@ def run(plan: Plan, callbacks: list[Any] | None = None, vision: bool = False):
 def _train(plan: Plan, config, callbacks: list[Any] | None, vision: bool):
     from trl import GRPOTrainer
 
-    from .evaluation import EvalLogMixin
+    from r1h.trainers.evaluation import EvalLogMixin
 
     recipe, options = plan.recipe, plan.options
     with preparing(plan):
@@ -97,7 +97,7 @@ def _train(plan: Plan, config, callbacks: list[Any] | None, vision: bool):
                       processing_class=processing_class,
                       callbacks=[*step_lines(recipe, config), *(callbacks or [])])
     if config.use_vllm:
-        from .vllm_sync import install
+        from r1h.trainers.vllm_sync import install
 
         if install(trainer) and is_main_process():
             print("r1h train: CPU vLLM: weights sync through vLLM's in-place reload (TRL's load_weights fails "

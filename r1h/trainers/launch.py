@@ -8,7 +8,7 @@ import sys
 from importlib import resources
 from pathlib import Path
 
-from ..harness.errors import ConfigError
+from r1h.harness.core.errors import ConfigError
 
 LAUNCHED_ENV = "R1H_TRAIN_LAUNCHED"
 # Options of `r1h train` that only concern the launcher (stripped from the re-executed command): name -> takes value
@@ -69,7 +69,7 @@ def launch_command(workflow: str, argv: list[str], config: str, num_processes: i
         cmd += ["--main_process_port", str(int(main_process_port))]
     for item in extra:
         cmd += item.split(" ", 1) if item.startswith("--") and " " in item else [item]
-    cmd += ["-m", "r1h.harness.cli", "train", workflow, *child]
+    cmd += ["-m", "r1h.harness.cli.main", "train", workflow, *child]
     return cmd
 
 

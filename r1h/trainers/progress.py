@@ -24,7 +24,7 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-from ..harness.progress import _clock_text, line_interval
+from r1h.harness.eval.progress import _clock_text, line_interval
 
 
 class RichBar:
@@ -141,7 +141,7 @@ def data_progress(enabled: bool = True, console: Any = None) -> Iterator[Any]:
 
 def quiet_training() -> contextlib.AbstractContextManager[None]:
     """No transformers progress bars and no library FutureWarnings while the block runs (``r1h eval``'s switch)."""
-    from ..plugins.backends.models import quiet_loading
+    from r1h.plugins.backends.models import quiet_loading
 
     return quiet_loading()
 

@@ -29,7 +29,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from ..harness.errors import ConfigError, UnknownNameError
+from r1h.harness.core.errors import ConfigError, UnknownNameError
 
 WORKFLOWS = ("sft", "grpo", "grpo-vl")
 TOP_KEYS = ("name", "workflow", "description", "model", "data", "rewards", "processor", "config", "eval", "speed",

@@ -15,9 +15,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from .common import Plan, announce, build_config, preparing, train_and_save
-from .data import sft_dataset
-from .progress import quiet_training, step_lines
+from r1h.trainers.common import Plan, announce, build_config, preparing, train_and_save
+from r1h.trainers.data import sft_dataset
+from r1h.trainers.progress import quiet_training, step_lines
 
 
 def chatml_training_template(default_system_block: str) -> str:
@@ -52,7 +52,7 @@ def training_template(tokenizer) -> str | None:
     ``--set assistant_only_loss=false`` or give a template with generation markers via ``chat_template_path``)."""
     from trl.chat_template_utils import get_training_chat_template, has_generation_markers
 
-    from ..harness.errors import ConfigError
+    from r1h.harness.core.errors import ConfigError
 
     template = tokenizer.chat_template
     if isinstance(template, dict):
@@ -99,7 +99,7 @@ def _train(plan: Plan, config, callbacks: list[Any] | None):
     from transformers import AutoTokenizer
     from trl import SFTTrainer
 
-    from .evaluation import EvalLogMixin
+    from r1h.trainers.evaluation import EvalLogMixin
 
     recipe, options = plan.recipe, plan.options
     announce(plan)

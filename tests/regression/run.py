@@ -9,7 +9,7 @@
     python tests/regression/run.py            # check (exit code 1 on a regression)
     python tests/regression/run.py --update   # re-record baseline.json on purpose (after reviewing the change)
 
-No shell: every step is ``python -m r1h.harness.cli ...`` with a list of arguments.
+No shell: every step is ``python -m r1h.harness.cli.main ...`` with a list of arguments.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ BENCHMARKS = ("math500", "aime24", "countdown", "gpqa_diamond")
 
 
 def r1h(*args: str) -> int:
-    cmd = [sys.executable, "-m", "r1h.harness.cli", *args]
+    cmd = [sys.executable, "-m", "r1h.harness.cli.main", *args]
     print("+ r1h " + " ".join(args), flush=True)
     return subprocess.run(cmd, check=False).returncode
 

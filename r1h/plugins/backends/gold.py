@@ -7,10 +7,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 
-from r1h.harness.backend import Backend
-from r1h.harness.errors import FlagError, RunError
-from r1h.harness.hookspecs import hookimpl
-from r1h.harness.types import Completion, Generated, GenerationConfig, GenerationRequest
+from r1h.harness.core.backend import Backend
+from r1h.harness.core.errors import FlagError, RunError
+from r1h.harness.core.hookspecs import hookimpl
+from r1h.harness.core.types import Completion, Generated, GenerationConfig, GenerationRequest
 
 
 class GoldBackend(Backend):

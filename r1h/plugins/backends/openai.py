@@ -49,13 +49,12 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from r1h.harness.backend import Backend
-from r1h.harness.errors import ConfigError
-from r1h.harness.hookspecs import hookimpl
-from r1h.harness.types import Completion, Generated, GenerationConfig, GenerationRequest
-
-from .openai_pool import BackendError, ClientError, Replica, ReplicaPool
-from .transformers import check_known, parse_bool, parse_int, truncate_at_stop
+from r1h.harness.core.backend import Backend
+from r1h.harness.core.errors import ConfigError
+from r1h.harness.core.hookspecs import hookimpl
+from r1h.harness.core.types import Completion, Generated, GenerationConfig, GenerationRequest
+from r1h.plugins.backends.openai_pool import BackendError, ClientError, Replica, ReplicaPool
+from r1h.plugins.backends.transformers import check_known, parse_bool, parse_int, truncate_at_stop
 
 __all__ = ["BackendError", "OpenAIBackend", "build_body", "parse_choices", "to_openai_messages"]
 NEUTRAL_KEYS = ("top_k", "min_p", "repetition_penalty")

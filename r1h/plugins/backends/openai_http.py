@@ -41,7 +41,7 @@ import urllib.parse
 from dataclasses import dataclass, field
 from typing import Any
 
-from r1h.harness.errors import ConfigError, R1HError
+from r1h.harness.core.errors import ConfigError, R1HError
 
 RETRY_STATUS = {408, 409, 429}
 MAX_RETRY_AFTER_S = 120.0

@@ -28,7 +28,7 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from .openai_http import (
+from r1h.plugins.backends.openai_http import (
     MAX_RETRY_AFTER_S,
     RETRY_STATUS,
     BackendError,

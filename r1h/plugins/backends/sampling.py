@@ -47,7 +47,7 @@ def sampling_params(config: Any, model_defaults: Any = None) -> dict[str, Any]:
     """
     policy = getattr(config, "policy", "neutral") or "neutral"
     if policy not in POLICIES:
-        from r1h.harness.errors import ConfigError
+        from r1h.harness.core.errors import ConfigError
 
         raise ConfigError(f"generation policy {policy!r}: expected one of {', '.join(POLICIES)}")
     greedy = float(config.temperature) <= 0.0

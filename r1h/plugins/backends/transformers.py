@@ -31,18 +31,19 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
-from r1h.harness.backend import Backend
-from r1h.harness.errors import ConfigError, FlagError
-from r1h.harness.hookspecs import hookimpl
-from r1h.harness.hub import require_hub_model
-from r1h.harness.types import Completion, Generated, GenerationConfig, GenerationRequest, content_text
-
-from .models import resolve_model
-from .sampling import effective_sampling as effective_sampling  # the cross-backend test hook
-from .sampling import row_sampler, sampling_params
-from .transformers_static import Row as _Row
-from .transformers_static import generate_chunk, load_image, vision_messages
-from .transformers_static import truncate_at_stop as truncate_at_stop  # re-exported: the openai backend uses it
+from r1h.harness.core.backend import Backend
+from r1h.harness.core.errors import ConfigError, FlagError
+from r1h.harness.core.hookspecs import hookimpl
+from r1h.harness.core.types import Completion, Generated, GenerationConfig, GenerationRequest, content_text
+from r1h.harness.data.hub import require_hub_model
+from r1h.plugins.backends.models import resolve_model
+from r1h.plugins.backends.sampling import effective_sampling as effective_sampling  # the cross-backend test hook
+from r1h.plugins.backends.sampling import row_sampler, sampling_params
+from r1h.plugins.backends.transformers_static import Row as _Row
+from r1h.plugins.backends.transformers_static import generate_chunk, load_image, vision_messages
+from r1h.plugins.backends.transformers_static import (
+    truncate_at_stop as truncate_at_stop,  # re-exported: the openai backend uses it
+)
 
 BATCHING_MODES = ("auto", "continuous", "static")
 
@@ -183,7 +184,7 @@ class TransformersBackend(Backend):
         """The processor or tokenizer (kept on self) and the model, as transformers loads them."""
         import transformers
 
-        from .models import load_processor
+        from r1h.plugins.backends.models import load_processor
 
         if self._is_vision():
             self._processor = load_processor(r.tokenizer, **common)
@@ -197,7 +198,7 @@ class TransformersBackend(Backend):
         """Load the model and tokenizer once (the first ``generate`` calls it)."""
         if self._model is not None:
             return
-        from .threads import apply_threads
+        from r1h.plugins.backends.threads import apply_threads
 
         self.thread_info = apply_threads(self.threads)
         device, dtype = self._torch_settings()
@@ -206,7 +207,7 @@ class TransformersBackend(Backend):
         model_kwargs: dict[str, Any] = {"dtype": dtype, **common}
         if self.attn_implementation:
             model_kwargs["attn_implementation"] = str(self.attn_implementation)
-        from .models import quiet_loading
+        from r1h.plugins.backends.models import quiet_loading
 
         try:
             with quiet_loading():
@@ -222,7 +223,7 @@ class TransformersBackend(Backend):
         self._model = model.to(device).eval()
         # generate() fills every unset field from model.generation_config: keep the checkpoint's aside for the "model"
         # policy and leave a neutral one (token ids only) on the model, so nothing is inherited by accident
-        from .sampling import neutral_generation_config
+        from r1h.plugins.backends.sampling import neutral_generation_config
 
         self._checkpoint_gen = self._model.generation_config
         self._model.generation_config = neutral_generation_config(self._checkpoint_gen)
@@ -311,7 +312,7 @@ class TransformersBackend(Backend):
         return "static", reason
 
     def _continuous_unsupported(self, config: GenerationConfig) -> str | None:
-        from .sampling import continuous_generation_config, continuous_unsupported
+        from r1h.plugins.backends.sampling import continuous_generation_config, continuous_unsupported
 
         if not hasattr(self._model, "init_continuous_batching"):
             return "the model has no init_continuous_batching"
@@ -350,8 +351,8 @@ class TransformersBackend(Backend):
             pulled = {i: r for i, r in pulled.items() if i in live}
 
     def _stream_continuous(self, requests: Iterator[GenerationRequest], config, params) -> Iterator[Generated]:
-        from .sampling import continuous_generation_config
-        from .transformers_cb import CBRow, stream_rows
+        from r1h.plugins.backends.sampling import continuous_generation_config
+        from r1h.plugins.backends.transformers_cb import CBRow, stream_rows
 
         max_new = max(1, int(config.max_tokens))
         limit = self._context_limit()

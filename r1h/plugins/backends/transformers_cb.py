@@ -29,7 +29,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from r1h.harness.errors import RunError
+from r1h.harness.core.errors import RunError
 
 RESULT_POLL_S = 1.0  # how long one get_result waits before checking the generation thread is alive
 CPU_CACHE_BYTES = 2 << 30  # KV cache on CPU, where transformers' GPU-memory sizing does not apply
@@ -73,7 +73,7 @@ def seeded_processors(generators: dict[int, Any], params: dict[str, Any]):
         ContinuousBatchingLogitsProcessorList,
     )
 
-    from .sampling import sample_rows
+    from r1h.plugins.backends.sampling import sample_rows
 
     spare = torch.Generator().manual_seed(0)  # warm-up's dummy rows carry no slot
 

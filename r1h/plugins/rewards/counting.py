@@ -17,10 +17,9 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from r1h.harness.hookspecs import hookimpl
-from r1h.harness.reward import Reward
-
-from ._text import last_answer, outside_think, with_prefill
+from r1h.harness.core.hookspecs import hookimpl
+from r1h.harness.core.reward import Reward
+from r1h.plugins.rewards._text import last_answer, outside_think, with_prefill
 
 # R1-V's eval pattern. Linear: \s and \d are disjoint, and a match can only start at the literal "<answer>".
 ANSWER_NUMBER = re.compile(r"<answer>\s*(\d+)\s*</answer>")

@@ -19,10 +19,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from r1h.harness.hookspecs import hookimpl
-from r1h.harness.reward import Reward
-
-from ._text import ANSWER_CLOSE, ANSWER_OPEN, THINK_CLOSE, THINK_OPEN, with_prefill
+from r1h.harness.core.hookspecs import hookimpl
+from r1h.harness.core.reward import Reward
+from r1h.plugins.rewards._text import ANSWER_CLOSE, ANSWER_OPEN, THINK_CLOSE, THINK_OPEN, with_prefill
 
 
 def well_formed(text: str) -> bool:

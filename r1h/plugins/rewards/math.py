@@ -8,7 +8,7 @@ when its text differs from the gold's (up to spacing and sizing macros) and the 
 latex2sympy's ANTLR parse is most of the cost of grading (``perf/grade_labeled.py``).
 
 math-verify is called with its SIGALRM timeouts off (``parsing_timeout=None``, ``timeout_seconds=None``); budgets are
-enforced by the batch grader (``r1h.harness.grading``), which runs this reward in killable worker processes
+enforced by the batch grader (``r1h.harness.grading.pool``), which runs this reward in killable worker processes
 (``isolate = True``). Inputs that could still blow sympy up (power towers, huge exponents or factorials, absurd
 nesting, overlong answers) are rejected before sympy sees them and score 0.0.
 """
@@ -19,11 +19,10 @@ import re
 from functools import lru_cache
 from typing import Any
 
-from r1h.harness.hookspecs import hookimpl
-from r1h.harness.reward import Reward
-
-from . import _boxes, _latex2sympy, _numbers
-from ._boxes import BOX_OPENERS, MAX_BOX_CANDIDATES
+from r1h.harness.core.hookspecs import hookimpl
+from r1h.harness.core.reward import Reward
+from r1h.plugins.rewards import _boxes, _latex2sympy, _numbers
+from r1h.plugins.rewards._boxes import BOX_OPENERS, MAX_BOX_CANDIDATES
 
 __all__ = ["BOX_OPENERS", "MAX_BOX_CANDIDATES", "MathAccuracy", "final_answer", "gold_answer", "last_boxed"]
 
@@ -135,7 +134,7 @@ def _configs():
     import math_verify.parser
     from math_verify import ExprExtractionConfig, LatexExtractionConfig
 
-    # Budgets are enforced by r1h.harness.grading, so math-verify's "timeout is disabled" warning is only noise.
+    # Budgets are enforced by r1h.harness.grading.pool, so math-verify's "timeout is disabled" warning is only noise.
     math_verify.parser.TIMEOUT_WARNING_SHOWN = True
     math_verify.grader.TIMEOUT_WARNING_SHOWN = True
     _latex2sympy.install()  # the same results as latex2sympy alone, faster (see _latex2sympy)

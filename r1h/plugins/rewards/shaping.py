@@ -32,9 +32,9 @@ import math
 import re
 from typing import Any
 
-from r1h.harness.errors import ConfigError
-from r1h.harness.hookspecs import hookimpl
-from r1h.harness.reward import MAX_CHARS, Reward
+from r1h.harness.core.errors import ConfigError
+from r1h.harness.core.hookspecs import hookimpl
+from r1h.harness.core.reward import MAX_CHARS, Reward
 
 LENGTH_UNITS = ("auto", "tokens", "chars", "words")
 SHAPING_MAX_CHARS = 400_000  # n-gram sets and step scans cost ~0.3 s per MB: capped tighter than MAX_CHARS

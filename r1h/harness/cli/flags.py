@@ -1,0 +1,41 @@
+"""Flag parsing shared by the subcommands, so that a flag means and reads the same in every command."""
+
+from __future__ import annotations
+
+import click
+
+from r1h.harness.core.errors import FlagError
+
+
+def parse_pairs(flag: str, values: tuple[str, ...], *, empty_ok: bool = True) -> dict[str, str]:
+    """``KEY=VALUE`` flags into a dict; a malformed or repeated one is a one-line usage error naming the flag."""
+    out: dict[str, str] = {}
+    for value in values:
+        key, sep, rest = value.partition("=")
+        key = key.strip()
+        if not sep or not key or (not empty_ok and not rest):
+            raise FlagError(f"{flag} {value!r}: expected KEY=VALUE")
+        if key in out:
+            raise FlagError(f"{flag} {key}: given twice")
+        out[key] = rest
+    return out
+
+
+def backend_args(values: tuple[str, ...], base_urls: tuple[str, ...] = ()) -> dict[str, str]:
+    """``--backend-arg KEY=VALUE`` flags, with ``--base-url`` (repeatable) folded in as ``base_url=URL[,URL...]``."""
+    pairs = parse_pairs("--backend-arg", values)
+    if base_urls:
+        joined = ",".join(base_urls)
+        if pairs.get("base_url", joined) != joined:
+            raise FlagError("--base-url and --backend-arg base_url=... disagree; give one")
+        pairs["base_url"] = joined
+    return pairs
+
+
+def backend_options(f):
+    """``--backend-arg`` and ``--base-url``, worded the same in every command that runs a backend."""
+    f = click.option("--base-url", "base_url", multiple=True, metavar="URL",
+                     help="OpenAI-compatible server for --backend openai (repeatable: replicas; same as --backend-arg "
+                          "base_url=URL[,URL...]).")(f)
+    return click.option("--backend-arg", "backend_args", multiple=True, metavar="KEY=VALUE",
+                        help="Backend option (repeatable); `r1h list backends` names each backend's.")(f)

@@ -1,0 +1,1 @@
+"""Where benchmark rows come from and how their columns are checked: sources, readers, typed columns, the hub."""

@@ -1,0 +1,1 @@
+"""``r1h eval``: plan, stream (generate -> grade -> store), metrics, report, progress."""

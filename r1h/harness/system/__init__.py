@@ -1,0 +1,1 @@
+"""The machine a run runs on: its stack, ``r1h doctor``."""
