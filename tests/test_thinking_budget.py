@@ -183,7 +183,9 @@ def test_each_phase_asks_what_budget_forcing_needs_and_the_sample_is_stored_whol
     assert metrics["thinking_budget"]["forced_rate"] == 0.5
     assert metrics["thinking_budget"]["answer_phase_rate"] == 0.75
     assert metrics["thinking_budget"]["cue"] == CUE and metrics["thinking_budget"]["answer_cap"] == 3
-    assert "thinking budget 10 tokens" in (tmp_path / "run" / "report.md").read_text()
+    report = (tmp_path / "run" / "report.md").read_text()
+    assert "thinking budget 10 tokens (s1 budget forcing), answer cap 3 tokens" in report
+    assert "forced in 50.00% of samples (pass@1 50.00% forced, 100.00% not)" in report
 
 
 def test_a_concurrent_engine_gets_each_answer_phase_while_phase_one_still_runs(tmp_path):

@@ -102,8 +102,11 @@ def markdown(results: Mapping[str, Any]) -> str:
         )
         thinking = bench.get("thinking_budget")
         if thinking:  # --thinking-budget (r1h.harness.eval.budget)
+            got = ((results.get("benchmarks") or {}).get(name) or {}).get("thinking_budget") or {}
+            forced = (f"; forced in {_pct(got.get('forced_rate'))}% of samples (pass@1 {_pct(got.get('pass@1_forced'))}"
+                      f"% forced, {_pct(got.get('pass@1_unforced'))}% not)") if got else ""
             lines.append(f"  - thinking budget {thinking.get('budget')} tokens (s1 budget forcing), answer cap "
-                         f"{thinking.get('answer_cap')} tokens, cue {thinking.get('cue')!r}")
+                         f"{thinking.get('answer_cap')} tokens, cue {thinking.get('cue')!r}{forced}")
     lines += _stack_lines(results.get("stack"))
     lines += ["", "## Details", ""]
     lines += _md_table(COLUMNS, rows)
