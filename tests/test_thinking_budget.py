@@ -247,6 +247,7 @@ def test_a_sweep_runs_each_budget_on_one_backend_and_plots_accuracy_against_budg
         assert results["config"]["benchmarks"]["bf_bench"]["thinking_budget"]["budget"] == budget
     assert (out / "budget_sweep.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "| bf_bench | 10 | 75.00 |" in (out / "sweep.md").read_text()
+    assert "| bf_bench | 10 | 75.00 |" in res.stdout
     again = CliRunner().invoke(main, ["eval", "--bench", "bf_bench", "--backend", "bf_thinker", "--output", str(out),
                                       "--thinking-budget", "5,10,20", "--no-progress"])
     assert again.exit_code == 0, again.output  # rerun: every budget's run resumes (nothing left to generate)
@@ -261,6 +262,7 @@ def test_a_sweep_runs_each_budget_on_one_backend_and_plots_accuracy_against_budg
     (["--thinking-budget", "128", "--max-tokens", "64"], "--thinking-budget 128: larger than --max-tokens 64"),
     (["--thinking-budget", "16,128", "--max-tokens", "64"], "--thinking-budget 128: larger than --max-tokens 64"),
     (["--thinking-budget", "65"], "--thinking-budget 65: larger than --max-tokens 64 (bf_bench's max_tokens)"),
+    (["--thinking-budget", "8,65"], "--thinking-budget 65: larger than --max-tokens 64 (bf_bench's max_tokens)"),
     (["--answer-cap", "8"], "--answer-cap and --answer-cue go with --thinking-budget"),
     (["--thinking-budget", "8", "--answer-cap", "0"], "--answer-cap 0: must be >= 1 token"),
 ])

@@ -78,9 +78,10 @@ def eval_cmd(model, bench, backend, base_url, backend_args, data, limit, n, temp
     )
     try:
         if len(budgets) > 1:
-            from r1h.harness.eval.budget_sweep import run_sweep
+            from r1h.harness.eval.budget_sweep import markdown, run_sweep
 
             sweep = run_sweep(opts, budgets)
+            click.echo(markdown(sweep))
             click.echo(f"r1h: thinking-budget sweep in {sweep['output']}: sweep.json, sweep.md, budget_sweep.png",
                        err=True)
         else:

@@ -70,14 +70,27 @@ def markdown(sweep: Mapping[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def check_budgets(opts: EvalOptions, budgets: list[int]) -> None:
+    """Every budget against the flags and each benchmark's max_tokens, before anything runs (no data is loaded)."""
+    import r1h
+    from r1h.harness.eval.budget import thinking_budget
+    from r1h.harness.eval.plan import generation_config, resolve_benchmark_names
+
+    for budget in budgets:
+        one = dataclasses.replace(opts, thinking_budget=budget)
+        one.validate()
+        for name in resolve_benchmark_names(opts.bench):
+            benchmark = r1h.get_benchmark(name)
+            thinking_budget(benchmark, generation_config(benchmark, one), one)
+
+
 def run_sweep(opts: EvalOptions, budgets: list[int], console: Any = None) -> dict[str, Any]:
     """Run ``opts`` once per budget into ``OUT/budget-B`` and write the sweep's summary and plot into ``OUT``."""
     import r1h
     from r1h.harness.eval.report import _save
     from r1h.harness.eval.runner import default_output, run_eval
 
-    for budget in budgets:  # every budget checked before anything runs
-        dataclasses.replace(opts, thinking_budget=budget).validate()
+    check_budgets(opts, budgets)
     backend = r1h.get_backend(opts.backend, model=opts.model, **opts.backend_args)
     try:
         out = Path(opts.output) if opts.output else default_output(str(getattr(backend, "model_id", None)
