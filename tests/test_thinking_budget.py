@@ -166,6 +166,7 @@ def test_each_phase_asks_what_budget_forcing_needs_and_the_sample_is_stored_whol
         assert rec["completion"] == "w " * 10 + "\n</think>" + CUE + f" s{seed2} " + (pid[1:] if right else "x")
         assert rec["correct"] is right
         assert (rec["think_tokens"], rec["answer_tokens"]) == (10, 2)  # the phases' exact counts
+        assert rec["think_closed"] is False  # the model did not close it: r1h did
     # what the engine was asked: phase 1 at the budget with the sample seeds, phase 2 at the answer cap with
     # derived seeds, continuing an assistant message
     first = [(r, m) for r, m in Thinker.seen if not r.continue_final_message]

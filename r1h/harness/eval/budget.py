@@ -176,13 +176,14 @@ def merged(first: Generated, second: Completion, injected: str, budget: Thinking
 
 def record_fields(completion: Any) -> dict[str, Any]:
     """The per-sample record fields of a budget-forced completion ({} for a plain one): ``budget`` (the phases and
-    their token counts) and, for a forced sample, the exact think / answer split (phase 1 / phase 2 tokens)."""
+    their token counts) and, for a forced sample, the exact think / answer split (phase 1 / phase 2 tokens) and
+    ``think_closed`` false (the ``</think>`` in its text is r1h's, not the model's)."""
     info = getattr(completion, "budget", None)
     if not isinstance(info, dict):
         return {}
     out: dict[str, Any] = {"budget": dict(info)}
     if info.get("forced"):
-        out.update(think_tokens=info["phase1_tokens"], answer_tokens=info["phase2_tokens"])
+        out.update(think_tokens=info["phase1_tokens"], answer_tokens=info["phase2_tokens"], think_closed=False)
     return out
 
 
