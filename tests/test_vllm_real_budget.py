@@ -6,11 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
-import socket
-import subprocess
-import sys
-import time
 import urllib.request
 
 import pytest
@@ -23,13 +18,14 @@ if str(getattr(vllm, "__version__", "")).endswith("+fake"):
     pytest.skip("the fake vllm is on sys.path", allow_module_level=True)
 pytestmark = pytest.mark.real_vllm
 
+from vllm_serve import vllm_server  # noqa: E402
+
 import r1h  # noqa: E402
 from r1h.harness.core.types import Completion, Generated, GenerationConfig, GenerationRequest  # noqa: E402
 from r1h.harness.eval.budget import ThinkingBudget, budget_stream, continuation  # noqa: E402
 from r1h.plugins.backends.openai import build_body  # noqa: E402
 from r1h.plugins.backends.vllm import VLLMBackend  # noqa: E402
 
-START_S = 600
 MATH_CUE = r1h.get_benchmark("math500").answer_cue
 
 
@@ -73,12 +69,6 @@ def test_offline_engine_forces_the_answer_and_reproduces_both_phases(converted_s
         backend.close()
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _post(base: str, body: dict) -> dict:
     req = urllib.request.Request(f"{base}/chat/completions", data=json.dumps(body).encode(),
                                  headers={"Content-Type": "application/json"})
@@ -92,29 +82,10 @@ def test_served_engine_continues_the_assistant_turn(tmp_path, converted_smollm2)
     assistant turn, and a budget run through the openai backend forces and answers."""
     from transformers import AutoTokenizer
 
-    port = _free_port()
     env = dict(os.environ, PYTHONUNBUFFERED="1", HF_HUB_OFFLINE="1")
     for name in ("R1H_VLLM_LOG", "VLLM_LOGGING_CONFIG_PATH"):
         env.pop(name, None)
-    server = subprocess.Popen(
-        [sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", str(converted_smollm2),
-         "--host", "127.0.0.1", "--port", str(port), "--enforce-eager", "--gpu-memory-utilization", "0.2",
-         "--max-num-batched-tokens", "8192", "--no-enable-chunked-prefill"],
-        stdout=subprocess.DEVNULL, stderr=open(tmp_path / "server.log", "w"), env=env, start_new_session=True)
-    base = f"http://127.0.0.1:{port}/v1"
-    try:
-        deadline = time.monotonic() + START_S
-        while time.monotonic() < deadline:
-            if server.poll() is not None:
-                pytest.fail("vllm's server exited: " + (tmp_path / "server.log").read_text()[-3000:])
-            try:
-                with urllib.request.urlopen(f"{base}/models", timeout=2) as r:
-                    if r.status == 200:
-                        break
-            except OSError:
-                time.sleep(1)
-        else:
-            pytest.fail("vllm's server did not come up")
+    with vllm_server(converted_smollm2, tmp_path / "server.log", env) as (base, _server):
         request = _requests()[1]
         follow, _ = continuation(Generated(request, 0, Completion("Let us think", "length", 12)),
                                  ThinkingBudget(12, 6, MATH_CUE))
@@ -143,9 +114,3 @@ def test_served_engine_continues_the_assistant_turn(tmp_path, converted_smollm2)
         for rec in forced:
             assert rec["budget"]["phase1_tokens"] == 16 and rec["budget"]["phase2_tokens"] <= 8
             assert "</think>" + cue in rec["completion"]
-    finally:
-        try:
-            os.killpg(server.pid, signal.SIGKILL)  # the engine processes too: none may outlive the test
-        except ProcessLookupError:
-            pass
-        server.wait(timeout=60)

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -27,6 +26,8 @@ if str(getattr(vllm, "__version__", "")).endswith("+fake"):
 pytestmark = pytest.mark.real_vllm
 
 psutil = pytest.importorskip("psutil")  # vLLM depends on it
+
+from vllm_serve import vllm_server  # noqa: E402
 
 LIMIT, N = 16, 2
 START_S = 600  # one engine start, generously (a loaded CI box)
@@ -208,35 +209,8 @@ def test_data_parallel_two_engines_each_on_its_own_core_and_a_killed_one(tmp_pat
     assert len(bound) >= 2, bound  # vLLM bound the two engine cores to different CPUs
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_openai_backend_against_vllms_real_server(tmp_path, converted_smollm2):
-    port = _free_port()
-    server = subprocess.Popen(
-        [sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", str(converted_smollm2),
-         "--host", "127.0.0.1", "--port", str(port), "--enforce-eager", "--gpu-memory-utilization", "0.2",
-         "--max-num-batched-tokens", "8192", "--no-enable-chunked-prefill"],
-        stdout=subprocess.DEVNULL, stderr=open(tmp_path / "server.log", "w"), env=_env(), start_new_session=True)
-    try:
-        import urllib.request
-
-        deadline = time.monotonic() + START_S
-        while time.monotonic() < deadline:
-            if server.poll() is not None:
-                pytest.fail("vllm's server exited: " + (tmp_path / "server.log").read_text()[-3000:])
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/v1/models", timeout=2) as r:
-                    if r.status == 200:
-                        break
-            except OSError:
-                time.sleep(1)
-        else:
-            pytest.fail("vllm's server did not come up")
-        base = f"http://127.0.0.1:{port}/v1"
+    with vllm_server(converted_smollm2, tmp_path / "server.log", _env()) as (base, server):
         runs = {}
         for name, extra in {"default": [], "use_n": ["--backend-arg", "use_n=true"]}.items():
             out = tmp_path / name
@@ -269,12 +243,6 @@ def test_openai_backend_against_vllms_real_server(tmp_path, converted_smollm2):
         assert code == 1
         _one_error_line(err)
         assert len(_lines(out / "samples" / "countdown.jsonl")) >= 1
-    finally:
-        try:
-            os.killpg(server.pid, signal.SIGKILL)  # the engine processes too: none may outlive the test
-        except ProcessLookupError:
-            pass
-        server.wait(timeout=60)
 
 
 def test_distill_generate_with_vllm_as_the_teacher(tmp_path, converted_smollm2):
