@@ -6,12 +6,12 @@ Heavy imports (torch, transformers, trl, datasets) happen only when a run starts
 from __future__ import annotations
 
 import json
-import os
 import sys
 
 import click
 
 from r1h.harness.core.errors import ConfigError, FlagError
+from r1h.harness.system import settings
 
 WORKFLOWS = ("sft", "grpo", "grpo-vl")
 
@@ -186,7 +186,7 @@ def run_workflow(workflow: str, params: dict, extra: list[str]) -> None:
         summary["effective"] = _print_effective(resolved, config)
         click.echo(json.dumps(summary, indent=2, default=str))
         return
-    if params.get("launcher") == "accelerate" and not os.environ.get(LAUNCHED_ENV):
+    if params.get("launcher") == "accelerate" and not settings.get(LAUNCHED_ENV):
         config = params.get("accelerate_config") or ("cpu" if params.get("cpu") else "multi_gpu")
         cmd = launch_command(workflow, _rebuild_argv(params, extra), config, params.get("num_processes"),
                              bool(params.get("cpu")), params.get("main_process_port"),

@@ -24,6 +24,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from r1h.harness.system import settings
+
 LINE_INTERVAL_S = 30.0
 LINE_STEP = 0.05  # a plain line every 5% of a benchmark
 INTERVAL_ENV = "R1H_PROGRESS_INTERVAL_S"
@@ -31,11 +33,7 @@ INTERVAL_ENV = "R1H_PROGRESS_INTERVAL_S"
 
 def line_interval(default: float = LINE_INTERVAL_S) -> float:
     """Seconds between heartbeat lines: ``R1H_PROGRESS_INTERVAL_S`` when it is a positive number, else ``default``."""
-    try:
-        value = float(os.environ.get(INTERVAL_ENV, ""))
-    except ValueError:
-        return default
-    return value if value > 0 else default
+    return settings.get(INTERVAL_ENV, default=default)
 
 
 def _clock_text(seconds: float | None) -> str:

@@ -25,6 +25,7 @@ from importlib.util import find_spec
 from pathlib import Path
 from typing import Any
 
+from r1h.harness.system import settings
 from r1h.harness.system import stack as stk
 
 HUB_TIMEOUT = 3.0
@@ -211,7 +212,7 @@ def cache_dirs() -> dict[str, Path]:
                 / "huggingface")
     hub = Path(os.environ.get("HF_HUB_CACHE") or os.environ.get("HUGGINGFACE_HUB_CACHE") or home / "hub")
     datasets = Path(os.environ.get("HF_DATASETS_CACHE") or home / "datasets")
-    r1h = Path(os.environ.get("R1H_GRADER_HOME") or Path.home() / ".cache" / "r1h" / "graders")
+    r1h = settings.get("R1H_GRADER_HOME")
     return {"HF_HOME": home, "hub cache": hub, "datasets cache": datasets, "r1h graders": r1h, "runs (cwd)": Path.cwd()}
 
 
