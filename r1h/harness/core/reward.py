@@ -5,9 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from r1h.harness.core.types import GradeResult, completion_text
-from r1h.harness.system import settings
 
-DEFAULT_BUDGET_S = settings.default("R1H_GRADING_BUDGET")  # a reward's budget unless it sets its own
+DEFAULT_BUDGET_S = 2.0
 MAX_CHARS = 2_000_000  # ~500k tokens: 15x the longest completion any r1h recipe generates (32,768 tokens)
 MAX_MESSAGES = 10_000  # messages in one conversational completion
 

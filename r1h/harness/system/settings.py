@@ -163,23 +163,24 @@ def get(name: str, environ: Mapping[str, str] | None = None, *, default: Any = _
 
 
 def current(environ: Mapping[str, str] | None = None) -> list[tuple[str, str, str | None]]:
-    """Each ``R1H_*`` variable set in ``environ``: (name, raw value, None or what is wrong with it)."""
+    """Each ``R1H_*`` variable set in ``environ``: (name, raw value, None or what is wrong with it, even where a
+    lenient setting ignores it)."""
     environ = os.environ if environ is None else environ
     out = []
     for name in sorted(n for n in environ if n.startswith("R1H_")):
+        raw, problem = environ[name], None
         if name not in SETTINGS:
-            out.append((name, environ[name], "not an r1h setting"))
-            continue
-        try:
-            get(name, environ)
-            problem = None
-        except ConfigError as exc:
-            problem = str(exc)
-        out.append((name, environ[name], problem))
+            problem = f"{name} is not an r1h setting"
+        elif raw.strip() or SETTINGS[name].type == "list":
+            try:
+                SETTINGS[name].parse(raw)
+            except ConfigError as exc:
+                problem = str(exc)
+        out.append((name, raw, problem))
     return out
 
 
-def _shown(spec: Setting) -> str:
+def shown(spec: Setting) -> str:
     value = spec.shown or spec.default_value()
     if isinstance(value, bool):
         return "on" if value else "off"
@@ -195,7 +196,7 @@ def markdown() -> str:
         for s in SETTINGS.values():
             if s.scope == scope:
                 kind = f"{s.type} ({s.unit})" if s.unit else s.type
-                rows.append(f"| `{s.name}` | {kind}{' (lenient)' if s.lenient else ''} | {_shown(s)} | {s.meaning} |")
+                rows.append(f"| `{s.name}` | {kind}{' (lenient)' if s.lenient else ''} | {shown(s)} | {s.meaning} |")
         return rows
 
     return "\n".join([*table("r1h"), "", "Read only by the test suite and the `perf/` scripts:", "",
