@@ -16,7 +16,7 @@ from importlib import metadata
 import pluggy
 
 from r1h.harness.core import hookspecs
-from r1h.harness.core.errors import DuplicateNameError, PluginLoadError
+from r1h.harness.core.errors import DuplicateNameError
 from r1h.harness.core.registry import Registrar, Registry
 from r1h.harness.system import settings
 
@@ -174,9 +174,3 @@ def reset() -> None:
     """Forget the process-wide plugins (tests, or after installing a plugin package)."""
     global _CURRENT
     _CURRENT = None
-
-
-def raise_for_failures(plugins: Plugins) -> None:
-    if plugins.failures:
-        f = plugins.failures[0]
-        raise PluginLoadError(f"plugin {f.plugin!r} failed to load: {f.error}")
