@@ -87,7 +87,6 @@ KNOWN_UPWARD = {
 KNOWN_CYCLE_EDGES = {  # function-level imports that close a cycle
     ("r1h.harness.core.reward", "r1h.harness.grading.pool"): "issue 19: grading <-> reward (helper A)",
     ("r1h.harness.grading.worker", "r1h.harness.grading.zygote"): "issue 19: worker <-> zygote (helper A)",
-    ("r1h.trainers.data", "r1h.trainers.datacheck"): "issue 19: trainers.data <-> trainers.datacheck",
 }
 
 

@@ -176,7 +176,7 @@ def run_workflow(workflow: str, params: dict, extra: list[str]) -> None:
     resolved = plan(options)  # every one-line error about recipe, rewards and flags comes from here
     if params.get("dry_run"):
         config = build_config(resolved)  # TRL's own consistency checks
-        from r1h.trainers.data import check_training_data
+        from r1h.trainers.datacheck import check_training_data
 
         checked = check_training_data(resolved)  # the data's columns and types against the recipe and rewards
         summary = resolved.recipe.to_dict()
