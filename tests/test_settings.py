@@ -120,6 +120,12 @@ def test_typed_values_defaults_blanks_and_lenient_settings():
         settings.get("R1H_NOPE")
 
 
+def test_the_grading_budget_default_is_the_rewards():
+    from r1h.harness.core.reward import DEFAULT_BUDGET_S
+
+    assert settings.default("R1H_GRADING_BUDGET") == DEFAULT_BUDGET_S  # one default budget, whoever asks
+
+
 def test_a_setting_is_read_when_used(monkeypatch):
     monkeypatch.setenv("R1H_GRADING_WORKERS", "5")
     assert settings.get("R1H_GRADING_WORKERS") == 5

@@ -26,9 +26,9 @@ from typing import Any
 
 from r1h.harness.system import settings
 
-LINE_INTERVAL_S = 30.0
-LINE_STEP = 0.05  # a plain line every 5% of a benchmark
 INTERVAL_ENV = "R1H_PROGRESS_INTERVAL_S"
+LINE_INTERVAL_S = settings.default(INTERVAL_ENV)  # 30 s
+LINE_STEP = 0.05  # a plain line every 5% of a benchmark
 
 
 def line_interval(default: float = LINE_INTERVAL_S) -> float:

@@ -71,8 +71,8 @@ class Setting:
         return value
 
 
-def _at_least(low: float, what: str) -> Callable[[Any], str | None]:
-    return lambda v: None if v >= low else f"must be at least {low:g}{what}"
+def _at_least_one(v: int) -> str | None:
+    return None if v >= 1 else "must be at least 1"
 
 
 def _positive(v: float) -> str | None:
@@ -98,7 +98,7 @@ SETTINGS: dict[str, Setting] = {s.name: s for s in (
     Setting("R1H_GRADING_BUDGET", "number", 2.0, "seconds one item may take to grade, unless a reward or --budget "
             "sets its own", unit="seconds", check=_positive),
     Setting("R1H_GRADING_WORKERS", "integer", lambda: os.cpu_count() or 1, "grading worker processes",
-            check=_at_least(1, ""), shown="all cores"),
+            check=_at_least_one, shown="all cores"),
     Setting("R1H_GRADING_MEMORY_MB", "integer", 4096, "address-space cap of each grading worker (0: no cap)",
             unit="megabytes", check=_memory),
     Setting("R1H_LATEX_FAST", "switch", True, "0 turns off the latex2sympy speed-ups (same verdicts either way; "
