@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 from pathlib import Path
 
@@ -84,3 +85,52 @@ def unreachable_hub(monkeypatch):
     hub.forget()
     yield f"http://127.0.0.1:{port}"
     hub.forget()
+
+
+# -- which hooks a test exercised: tests/test_meta.py runs the tests it names with --hook-usage FILE ----------------------
+def pytest_addoption(parser):
+    parser.addoption("--hook-usage", metavar="FILE",
+                     help="write, as JSON, which hooks each test registered a test plugin through and then used")
+
+
+def pytest_configure(config):
+    if config.getoption("--hook-usage", None):
+        config.pluginmanager.register(HookUsage(Path(config.getoption("--hook-usage"))), "r1h-hook-usage")
+
+
+class HookUsage:
+    """Tags each name a test's own plugin registers (a plugin passed to ``plugins.build(extra_plugins=...)``) with
+    the hook it came through, and records ``hook -> test`` whenever such a name is resolved: looked up, listed or
+    built through the public interface (``Entry.resolve`` is the one way a registered thing is reached)."""
+
+    def __init__(self, path: Path):
+        from r1h.harness.core import plugins, registry
+
+        self.path, self.test, self.used = path, None, {}
+        hooks = {kind: hook for hook, kind in plugins.KINDS.items()}
+        build, resolve = plugins.build, registry.Entry.resolve
+
+        def build_tagged(*args, extra_plugins=(), **kwargs):
+            built = build(*args, extra_plugins=extra_plugins, **kwargs)
+            own = {built.pm.get_name(p) for p in extra_plugins} - {None}
+            for kind, hook in hooks.items():
+                for entry in built.registry(kind).entries():
+                    if entry.plugin in own:
+                        entry.test_hook = hook
+            return built
+
+        def resolve_recorded(entry):
+            if getattr(entry, "test_hook", None) and self.test:
+                self.used.setdefault(entry.test_hook, set()).add(self.test)
+            return resolve(entry)
+
+        plugins.build, registry.Entry.resolve = build_tagged, resolve_recorded
+
+    @pytest.hookimpl(hookwrapper=True)
+    def pytest_runtest_protocol(self, item, nextitem):
+        self.test = item.nodeid
+        yield
+        self.test = None
+
+    def pytest_sessionfinish(self, session):
+        self.path.write_text(json.dumps({hook: sorted(tests) for hook, tests in self.used.items()}, indent=1))

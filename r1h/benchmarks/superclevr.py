@@ -16,7 +16,6 @@ naming it.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +26,7 @@ from r1h.harness.core.hookspecs import hookimpl
 from r1h.harness.core.types import Message, Sample
 from r1h.harness.data import columns as typed
 from r1h.harness.data.sources import Source, apply_limit, load_rows_with_source
+from r1h.harness.system import settings
 
 PROMPTS_FILE = "superclevr_test200_counting_problems.jsonl"
 IMAGES_ENV = "R1H_SUPERCLEVR_IMAGES"
@@ -71,7 +71,7 @@ class SuperClevrCounting(Benchmark):
         self.source: Source | None = None
 
     def _roots(self, prompts: Path, given: Path) -> list[Path]:
-        fixed = self.image_root or os.environ.get(IMAGES_ENV)
+        fixed = self.image_root or settings.get(IMAGES_ENV)
         if fixed:
             return [Path(fixed).expanduser()]
         roots = [prompts.parent]

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from r1h.harness.core.errors import ConfigError, RunError
+from r1h.harness.system import settings
 
 SCRIPTS = Path(__file__).with_name("foreign_graders")
 DEFAULT_ITEM_TIMEOUT_S = 10.0  # per item in a foreign grader; lighteval's own math-verify allows 5 s per parse
@@ -83,7 +84,7 @@ class Item:
 
 # -- environments -----------------------------------------------------------------------------------------------------
 def grader_home() -> Path:
-    return Path(os.environ.get("R1H_GRADER_HOME") or Path.home() / ".cache" / "r1h" / "graders")
+    return settings.get("R1H_GRADER_HOME")
 
 
 def ensure_env(grader: ForeignGrader, python: str | None = None, log=print) -> str:
@@ -107,7 +108,7 @@ def ensure_env(grader: ForeignGrader, python: str | None = None, log=print) -> s
     try:
         if not py.exists():
             _run_build([sys.executable, "-m", "venv", str(env)], grader, env)
-        extra = os.environ.get("R1H_GRADER_PIP_ARGS", "").split()
+        extra = settings.get("R1H_GRADER_PIP_ARGS")
         _run_build([str(py), "-m", "pip", "install", "-q", *extra, *requirements], grader, env)
     except OSError as exc:
         raise RunError(f"cannot build the {grader.name} grader env at {env}: {exc}") from exc

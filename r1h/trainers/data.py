@@ -266,11 +266,3 @@ def _check_rewards(rewards: list[Any], columns: list[str], source: str, shown: l
             needs = f"{word} " + " and ".join(" or ".join(repr(c) for c in g) for g in missing)
             raise DataError(f"data {source}: reward {getattr(reward, '__name__', reward)!r} reads {needs}; "
                             f"{source} has: {', '.join(shown if shown is not None else columns) or 'no columns'}")
-
-
-# -- --dry-run ---------------------------------------------------------------------------------------------------
-def check_training_data(plan) -> dict[str, Any]:
-    """``r1h train ... --dry-run``'s data check (see :func:`r1h.trainers.datacheck.check_training_data`)."""
-    from r1h.trainers.datacheck import check_training_data as check
-
-    return check(plan)

@@ -57,9 +57,6 @@ class Recipe:
     source: str = ""  # where it was read from
     explicit: set[str] = field(default_factory=set)  # config keys set on the command line
 
-    def reward_specs(self) -> list[tuple[str, float]]:
-        return [parse_reward_spec(r) for r in self.rewards]
-
     def to_dict(self) -> dict[str, Any]:
         return {
             "name": self.name,

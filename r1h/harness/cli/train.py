@@ -6,12 +6,12 @@ Heavy imports (torch, transformers, trl, datasets) happen only when a run starts
 from __future__ import annotations
 
 import json
-import os
 import sys
 
 import click
 
 from r1h.harness.core.errors import ConfigError, FlagError
+from r1h.harness.system import settings
 
 WORKFLOWS = ("sft", "grpo", "grpo-vl")
 
@@ -176,7 +176,7 @@ def run_workflow(workflow: str, params: dict, extra: list[str]) -> None:
     resolved = plan(options)  # every one-line error about recipe, rewards and flags comes from here
     if params.get("dry_run"):
         config = build_config(resolved)  # TRL's own consistency checks
-        from r1h.trainers.data import check_training_data
+        from r1h.trainers.datacheck import check_training_data
 
         checked = check_training_data(resolved)  # the data's columns and types against the recipe and rewards
         summary = resolved.recipe.to_dict()
@@ -186,7 +186,7 @@ def run_workflow(workflow: str, params: dict, extra: list[str]) -> None:
         summary["effective"] = _print_effective(resolved, config)
         click.echo(json.dumps(summary, indent=2, default=str))
         return
-    if params.get("launcher") == "accelerate" and not os.environ.get(LAUNCHED_ENV):
+    if params.get("launcher") == "accelerate" and not settings.get(LAUNCHED_ENV):
         config = params.get("accelerate_config") or ("cpu" if params.get("cpu") else "multi_gpu")
         cmd = launch_command(workflow, _rebuild_argv(params, extra), config, params.get("num_processes"),
                              bool(params.get("cpu")), params.get("main_process_port"),

@@ -9,7 +9,6 @@ Environment controls:
 from __future__ import annotations
 
 import importlib
-import os
 import sys
 from dataclasses import dataclass, field
 from importlib import metadata
@@ -17,8 +16,9 @@ from importlib import metadata
 import pluggy
 
 from r1h.harness.core import hookspecs
-from r1h.harness.core.errors import DuplicateNameError, PluginLoadError
+from r1h.harness.core.errors import DuplicateNameError
 from r1h.harness.core.registry import Registrar, Registry
+from r1h.harness.system import settings
 
 ENTRY_POINT_GROUP = "r1h"
 
@@ -72,13 +72,6 @@ class Plugins:
                 "anchor": self.anchors}[kind]
 
 
-def _env_list(name: str) -> list[str] | None:
-    value = os.environ.get(name)
-    if value is None:
-        return None
-    return [v.strip() for v in value.split(",") if v.strip()]
-
-
 def build(
     *,
     default_plugins: tuple[str, ...] = DEFAULT_PLUGINS,
@@ -93,8 +86,8 @@ def build(
     pm = pluggy.PluginManager("r1h")
     pm.add_hookspecs(hookspecs)
     plugins = Plugins(pm=pm)
-    disabled = set(_env_list("R1H_DISABLE_PLUGINS") or [])
-    trace = bool(os.environ.get("R1H_TRACE_PLUGINS"))
+    disabled = set(settings.get("R1H_DISABLE_PLUGINS"))
+    trace = settings.get("R1H_TRACE_PLUGINS")
     for name in disabled:
         pm.set_blocked(name)
 
@@ -133,7 +126,7 @@ def build(
 
 
 def _load_entry_points(plugins: Plugins, disabled: set[str]) -> None:
-    allowed = _env_list("R1H_LOAD_PLUGINS")
+    allowed = settings.get("R1H_LOAD_PLUGINS")
     try:
         eps = metadata.entry_points(group=ENTRY_POINT_GROUP)
     except Exception as exc:  # pragma: no cover - broken metadata
@@ -181,9 +174,3 @@ def reset() -> None:
     """Forget the process-wide plugins (tests, or after installing a plugin package)."""
     global _CURRENT
     _CURRENT = None
-
-
-def raise_for_failures(plugins: Plugins) -> None:
-    if plugins.failures:
-        f = plugins.failures[0]
-        raise PluginLoadError(f"plugin {f.plugin!r} failed to load: {f.error}")

@@ -21,6 +21,7 @@ import urllib.error
 import urllib.request
 
 from r1h.harness.core.errors import DataError
+from r1h.harness.system import settings
 
 DEFAULT_ENDPOINT = "https://huggingface.co"
 OFFLINE_HINT = "set HF_HUB_OFFLINE=1 to read them from the local cache without network retries"
@@ -44,10 +45,7 @@ def offline_mode() -> bool:
 
 def probe_timeout() -> float:
     """Seconds the probe may take (``R1H_HUB_PROBE_S``, default 2; 0 turns the probe off)."""
-    try:
-        value = float(os.environ.get("R1H_HUB_PROBE_S", "2"))
-    except ValueError:
-        return 2.0
+    value = settings.get("R1H_HUB_PROBE_S")
     return 0.0 if value <= 0 else max(0.1, value)
 
 

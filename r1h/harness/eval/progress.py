@@ -24,18 +24,16 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-LINE_INTERVAL_S = 30.0
-LINE_STEP = 0.05  # a plain line every 5% of a benchmark
+from r1h.harness.system import settings
+
 INTERVAL_ENV = "R1H_PROGRESS_INTERVAL_S"
+LINE_INTERVAL_S = settings.default(INTERVAL_ENV)  # 30 s
+LINE_STEP = 0.05  # a plain line every 5% of a benchmark
 
 
 def line_interval(default: float = LINE_INTERVAL_S) -> float:
     """Seconds between heartbeat lines: ``R1H_PROGRESS_INTERVAL_S`` when it is a positive number, else ``default``."""
-    try:
-        value = float(os.environ.get(INTERVAL_ENV, ""))
-    except ValueError:
-        return default
-    return value if value > 0 else default
+    return settings.get(INTERVAL_ENV, default=default)
 
 
 def _clock_text(seconds: float | None) -> str:

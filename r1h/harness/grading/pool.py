@@ -52,6 +52,7 @@ from r1h.harness.grading.worker import (  # noqa: F401 - _REWARD_CACHE re-export
     boot_config,
     memory_limit_mb,
 )
+from r1h.harness.system import settings
 
 BUDGET_ENV = "R1H_GRADING_BUDGET"
 WORKERS_ENV = "R1H_GRADING_WORKERS"
@@ -68,11 +69,7 @@ def resolve_budget(reward: Any, budget: float | None = None) -> float:
         if own is not None and float(own) != DEFAULT_BUDGET_S:
             budget = float(own)
         else:
-            env = os.environ.get(BUDGET_ENV, "").strip()
-            try:
-                budget = float(env) if env else DEFAULT_BUDGET_S
-            except ValueError:
-                raise ConfigError(f"{BUDGET_ENV}={env!r} is not a number of seconds") from None
+            budget = settings.get(BUDGET_ENV)
     budget = float(budget)
     if not budget > 0:
         raise ConfigError(f"grading budget must be a positive number of seconds, got {budget!r}")
@@ -80,16 +77,7 @@ def resolve_budget(reward: Any, budget: float | None = None) -> float:
 
 
 def default_workers() -> int:
-    env = os.environ.get(WORKERS_ENV, "").strip()
-    if env:
-        try:
-            n = int(env)
-        except ValueError:
-            raise ConfigError(f"{WORKERS_ENV}={env!r} is not a whole number") from None
-        if n < 1:
-            raise ConfigError(f"{WORKERS_ENV} must be at least 1, got {n}")
-        return n
-    return os.cpu_count() or 1
+    return settings.get(WORKERS_ENV)
 
 
 # -- public entry points ------------------------------------------------------------------------------------------

@@ -28,28 +28,18 @@ import time
 from typing import Any
 
 from r1h.harness.core.types import GradeResult
+from r1h.harness.system import settings
 
 WARMUP_COMPLETION = "<think>\n1\n</think>\n<answer>1</answer> The answer is $\\boxed{1}$."
 _REWARD_CACHE = 8  # rewards kept loaded per worker (a GRPO step alternates a few)
 IN_WORKER = False  # True inside a grading worker: nested grading runs inline, never a nested pool
 MEMORY_ENV = "R1H_GRADING_MEMORY_MB"
-DEFAULT_MEMORY_MB = 4096
+DEFAULT_MEMORY_MB = settings.default(MEMORY_ENV)
 
 
 def memory_limit_mb() -> int:
     """The per-worker address-space cap in MB from ``$R1H_GRADING_MEMORY_MB`` (default 4096; 0 = no cap)."""
-    from r1h.harness.core.errors import ConfigError
-
-    env = os.environ.get(MEMORY_ENV, "").strip()
-    if not env:
-        return DEFAULT_MEMORY_MB
-    try:
-        value = int(env)
-    except ValueError:
-        raise ConfigError(f"{MEMORY_ENV}={env!r} is not a whole number of megabytes") from None
-    if value < 0 or (0 < value < 256):
-        raise ConfigError(f"{MEMORY_ENV} must be 0 (no cap) or at least 256 MB, got {value}")
-    return value
+    return settings.get(MEMORY_ENV)
 
 
 def _limit_memory(mb: int) -> None:

@@ -12,6 +12,7 @@ hub client retries for tens of seconds on an offline machine, which is exactly w
 
 from __future__ import annotations
 
+import difflib
 import os
 import re
 import shutil
@@ -25,6 +26,7 @@ from importlib.util import find_spec
 from pathlib import Path
 from typing import Any
 
+from r1h.harness.system import settings
 from r1h.harness.system import stack as stk
 
 HUB_TIMEOUT = 3.0
@@ -211,8 +213,25 @@ def cache_dirs() -> dict[str, Path]:
                 / "huggingface")
     hub = Path(os.environ.get("HF_HUB_CACHE") or os.environ.get("HUGGINGFACE_HUB_CACHE") or home / "hub")
     datasets = Path(os.environ.get("HF_DATASETS_CACHE") or home / "datasets")
-    r1h = Path(os.environ.get("R1H_GRADER_HOME") or Path.home() / ".cache" / "r1h" / "graders")
+    r1h = settings.get("R1H_GRADER_HOME")
     return {"HF_HOME": home, "hub cache": hub, "datasets cache": datasets, "r1h graders": r1h, "runs (cwd)": Path.cwd()}
+
+
+def check_settings(environ: dict[str, str] | None = None) -> list[Finding]:
+    """Each ``R1H_*`` variable set: its value; a bad value blocks (a lenient one warns); an unknown name warns."""
+    out = []
+    for name, raw, problem in settings.current(environ):
+        spec = settings.SETTINGS.get(name)
+        if problem is None:
+            out.append(Finding("settings", "info", f"{name}={raw}"))
+        elif spec is None:
+            close = difflib.get_close_matches(name, list(settings.SETTINGS), n=1)
+            out.append(Finding("settings", "warn", problem, f"did you mean {close[0]}?" if close else
+                               "docs/settings.md lists them"))
+        else:
+            level, used = ("warn", f" (ignored: {settings.shown(spec)} is used)") if spec.lenient else ("fail", "")
+            out.append(Finding("settings", level, problem + used, "docs/settings.md says what it takes"))
+    return out
 
 
 def free_gib(path: Path) -> float | None:
@@ -271,7 +290,7 @@ def run(needs: list[str] | None = None, *, hub_timeout: float = HUB_TIMEOUT,
         vllm_error = vllm_f.result() if vllm_f else None
         hub = hub_f.result()
     findings = (check_libraries(libs) + check_torch(libs, probe) + check_vllm(libs, vllm_error, "vllm" in needs)
-                + check_needs(libs, needs) + hub + check_caches())
+                + check_needs(libs, needs) + hub + check_caches() + check_settings())
     stack = {"system": stk.system(), "libraries": libs, "torch": probe}
     if not (probe or {}).get("accelerators"):
         smi = stk.nvidia_smi()

@@ -18,11 +18,11 @@ import tempfile
 from pathlib import Path
 
 from r1h.harness.core.errors import ConfigError
+from r1h.harness.system import settings
 
 
 def cache_root() -> Path:
-    root = os.environ.get("R1H_CACHE") or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "r1h"
-    return Path(root) / "models"
+    return settings.get("R1H_CACHE") / "models"
 
 
 def copy_dir(gguf: Path) -> Path:

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from r1h.harness.core.errors import ConfigError
+from r1h.harness.system import settings
 
 CPU_MEMORY_SHARE = 0.2
 CPU_CONTEXT_FALLBACK = 32768
@@ -31,7 +32,7 @@ def capture_logs(environ: dict[str, str] | None = None) -> Path | None:
     environ = os.environ if environ is None else environ
     if _LOG["path"] is not None:
         return _LOG["path"]
-    wanted = environ.get("R1H_VLLM_LOG", "")
+    wanted = settings.get("R1H_VLLM_LOG", environ)
     if wanted == "stderr" or environ.get("VLLM_LOGGING_CONFIG_PATH") or environ.get("VLLM_CONFIGURE_LOGGING") == "0":
         return None
     path = Path(wanted) if wanted else Path(tempfile.gettempdir()) / f"r1h-vllm-{os.getpid()}.log"

@@ -21,8 +21,9 @@ extracted answers, and 15-20% less CPU for the two together (4.1-4.3 s instead o
 
 from __future__ import annotations
 
-import os
 import threading
+
+from r1h.harness.system import settings
 
 _state = threading.local()  # .sll: the parser being created is a first-stage (SLL) one
 
@@ -37,7 +38,7 @@ def _bail(*_args, **_kwargs):
 
 def install() -> bool:
     """Install both speed-ups in latex2sympy (idempotent). True when they are in place."""
-    if os.environ.get("R1H_LATEX_FAST", "1") == "0":
+    if not settings.get("R1H_LATEX_FAST"):
         return False
     try:
         import sympy
