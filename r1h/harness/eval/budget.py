@@ -107,7 +107,8 @@ def thinking_budget(benchmark: Any, generation: GenerationConfig, opts: Any) -> 
     if getattr(opts, "thinking_budget", None) is None:
         return None
     cue = opts.answer_cue if opts.answer_cue is not None else getattr(benchmark, "answer_cue", None)
-    budget = ThinkingBudget(int(opts.thinking_budget), int(opts.answer_cap or DEFAULT_ANSWER_CAP),
+    cap = DEFAULT_ANSWER_CAP if opts.answer_cap is None else int(opts.answer_cap)
+    budget = ThinkingBudget(int(opts.thinking_budget), cap,
                             DEFAULT_CUE if cue is None else str(cue))
     check_budget(budget, generation.max_tokens, f" ({benchmark.name}'s max_tokens)")
     return budget
