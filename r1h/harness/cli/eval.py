@@ -49,7 +49,7 @@ def eval_cmd(model, bench, backend, base_url, backend_args, data, limit, n, temp
     Rerunning the same command with the same --output resumes the run: only missing samples are generated.
     Ctrl-C or SIGTERM stops cleanly (exit 130 / 143); what was graded is saved.
     """
-    from r1h.harness.eval.pipeline import Terminated
+    from r1h.harness.core.errors import Terminated
     from r1h.harness.eval.plan import EvalOptions
     from r1h.harness.eval.runner import run_eval
 
