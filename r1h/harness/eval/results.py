@@ -8,7 +8,6 @@ counts, model id and engine); ``r1h eval --merge`` takes the model id and engine
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from r1h.harness.core.errors import RunError
@@ -45,15 +44,6 @@ def benchmark_metrics(plan: Any, stored: SampleFile, seed: int = 0) -> dict[str,
     return metrics
 
 
-def describe_engine(backend: Any) -> dict[str, Any]:
-    """The backend's own description (engine, versions, settings) as JSON, for the record."""
-    try:
-        described = backend.describe() if callable(getattr(backend, "describe", None)) else {}
-        return json.loads(json.dumps(described, default=str))
-    except Exception as exc:  # a record, never a reason to lose the run
-        return {"backend": getattr(backend, "name", ""), "describe_error": f"{type(exc).__name__}: {exc}"}
-
-
 class RunResults:
     """results.json of one run (or a shard's summary), built as the benchmarks finish."""
 
@@ -84,19 +74,19 @@ class RunResults:
         if self.shard is None:
             self.store.write_results(self.results)
 
-    def add(self, plan: Any, state: Any) -> None:
-        """One benchmark done (``state``: its :class:`~r1h.harness.eval.resume.BenchResume`): a shard counts its
-        pairs; a whole run writes the benchmark's metrics, and stops when the benchmark is short of samples."""
-        metrics = None if self.shard is not None else benchmark_metrics(plan, state.sink, seed=plan.generation.seed)
-        backend = self.session.backend.backend
-        if backend is not None and self.engine is None:  # after the first benchmark: the engine is up
-            self.engine = describe_engine(backend)
+    def add(self, plan: Any, state: Any, engine: dict[str, Any] | None = None) -> None:
+        """One benchmark done (``state``: its :class:`~r1h.harness.eval.resume.BenchResume`; ``engine``: the
+        backend's description, after the first benchmark that made one): a shard counts its pairs; a whole run
+        writes the benchmark's metrics, and stops when the benchmark is short of samples."""
+        if engine is not None and self.engine is None:
+            self.engine = engine
+            backend = self.session.backend.backend
             self.model_id = str(getattr(backend, "model_id", None) or self.model_id)
             self.results["model"] = self.model_id
-        if metrics is None:
+        if self.shard is not None:
             self.summary[plan.name] = {"owned": len(state.owned), "stored": state.stored()}
             return
-        self.results["benchmarks"][plan.name] = metrics
+        metrics = self.results["benchmarks"][plan.name] = benchmark_metrics(plan, state.sink, seed=plan.generation.seed)
         self.results["engine"] = self.engine or {}
         if metrics["complete"]:
             self.results["pending"].remove(plan.name)

@@ -20,6 +20,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from r1h.harness.core.backend import describe_backend
 from r1h.harness.eval.plan import BenchPlan, EvalOptions, plan_run
 from r1h.harness.eval.results import RunResults, benchmark_metrics
 from r1h.harness.eval.resume import BenchResume, resume_benchmark
@@ -35,14 +36,15 @@ def run_eval(opts: EvalOptions, console: Any = None) -> dict[str, Any]:
         results = RunResults(session, run)
         for plan in run.plans:
             state = resume_benchmark(session.store, plan, run.shard, session.display.note)
-            run_benchmark(session, plan, state, budget=run.opts.budget)
-            results.add(plan, state)
+            engine = run_benchmark(session, plan, state, budget=run.opts.budget)
+            results.add(plan, state, engine)
         return results.finish()
 
 
-def run_benchmark(session: RunSession, plan: BenchPlan, state: BenchResume, budget: float | None = None) -> int:
+def run_benchmark(session: RunSession, plan: BenchPlan, state: BenchResume, budget: float | None = None) -> Any:
     """Generate, grade and append the missing samples of one benchmark (the backend is started on the first
-    benchmark with something missing). Returns how many records were written."""
+    benchmark with something missing). Returns the backend's description once, after the first benchmark that made a
+    backend (the engine is up then), else None."""
     from r1h.harness.eval.pipeline import stream_benchmark
 
     shard, display, holder = session.shard, session.display, session.backend
@@ -51,9 +53,12 @@ def run_benchmark(session: RunSession, plan: BenchPlan, state: BenchResume, budg
         holder.started = True
     label = plan.name + (f" [{shard.index}/{shard.count}]" if shard else "")
     with display.benchmark(label, len(state.owned), state.done, state.sink.correct) as bar:
-        if not state.pending:
-            return 0
-        return stream_benchmark(plan, holder.get(), state.sink, state.pending, budget=budget, on_written=bar.advance)
+        if state.pending:
+            stream_benchmark(plan, holder.get(), state.sink, state.pending, budget=budget, on_written=bar.advance)
+    if holder.backend is None or holder.described:
+        return None
+    holder.described = True
+    return describe_backend(holder.backend)
 
 
 def _start_backend(display: Any, backend: Any) -> None:

@@ -133,7 +133,7 @@ class LazyBackend:
 
     def __init__(self, opts: Any, eager: bool):
         self.opts, self.backend = opts, None
-        self.started = False  # loaded (or its engine started): runner._start_backend
+        self.started = self.described = False  # loaded (engine started) / described: runner.run_benchmark
         if eager:
             self.get()
 
