@@ -87,16 +87,21 @@ def _wait_for_lines(proc, traces: Path, count: int) -> None:
     assert proc.poll() is None, proc.stderr.read()
 
 
+def _terminate(proc) -> tuple[int, str]:
+    """SIGTERM, as a scheduler sends it; the exit status and stderr."""
+    proc.send_signal(signal.SIGTERM)
+    return proc.wait(timeout=60), proc.stderr.read()
+
+
 def test_sigterm_keeps_the_finished_traces_and_the_same_command_resumes(tmp_path):
     cmd, env, traces, log = _start(tmp_path)
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     _wait_for_lines(proc, traces, 10)
-    proc.send_signal(signal.SIGTERM)
-    _, stderr = proc.communicate(timeout=60)
-    assert proc.returncode == 143, stderr
-    lines = [line for line in stderr.splitlines() if line.strip() and "writing" not in line]
-    assert len(lines) == 1 and "SIGTERM" in lines[0] and "finished traces" in lines[0], stderr
-    assert str(traces.parent.parent) in lines[0] and "Traceback" not in stderr
+    status, stderr = _terminate(proc)
+    said = [line for line in stderr.splitlines() if line.strip() and "writing" not in line]
+    assert status == 143 and len(said) == 1, stderr
+    assert "SIGTERM" in said[0] and "finished traces" in said[0] and str(traces.parent.parent) in said[0]
+    assert "Traceback" not in stderr
     kept = _keys(traces)
     assert 10 <= len(kept) < TOTAL and len(set(kept)) == len(kept)
     assert traces.read_bytes().endswith(b"\n")  # whole lines only
@@ -125,7 +130,6 @@ def test_a_second_generate_on_the_same_output_is_refused(tmp_path):
         assert len(errors) == 1 and f"PID {first.pid}" in errors[0], second.stderr
         assert "in use by another r1h distill generate" in errors[0]
     finally:
-        first.send_signal(signal.SIGTERM)
-        first.communicate(timeout=60)
+        _terminate(first)
     keys = _keys(traces)
     assert len(keys) == len(set(keys))  # the refused run wrote nothing
