@@ -53,8 +53,9 @@ def sigterm_as_interrupt():
 
 class RunSession:
     """Hold run directory ``root`` for one run (a context manager). ``display`` (a
-    :class:`~r1h.harness.eval.progress.Display`, set by the caller once the run is open) gets the notes and the stop
-    reason; without one, notes go to ``note``."""
+    :class:`~r1h.harness.eval.progress.Display`, set by the caller once the run is open) gets the stop reason and is
+    closed on the way out; ``note`` gets the lock's warning on a filesystem that cannot lock; ``command`` and ``kept``
+    name the command in a lock refusal and what is saved in an interrupt's message."""
 
     def __init__(self, root: str | Path, *, shard: Any = None, force: bool = False, check_foreign: bool = True,
                  command: str = "r1h eval", kept: str = "the graded samples",
@@ -90,6 +91,8 @@ class RunSession:
         self.store.ensure_root()
         lock = RunLock(self.root, self.shard.label if self.shard else None, command=self.command)
         self.lock = self._held.enter_context(lock)
+        if lock.warning and self._note is not None:  # eval_session shows it once its display is up
+            self._note(lock.warning)
         self._held.enter_context(sigterm_as_interrupt())
 
     def open(self, config: Mapping[str, Any], record: Mapping[str, Any] | None = None) -> bool:
@@ -97,12 +100,6 @@ class RunSession:
         resumed = open_run(self.store, config, record)
         self.opened = True
         return resumed
-
-    def note(self, text: str) -> None:
-        if self.display is not None:
-            self.display.note(text)
-        elif self._note is not None:
-            self._note(text)
 
     def record(self, text: str) -> None:
         """A line for the run's log only."""
@@ -114,8 +111,8 @@ class RunSession:
             self._held.close()  # SIGTERM handler restored, then the lock released
             if isinstance(exc, KeyboardInterrupt):
                 exc.output, exc.kept = str(self.root), self.kept  # type: ignore[attr-defined]
-                self.record(f"stopped: {'SIGTERM' if isinstance(exc, Terminated) else 'interrupt'}; the graded "
-                            "samples are saved; rerun the same command to resume")
+                self.record(f"stopped: {'SIGTERM' if isinstance(exc, Terminated) else 'interrupt'}; {self.kept} "
+                            "are saved; rerun the same command to resume")
             elif exc is not None:
                 self.record(f"stopped: error: {exc}" if isinstance(exc, R1HError) else
                             f"stopped: error: {type(exc).__name__}: {exc}")
