@@ -1,4 +1,5 @@
-"""One benchmark as one stream: lazy requests -> backend -> bounded queue -> grader thread -> samples file.
+"""The eval pipeline: one benchmark as one stream, lazy requests -> backend -> bounded queue -> grader thread ->
+samples file. (The run around it: :mod:`r1h.harness.eval.runner`; ``r1h distill generate`` runs on it too.)
 
 - The requests for every pending ``(problem, sample indices)`` are built lazily and handed to the backend at once
   (:func:`~r1h.harness.core.backend.backend_stream`); the backend pulls them as fast as its own in-flight window allows.
