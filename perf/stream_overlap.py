@@ -77,7 +77,8 @@ def lock_step(out: Path) -> float:
     """The old runner's loop: a chunk of 32 samples generated, then graded, then appended."""
     from r1h.harness.core.types import sample_seed
     from r1h.harness.eval.pipeline import make_record
-    from r1h.harness.eval.plan import EvalOptions, missing_pairs, plan_benchmarks
+    from r1h.harness.eval.plan import EvalOptions, plan_benchmarks
+    from r1h.harness.eval.resume import missing_pairs
     from r1h.harness.eval.store import SampleFile
     from r1h.harness.grading.pool import grade
 
@@ -99,7 +100,8 @@ def lock_step(out: Path) -> float:
 def streaming(out: Path) -> float:
     """The streaming runner's engine -> grader -> store stage (what ``r1h eval`` runs per benchmark)."""
     from r1h.harness.eval.pipeline import stream_benchmark
-    from r1h.harness.eval.plan import EvalOptions, missing_pairs, plan_benchmarks
+    from r1h.harness.eval.plan import EvalOptions, plan_benchmarks
+    from r1h.harness.eval.resume import missing_pairs
     from r1h.harness.eval.store import SampleFile
 
     plan = plan_benchmarks(EvalOptions(bench="perf_overlap", backend="perf_engine"))[0]

@@ -7,7 +7,8 @@ import json
 import pytest
 
 from r1h.harness.core.errors import RunError
-from r1h.harness.eval.store import RunStore, config_diff
+from r1h.harness.eval.resume import config_diff, open_run
+from r1h.harness.eval.store import RunStore
 
 
 def _rec(pid, idx, **extra):
@@ -22,14 +23,14 @@ CONFIG = {"model": "m", "backend": "gold", "backend_args": {}, "limit": 3,
 
 def test_open_writes_then_checks_the_config(tmp_path):
     store = RunStore(tmp_path / "run")
-    assert store.open(CONFIG) is False
+    assert open_run(store, CONFIG) is False
     assert json.loads(store.run_json.read_text()) == CONFIG
-    assert store.open(json.loads(json.dumps(CONFIG))) is True
+    assert open_run(store, json.loads(json.dumps(CONFIG))) is True
     other = json.loads(json.dumps(CONFIG))
     other["benchmarks"]["b"]["generation"]["temperature"] = 0.0
     other["limit"] = 5
     with pytest.raises(RunError) as err:
-        store.open(other)
+        open_run(store, other)
     message = str(err.value)
     assert "\n" not in message
     assert "benchmarks.b.generation.temperature" in message and "limit" in message and "model" not in message
@@ -39,7 +40,7 @@ def test_refuses_samples_without_run_json(tmp_path):
     store = RunStore(tmp_path)
     store.samples("b").append([_rec("a", 0)])
     with pytest.raises(RunError, match="no run.json"):
-        store.open(CONFIG)
+        open_run(store, CONFIG)
 
 
 def test_config_diff_names_added_and_removed_keys():
@@ -218,7 +219,7 @@ def test_read_only_run_dir_or_file_is_one_line(tmp_path, monkeypatch, err):
     import tempfile
 
     store = RunStore(tmp_path / "run")
-    store.open(CONFIG)
+    open_run(store, CONFIG)
     code = getattr(errno, err)
 
     def refuse(*a, **k):

@@ -1,7 +1,8 @@
 """Distillation data, the step the guide leaves out: a teacher writes reasoning traces, rewards filter them.
 
 - :func:`generate`: questions (file or hub id) -> ``DIR/samples/traces.jsonl``, appended as generated and resumable
-  exactly like ``r1h eval`` (same run store: ``run.json`` fingerprint, torn tail dropped, no duplicates).
+  exactly like ``r1h eval``: the same session (lock, SIGTERM, ``run.json`` fingerprint), resume (torn tail dropped,
+  no duplicates) and pipeline (one stream, traces appended in micro-batches with one fsync each).
 - :func:`filter_traces`: keeps the traces every reward scores >= threshold (at most ``max_per_question`` per question)
   and writes the Bespoke-Stratos format (``system``, ``conversations`` from/value) and the ``messages`` format, which
   ``r1h train sft --data`` reads directly.
@@ -16,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from r1h.harness.core.errors import ConfigError, DataError, FlagError, RunError
-from r1h.harness.core.types import GenerationConfig, GenerationRequest, sample_seed
+from r1h.harness.core.types import Generated, GenerationConfig, GenerationRequest, Sample
 
 # The Sky-T1 / Bespoke-Stratos teacher prompt, as quoted in the original guide (markdown escapes removed).
 SKY_T1_SYSTEM_PROMPT = (
@@ -95,17 +96,54 @@ def messages_for(question: str, system: str | None) -> list[dict[str, str]]:
     return ([{"role": "system", "content": system}] if system else []) + [{"role": "user", "content": question}]
 
 
+@dataclass
+class TraceJob:
+    """The questions as one benchmark for the eval pipeline (:func:`r1h.harness.eval.pipeline.stream_benchmark`):
+    :meth:`request` builds the teacher's messages, :meth:`records` writes the traces, ungraded."""
+
+    rows: list[dict[str, Any]]
+    question_column: str
+    system: str | None
+    generation: GenerationConfig
+    name: str = TRACES
+
+    def __post_init__(self) -> None:
+        self.samples = [Sample(id=row["_id"], columns=row) for row in self.rows]
+        self.by_id = {row["_id"]: row for row in self.rows}
+
+    @property
+    def benchmark(self) -> TraceJob:
+        return self
+
+    def request(self, sample: Sample, sample_indices: list[int], seeds: list[int]) -> GenerationRequest:
+        return GenerationRequest(id=sample.id, messages=messages_for(str(sample.columns[self.question_column]),
+                                                                     self.system),
+                                 sample_indices=list(sample_indices), seeds=list(seeds))
+
+    def records(self, batch: list[Generated]) -> list[dict[str, Any]]:
+        out = []
+        for item in batch:
+            row, comp = self.by_id[item.request.id], item.completion
+            gold = {k: v for k, v in row.items() if k not in (self.question_column, "_id")}
+            out.append({"id": row["_id"], "sample_index": item.sample_index, "question": str(row[self.question_column]),
+                        "system": self.system, "completion": comp.text, "finish_reason": comp.finish_reason,
+                        "num_tokens": comp.num_tokens, "row": gold})
+        return out
+
+
 def generate(opts: GenerateOptions, log=print, progress: bool = True, console: Any = None) -> dict[str, Any]:
     """Generate ``n`` traces per question into ``opts.output``; resumes an interrupted run with the same flags.
 
-    The backend is driven as one stream (:func:`backend_stream`): each trace is appended as soon as it finishes and
-    the live count (``progress``) advances with it. ``batch_size`` is the requests per ``generate`` call of a batch
-    backend (its ``stream_chunk``).
+    Runs on the eval pipeline: the run directory is locked (a second run on it is refused), SIGTERM stops cleanly
+    like Ctrl-C, the backend is driven as one stream and the traces are appended in micro-batches (one write and one
+    fsync each) as they finish, the live count (``progress``) advancing with them. ``batch_size`` is the requests per
+    ``generate`` call of a batch backend (its ``stream_chunk``).
     """
     from r1h import get_backend
-    from r1h.harness.core.backend import backend_stream
+    from r1h.harness.eval.pipeline import stream_benchmark
     from r1h.harness.eval.progress import live_count
-    from r1h.harness.eval.store import RunStore
+    from r1h.harness.eval.resume import missing_pairs
+    from r1h.harness.eval.session import RunSession
 
     for flag, value in (("--n", opts.n), ("--batch-size", opts.batch_size), ("--limit", opts.limit),
                         ("--max-tokens", opts.max_tokens)):
@@ -128,34 +166,21 @@ def generate(opts: GenerateOptions, log=print, progress: bool = True, console: A
                           "openai)")
     if hasattr(backend, "stream_chunk"):
         backend.stream_chunk = opts.batch_size
-    store = RunStore(opts.output)
-    try:
-        resumed = store.open(config)
-        traces = store.samples(TRACES)
-        pending = [(row, [i for i in range(opts.n) if (row["_id"], i) not in traces.keys]) for row in rows]
-        pending = [(row, idx) for row, idx in pending if idx]
+    job = TraceJob(rows, qcol, system, gen)
+    with RunSession(opts.output, check_foreign=False, command="r1h distill generate", kept="the finished traces",
+                    note=log, close=backend.close) as session:
+        resumed = session.open(config)
+        traces = session.store.samples(TRACES)
+        pending = missing_pairs(job, traces)
         todo = sum(len(idx) for _, idx in pending)
         log(f"{'resuming' if resumed else 'writing'} {opts.output}: {len(rows)} questions x {opts.n}, "
             f"{len(traces.keys)} traces stored, {todo} to generate")
         if todo:
-            by_id = {row["_id"]: row for row, _ in pending}
-            requests = (GenerationRequest(id=row["_id"], messages=messages_for(str(row[qcol]), system),
-                                          sample_indices=idx,
-                                          seeds=[sample_seed(opts.seed, row["_id"], i) for i in idx])
-                        for row, idx in pending)
             with live_count("distill generate", len(rows) * opts.n, done=len(traces.keys), unit="traces",
                             console=console, enabled=progress) as count:
-                for item in backend_stream(backend, requests, gen):
-                    row, comp = by_id[item.request.id], item.completion
-                    gold = {k: v for k, v in row.items() if k not in (qcol, "_id")}
-                    traces.append([{"id": row["_id"], "sample_index": item.sample_index, "question": str(row[qcol]),
-                                    "system": system, "completion": comp.text, "finish_reason": comp.finish_reason,
-                                    "num_tokens": comp.num_tokens, "row": gold}])
-                    count.count(1, tokens=comp.num_tokens or 0)
-    finally:
-        backend.close()
+                stream_benchmark(job, backend, traces, pending, on_written=count.advance, records=job.records)
     summary = {"questions": len(rows), "n": opts.n, "traces": len(traces.keys),
-               "path": str(store.samples_path(TRACES))}
+               "path": str(session.store.samples_path(TRACES))}
     (Path(opts.output) / "distill.json").write_text(json.dumps(summary, indent=2) + "\n")
     return summary
 

@@ -38,7 +38,10 @@ def distill_cmd():
               help="Folder for the traces; rerun the same command to resume.")
 def generate_cmd(teacher, backend, base_url, backend_args, questions, question_column, split, n, system_prompt, prompt_name,
                  limit, temperature, top_p, max_tokens, seed, batch_size, no_progress, output):
-    """Write n raw traces per question to OUTPUT/samples/traces.jsonl (resumable; a different config is refused)."""
+    """Write n raw traces per question to OUTPUT/samples/traces.jsonl (resumable; a different config is refused).
+
+    Ctrl-C or SIGTERM stops cleanly (exit 130 / 143); the finished traces are saved. A second run on the same OUTPUT
+    is refused while this one runs."""
     from r1h.tools.distill import GenerateOptions, generate
 
     opts = GenerateOptions(questions=questions, output=output, teacher=teacher, backend=backend,
@@ -46,7 +49,10 @@ def generate_cmd(teacher, backend, base_url, backend_args, questions, question_c
                            prompt_name=prompt_name, question_column=question_column, split=split, limit=limit,
                            temperature=temperature, top_p=top_p, max_tokens=max_tokens, seed=seed,
                            batch_size=batch_size)
-    summary = generate(opts, log=lambda msg: click.echo(msg, err=True), progress=not no_progress)
+    try:
+        summary = generate(opts, log=lambda msg: click.echo(msg, err=True), progress=not no_progress)
+    except KeyboardInterrupt as exc:
+        flags.exit_stopped(exc, kept="the finished traces")
     click.echo(f"{summary['traces']} traces for {summary['questions']} questions in {summary['path']}")
 
 

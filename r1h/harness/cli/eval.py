@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import sys
-
 import click
 
 from r1h.harness.cli import flags
@@ -60,7 +58,6 @@ def eval_cmd(model, bench, backend, base_url, backend_args, data, limit, n, temp
     Ctrl-C or SIGTERM stops cleanly (exit 130 / 143); what was graded is saved.
     """
     from r1h.harness.eval.budget import parse_budgets
-    from r1h.harness.eval.pipeline import Terminated
     from r1h.harness.eval.plan import EvalOptions
     from r1h.harness.eval.runner import run_eval
 
@@ -87,8 +84,4 @@ def eval_cmd(model, bench, backend, base_url, backend_args, data, limit, n, temp
         else:
             run_eval(opts)
     except KeyboardInterrupt as exc:
-        where = getattr(exc, "output", "") or "the run directory"
-        what = "SIGTERM" if isinstance(exc, Terminated) else "interrupt"
-        click.echo(f"r1h: stopped by {what}; the graded samples are saved in {where}; rerun the same command to "
-                   "resume", err=True)
-        sys.exit(143 if isinstance(exc, Terminated) else 130)
+        flags.exit_stopped(exc)

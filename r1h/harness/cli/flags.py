@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import sys
+from typing import NoReturn
+
 import click
 
-from r1h.harness.core.errors import FlagError
+from r1h.harness.core.errors import FlagError, Terminated
 
 
 def parse_pairs(flag: str, values: tuple[str, ...], *, empty_ok: bool = True) -> dict[str, str]:
@@ -39,3 +42,13 @@ def backend_options(f):
                           "base_url=URL[,URL...]).")(f)
     return click.option("--backend-arg", "backend_args", multiple=True, metavar="KEY=VALUE",
                         help="Backend option (repeatable); `r1h list backends` names each backend's.")(f)
+
+
+def exit_stopped(exc: KeyboardInterrupt, kept: str = "the graded samples") -> NoReturn:
+    """Ctrl-C or SIGTERM in a resumable command (eval, distill generate): one line naming what is kept and where
+    (the run session puts ``output`` and ``kept`` on the exception), then exit 130 / 143."""
+    where = getattr(exc, "output", "") or "the run directory"
+    what = "SIGTERM" if isinstance(exc, Terminated) else "interrupt"
+    click.echo(f"r1h: stopped by {what}; {getattr(exc, 'kept', kept)} are saved in {where}; rerun the same command to "
+               "resume", err=True)
+    sys.exit(143 if isinstance(exc, Terminated) else 130)

@@ -122,7 +122,8 @@ def score_cmd(file: Path, reward_name: str, output: Path | None, force: bool, bu
     lines are reported as FILE:LINE and skipped; the summary counts them.
     """
     import r1h
-    from r1h.harness.eval.pipeline import Terminated, sigterm_as_interrupt
+    from r1h.harness.core.errors import Terminated
+    from r1h.harness.eval.session import sigterm_as_interrupt
     from r1h.harness.grading.pool import GradingPool, grade
 
     if budget is not None and not budget > 0:

@@ -12,6 +12,7 @@ continuous batching). ``generate`` (a batch in, a batch out) still works: the ba
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Iterator
 from itertools import islice
 from typing import Any
@@ -99,3 +100,13 @@ def backend_stream(backend: Any, requests: Iterable[GenerationRequest], config: 
     if callable(stream):
         return iter(stream(requests, config))
     return stream_from_generate(backend, requests, config, getattr(backend, "stream_chunk", 32))
+
+
+def describe_backend(backend: Any) -> dict[str, Any]:
+    """The one way the core records a backend: its :meth:`Backend.describe` as plain JSON (``{}`` for a duck-typed
+    backend without one). Never raises: a failing ``describe`` is recorded as ``describe_error``, not a lost run."""
+    try:
+        described = backend.describe() if callable(getattr(backend, "describe", None)) else {}
+        return json.loads(json.dumps(described, default=str))
+    except Exception as exc:
+        return {"backend": getattr(backend, "name", ""), "describe_error": f"{type(exc).__name__}: {exc}"}

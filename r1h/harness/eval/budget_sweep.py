@@ -88,7 +88,8 @@ def run_sweep(opts: EvalOptions, budgets: list[int], console: Any = None) -> dic
     """Run ``opts`` once per budget into ``OUT/budget-B`` and write the sweep's summary and plot into ``OUT``."""
     import r1h
     from r1h.harness.eval.report import _save
-    from r1h.harness.eval.runner import default_output, run_eval
+    from r1h.harness.eval.runner import run_eval
+    from r1h.harness.eval.session import default_output
 
     check_budgets(opts, budgets)
     backend = r1h.get_backend(opts.backend, model=opts.model, **opts.backend_args)

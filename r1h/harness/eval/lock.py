@@ -1,4 +1,4 @@
-"""The ``--output`` lock: one ``r1h eval`` per run directory (or one per shard of it).
+"""The ``--output`` lock: one ``r1h eval`` (or ``r1h distill generate``) per run directory (or one per shard of it).
 
 ``fcntl.flock`` on ``DIR/.lock``: a whole run holds it exclusively; each ``--shard I/N`` run holds it shared (so
 shards run side by side) plus ``DIR/.lock.shard-I-of-N`` exclusively. The kernel drops a lock when its process dies,
@@ -34,8 +34,8 @@ def _holder(path: Path) -> str:
 class RunLock:
     """Hold the locks of one run directory until :meth:`release` (or the process ends)."""
 
-    def __init__(self, root: Path, shard: str | None = None):
-        self.root, self.shard = Path(root), shard
+    def __init__(self, root: Path, shard: str | None = None, command: str = "r1h eval"):
+        self.root, self.shard, self.command = Path(root), shard, command  # command: named in a refusal
         self._fds: list[int] = []
         self.warning: str | None = None
 
@@ -71,13 +71,13 @@ class RunLock:
                 holders = [_holder(p) for p in sorted(self.root.glob(f"{MAIN}.shard-*")) if self._busy(p)]
                 who = ", ".join(holders) if holders else _holder(main)
                 self.release()
-                raise RunError(f"{self.root} is in use by another r1h eval ({who}); wait for it or use another "
+                raise RunError(f"{self.root} is in use by another {self.command} ({who}); wait for it or use another "
                                "--output")
             return self
         if not self._take(main, exclusive=False, write_pid=False):
             who = _holder(main)
             self.release()
-            raise RunError(f"{self.root} is in use by another r1h eval ({who}); wait for it or use another --output")
+            raise RunError(f"{self.root} is in use by another {self.command} ({who}); wait for it or use another --output")
         path = self.root / f"{MAIN}.{self.shard}"
         if not self._take(path, exclusive=True, write_pid=True):
             who = _holder(path)

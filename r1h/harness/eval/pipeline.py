@@ -1,4 +1,5 @@
-"""One benchmark as one stream: lazy requests -> backend -> bounded queue -> grader thread -> samples file.
+"""The eval pipeline: one benchmark as one stream, lazy requests -> backend -> bounded queue -> grader thread ->
+samples file. (The run around it: :mod:`r1h.harness.eval.runner`; ``r1h distill generate`` runs on it too.)
 
 - The requests for every pending ``(problem, sample indices)`` are built lazily and handed to the backend at once
   (:func:`~r1h.harness.core.backend.backend_stream`); the backend pulls them as fast as its own in-flight window allows.
@@ -15,13 +16,12 @@ from __future__ import annotations
 
 import contextlib
 import queue
-import signal
 import threading
 from collections.abc import Callable, Iterator
 from typing import Any
 
 from r1h.harness.core.backend import backend_stream
-from r1h.harness.core.errors import RunError, Terminated
+from r1h.harness.core.errors import RunError
 from r1h.harness.core.types import Generated, GenerationRequest, Sample, sample_seed
 from r1h.harness.eval.budget import budget_stream, record_fields
 from r1h.harness.eval.metrics import is_correct
@@ -31,25 +31,6 @@ QUEUE_SIZE = 4096  # finished samples waiting to be graded; the backend blocks o
 MICRO_BATCH = 64  # most samples graded and written together
 _DONE = object()
 JOIN_TIMEOUT_S = 600.0
-
-
-@contextlib.contextmanager
-def sigterm_as_interrupt():
-    """SIGTERM raises :class:`~r1h.harness.eval.pipeline.Terminated` (a KeyboardInterrupt) in the main thread; a second
-    SIGTERM during the clean-up is ignored."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def on_term(signum, frame):
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        raise Terminated()
-
-    old = signal.signal(signal.SIGTERM, on_term)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, old)
 
 
 def build_requests(plan: Any, pending: list[tuple[Sample, list[int]]], needs_reference: bool,
@@ -89,10 +70,12 @@ class _Grader(threading.Thread):
     """Grades micro-batches from the queue and appends them; the only writer of the samples file."""
 
     def __init__(self, plan: Any, sink: Any, q: queue.Queue, budget: float | None, columns: dict[str, dict],
-                 on_written: Callable[[list[dict[str, Any]]], Any] | None, batch: int):
+                 on_written: Callable[[list[dict[str, Any]]], Any] | None, batch: int,
+                 records: Callable[[list[Generated]], list[dict[str, Any]]] | None = None):
         super().__init__(name=f"r1h-grader-{plan.name}", daemon=True)
         self.plan, self.sink, self.q, self.budget, self.columns = plan, sink, q, budget, columns
         self.on_written, self.batch = on_written, batch
+        self.records = records or self._graded
         self.abort = threading.Event()
         self.error: BaseException | None = None
         self.written = 0
@@ -118,7 +101,8 @@ class _Grader(threading.Thread):
         except BaseException as exc:  # handed to the main thread, which raises it
             self.error = exc
 
-    def _grade_and_write(self, batch: list[Generated]) -> None:
+    def _graded(self, batch: list[Generated]) -> list[dict[str, Any]]:
+        """The eval records: each sample graded by the plan's reward (the worker pool for isolated rewards)."""
         from r1h.harness.grading.pool import grade
 
         verdicts = grade(self.plan.reward, [g.completion.text for g in batch],
@@ -126,7 +110,10 @@ class _Grader(threading.Thread):
                          rows=[dict(self.columns[g.request.id]) for g in batch], budget=self.budget)
         if len(verdicts) != len(batch):
             raise RunError(f"grading returned {len(verdicts)} verdicts for {len(batch)} completions")
-        records = [make_record(g, v) for g, v in zip(batch, verdicts, strict=True)]
+        return [make_record(g, v) for g, v in zip(batch, verdicts, strict=True)]
+
+    def _grade_and_write(self, batch: list[Generated]) -> None:
+        records = self.records(batch)
         self.written += self.sink.append(records)
         if self.on_written is not None:
             try:
@@ -137,15 +124,19 @@ class _Grader(threading.Thread):
 
 def stream_benchmark(plan: Any, backend: Any, sink: Any, pending: list[tuple[Sample, list[int]]], *,
                      budget: float | None = None, on_written: Callable[[list[dict[str, Any]]], Any] | None = None,
-                     queue_size: int = QUEUE_SIZE, batch: int = MICRO_BATCH) -> int:
-    """Generate, grade and store every pending sample of one benchmark. Returns how many records were written."""
+                     queue_size: int = QUEUE_SIZE, batch: int = MICRO_BATCH,
+                     records: Callable[[list[Generated]], list[dict[str, Any]]] | None = None) -> int:
+    """Generate, grade and store every pending sample of one benchmark. Returns how many records were written.
+
+    ``records`` turns a micro-batch of finished samples into the lines to append, in the grading thread (default:
+    graded by ``plan.reward``; ``r1h distill generate`` writes its traces ungraded)."""
     if not pending:
         return 0
     name = getattr(backend, "name", type(backend).__name__)
     columns = {sample.id: sample.columns for sample, _ in pending}
     wanted = sum(len(indices) for _, indices in pending)
     q: queue.Queue = queue.Queue(maxsize=max(1, queue_size))
-    grader = _Grader(plan, sink, q, budget, columns, on_written, batch)
+    grader = _Grader(plan, sink, q, budget, columns, on_written, batch, records)
     stop = threading.Event()
     grader.start()
     received: set[tuple[str, int]] = set()

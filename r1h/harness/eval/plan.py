@@ -1,5 +1,5 @@
 """What ``r1h eval`` runs: the options as given, and per benchmark its plugin, data, reward and sampling settings
-(``BenchPlan``), the run's fingerprint (run.json) and the ``(problem, sample)`` pairs still missing."""
+(``BenchPlan``) and the run's fingerprint (run.json): what is run, before anything runs."""
 
 from __future__ import annotations
 
@@ -213,13 +213,34 @@ def plans_from_config(config: dict[str, Any]) -> list[BenchPlan]:
     return plans
 
 
-def missing_pairs(plan: BenchPlan, stored: Any, shard: Any = None) -> list[tuple[Sample, list[int]]]:
-    """Per problem, the sample indices not on disk yet (only those of ``shard`` when given)."""
-    keys = getattr(stored, "keys", stored)  # a SampleFile or a set of keys
-    out = []
-    for sample in plan.samples:
-        wanted = [i for i in range(plan.generation.n) if (sample.id, i) not in keys
-                  and (shard is None or shard.owns(sample.id, i))]
-        if wanted:
-            out.append((sample, wanted))
-    return out
+@dataclass
+class RunPlan:
+    """Everything a run is decided by before it starts: the options (``--merge``: as run.json recorded them), the
+    shard, the benchmarks' plans and the fingerprint for run.json."""
+
+    opts: EvalOptions
+    shard: Any
+    plans: list[BenchPlan]
+    config: dict[str, Any]
+
+
+def plan_run(opts: EvalOptions) -> RunPlan:
+    """The options checked, the shard and the plans. ``--merge`` takes the model, backend, limit, budget and every
+    benchmark's settings from the run's run.json instead of the flags."""
+    from r1h.harness.eval.shards import parse_shard
+    from r1h.harness.eval.store import RunStore
+
+    opts.validate()
+    shard = parse_shard(opts.shard)
+    if not opts.merge:
+        plans = plan_benchmarks(opts)
+        return RunPlan(opts, shard, plans, run_config(opts, plans))
+    try:
+        config = RunStore(opts.output).read_config()
+    except RunError as exc:
+        raise RunError(f"--merge: {exc}") from exc
+    opts = dataclasses.replace(
+        opts, model=config.get("model"), backend=config.get("backend") or opts.backend,
+        backend_args=dict(config.get("backend_args") or {}), limit=config.get("limit"), budget=config.get("budget"))
+    plans = plans_from_config(config)
+    return RunPlan(opts, shard, plans, run_config(opts, plans))

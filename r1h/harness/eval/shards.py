@@ -3,7 +3,8 @@
 A pair belongs to shard ``sha256("id:sample_index") mod N`` (stable across machines and Python versions, unlike
 ``hash()``). Shard I writes ``samples/NAME.shard-I-of-N.jsonl`` in the shared ``--output``; ``run.json`` is the same
 for every shard. A run without ``--shard`` (or ``r1h eval --merge``) first folds every shard file into
-``samples/NAME.jsonl`` by ``(id, sample_index)`` (no duplicates), then generates only what is still missing.
+``samples/NAME.jsonl`` by ``(id, sample_index)`` (no duplicates; :func:`r1h.harness.eval.resume.fold_shards`), then
+generates only what is still missing.
 """
 
 from __future__ import annotations
@@ -16,7 +17,6 @@ from pathlib import Path
 from r1h.harness.core.errors import ConfigError
 
 SHARD_FILE = re.compile(r"^(?P<bench>.+)\.shard-(?P<i>\d+)-of-(?P<n>\d+)\.jsonl$")
-FOLD_BATCH = 256  # records per append while folding shard files (bounded memory)
 
 
 @dataclass(frozen=True)
@@ -66,31 +66,6 @@ def shard_files(samples_dir: Path, bench: str) -> list[Path]:
         if m and m.group("bench") == bench:
             found.append((int(m.group("n")), int(m.group("i")), path))
     return [p for _, _, p in sorted(found)]
-
-
-def fold_shards(store, bench: str, target, schema) -> tuple[int, list[str]]:
-    """Append every record of the benchmark's shard files that ``target`` (a loaded SampleFile) lacks.
-
-    Returns (records added, notes about torn or bad shard lines)."""
-    from r1h.harness.eval.store import SampleFile
-
-    added, notes = 0, []
-    for path in shard_files(store.root / "samples", bench):
-        part = SampleFile(path, schema=schema)
-        report = part.load()
-        notes.extend(report.bad)
-        if report.torn_bytes:
-            notes.append(f"{path}: dropped a torn last line ({report.torn_bytes} bytes)")
-        batch = []
-        for record in part.iter_records():
-            if (str(record["id"]), int(record["sample_index"])) in target.keys:
-                continue
-            batch.append(record)
-            if len(batch) >= FOLD_BATCH:
-                added += target.append(batch)
-                batch = []
-        added += target.append(batch)
-    return added, notes
 
 
 def shard_summaries(root: Path) -> list[dict]:

@@ -134,20 +134,6 @@ def atomic_write(path: Path, text: str) -> None:
 _atomic_write = atomic_write  # the old private name
 
 
-def config_diff(old: Any, new: Any, prefix: str = "") -> list[str]:
-    """Dotted keys whose values differ between two JSON-like configs."""
-    if isinstance(old, Mapping) and isinstance(new, Mapping):
-        keys: list[str] = []
-        for key in sorted(set(old) | set(new), key=str):
-            path = f"{prefix}.{key}" if prefix else str(key)
-            if key not in old or key not in new:
-                keys.append(path)
-            else:
-                keys.extend(config_diff(old[key], new[key], path))
-        return keys
-    return [] if old == new else [prefix or "<config>"]
-
-
 @dataclass
 class LoadReport:
     """What resume found in one samples file. ``bad`` holds one message per distrusted line (regenerated)."""
@@ -308,12 +294,13 @@ class SampleFile:
 RECORD_KEYS = ("stack",)  # written into run.json for the record; never part of the resume fingerprint
 
 
-def _fingerprint(stored: Any) -> Any:
+def stored_fingerprint(stored: Any) -> Any:
+    """run.json without the ``RECORD_KEYS``: what a rerun is compared against."""
     return {k: v for k, v in stored.items() if k not in RECORD_KEYS} if isinstance(stored, dict) else stored
 
 
 class RunStore:
-    """The run directory. ``open(config)`` writes or checks ``run.json``; other files hang off ``root``."""
+    """The run directory and its files (run.json is written or checked by :func:`r1h.harness.eval.resume.open_run`)."""
 
     def __init__(self, root: str | os.PathLike[str]):
         self.root = Path(root)
@@ -379,51 +366,10 @@ class RunStore:
         except OSError as exc:
             raise io_error(self.root, exc, "cannot create the run directory") from exc
 
-    def open(self, config: Mapping[str, Any], record: Mapping[str, Any] | None = None) -> bool:
-        """Record ``config`` as this run's fingerprint, or check it against the stored one.
-
-        ``record`` (keys in ``RECORD_KEYS``, e.g. the software stack) is written into a new run.json beside the
-        fingerprint but never compared: a resumed run keeps the first run's record (results.json has the current one).
-        Returns True when resuming an existing run. Raises :class:`RunError` naming the differing keys.
-        """
-        config = json.loads(json.dumps(config))  # normalise tuples, int keys ... as JSON would
-        try:
-            exists = self.run_json.exists()
-            text = self.run_json.read_text(encoding="utf-8") if exists else None
-        except OSError as exc:
-            raise io_error(self.run_json, exc, "cannot read") from exc
-        if text is not None:
-            try:
-                stored = _fingerprint(json.loads(text))
-            except ValueError as exc:
-                raise RunError(f"{self.run_json}: unreadable run config ({exc})") from exc
-            diff = config_diff(stored, config)
-            if diff:
-                raise RunError(
-                    f"{self.root} holds a run with a different config ({', '.join(diff)}); "
-                    "use another --output or the same flags to resume"
-                )
-            return True
-        samples = self.root / "samples"
-        try:
-            has_samples = samples.is_dir() and any(samples.iterdir())
-        except OSError as exc:
-            raise io_error(samples, exc, "cannot list") from exc
-        if has_samples:
-            raise RunError(f"{self.root} has samples but no run.json; refusing to mix runs (use another --output)")
-        try:
-            self.root.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise io_error(self.root, exc, "cannot create the run directory") from exc
-        extra = {k: v for k, v in (record or {}).items() if k in RECORD_KEYS}
-        atomic_write(self.run_json, json.dumps({**config, **json.loads(json.dumps(extra, default=str))},
-                                               indent=2, sort_keys=True) + "\n")
-        return False
-
     def read_config(self) -> dict[str, Any]:
         """run.json's fingerprint (without the ``RECORD_KEYS`` kept for the record)."""
         try:
-            return _fingerprint(json.loads(self.run_json.read_text(encoding="utf-8")))
+            return stored_fingerprint(json.loads(self.run_json.read_text(encoding="utf-8")))
         except FileNotFoundError:
             raise RunError(f"{self.run_json} not found (is {self.root} an r1h eval run?)") from None
         except OSError as exc:
