@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from r1h.harness.core.errors import DataError, first_line
 from r1h.harness.data.hub import OFFLINE_HINT, HubUnreachableError
