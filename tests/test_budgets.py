@@ -20,8 +20,8 @@ import types
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-import hostile_corpus as H
 import pytest
+from helpers import hostile_corpus as H
 
 import r1h
 from r1h.harness.core.errors import ConfigError
