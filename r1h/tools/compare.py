@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import math
 import sys
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -61,19 +61,30 @@ class Run:
         return iter_jsonl(self.samples_path(bench), missing_ok=True)
 
     def problems(self, bench: str) -> dict[str, float]:
-        """Problem id -> mean correctness (:func:`per_problem`), from one pass over the samples, kept."""
+        """Problem id -> mean correctness over its samples (``correct``, else ``reward`` > 0), from one pass over the
+        samples file, kept."""
         return self._summary(bench)[0]
 
     def samples_per_problem(self, bench: str) -> int:
-        """The largest number of samples any problem has (:func:`samples_per_problem`), from the same pass."""
+        """The largest number of samples any problem has (1 means a greedy / n=1 run), from the same pass."""
         return self._summary(bench)[1]
 
     def _summary(self, bench: str) -> tuple[dict[str, float], int]:
         if bench not in self._problems:
             sums: dict[str, list[float]] = {}
-            counts: dict[str, int] = {}
+            counts: dict[str, int] = {}  # rows without an id count too (as "None")
             for row in self.samples(bench):
-                _count(row, sums, counts)
+                counts[str(row.get("id"))] = counts.get(str(row.get("id")), 0) + 1
+                if "id" not in row:
+                    continue
+                if "correct" in row and row["correct"] is not None:
+                    value = 1.0 if row["correct"] else 0.0
+                else:
+                    reward = row.get("reward")
+                    value = 1.0 if isinstance(reward, (int, float)) and reward > 0 else 0.0
+                acc = sums.setdefault(str(row["id"]), [0.0, 0.0])
+                acc[0] += value
+                acc[1] += 1
             self._problems[bench] = ({pid: s / n for pid, (s, n) in sums.items()}, max(counts.values(), default=0))
         return self._problems[bench]
 
@@ -107,38 +118,6 @@ def load_run(path: str | Path, label: str | None = None) -> Run:
     if not isinstance(results, dict) or not isinstance(results.get("benchmarks"), dict):
         raise RunError(f"{results_file}: not an r1h results file (no 'benchmarks' object)")
     return Run(path=path, results=results, label=label or path.name)
-
-
-def _count(row: dict[str, Any], sums: dict[str, list[float]], counts: dict[str, int] | None = None) -> None:
-    """Add one sample to the per-problem sums (and to the sample counts, which also count rows without an id)."""
-    if counts is not None:
-        counts[str(row.get("id"))] = counts.get(str(row.get("id")), 0) + 1
-    if "id" not in row:
-        return
-    if "correct" in row and row["correct"] is not None:
-        value = 1.0 if row["correct"] else 0.0
-    else:
-        reward = row.get("reward")
-        value = 1.0 if isinstance(reward, (int, float)) and reward > 0 else 0.0
-    acc = sums.setdefault(str(row["id"]), [0.0, 0.0])
-    acc[0] += value
-    acc[1] += 1
-
-
-def per_problem(samples: Iterable[dict[str, Any]]) -> dict[str, float]:
-    """Problem id -> mean correctness over its samples (``correct``, else ``reward`` > 0)."""
-    sums: dict[str, list[float]] = {}
-    for row in samples:
-        _count(row, sums)
-    return {pid: s / n for pid, (s, n) in sums.items()}
-
-
-def samples_per_problem(samples: Iterable[dict[str, Any]]) -> int:
-    """The largest number of samples any problem has (1 means a greedy / n=1 run)."""
-    counts: dict[str, int] = {}
-    for row in samples:
-        counts[str(row.get("id"))] = counts.get(str(row.get("id")), 0) + 1
-    return max(counts.values(), default=0)
 
 
 # -- comparing --------------------------------------------------------------------------------------------------------

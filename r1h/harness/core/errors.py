@@ -43,15 +43,13 @@ class Terminated(KeyboardInterrupt):
     """SIGTERM, handled like Ctrl-C (exit status 143 instead of 130); raised by ``pipeline.sigterm_as_interrupt``."""
 
 
-def one_line(text: object, limit: int = 300) -> str:
+def one_line(text: object, limit: int | None = 300) -> str:
     """The first non-blank line of ``text`` (an exception, a message), stripped and cut to ``limit`` characters: what
     goes into a one-line error."""
-    lines = [ln.strip() for ln in str(text).strip().splitlines() if ln.strip()]
-    first = lines[0] if lines else ""
-    return first[:limit]
+    first = next((ln.strip() for ln in str(text).strip().splitlines() if ln.strip()), "")
+    return first if limit is None else first[:limit]
 
 
 def first_line(exc: BaseException) -> str:
-    """The first line of an exception's message, or its type name when it has none."""
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
+    """The first line of an exception's message (whole), or its type name when it has none."""
+    return one_line(exc, limit=None) or type(exc).__name__

@@ -3,7 +3,8 @@
 .jsonl, .json (a list, ``{"data": [...]}``, or JSON Lines saved as .json), .csv and .parquet; JSON Lines are read by
 :mod:`r1h.harness.data.jsonl`. Every failure is a one-line :class:`~r1h.harness.core.errors.DataError` naming the
 file, and the line for JSON Lines; a line the JSON parser cannot finish (nested deeper than its recursion limit, an
-integer over Python's 4,300-digit limit) also names the column (:func:`r1h.harness.data.columns.bad_json_column`). Standard library only at import; pyarrow when needed.
+integer over Python's 4,300-digit limit) also names the column (:func:`r1h.harness.data.columns.bad_json_column`).
+Standard library only at import; pyarrow when needed.
 """
 
 from __future__ import annotations
@@ -14,8 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from r1h.harness.core.errors import DataError
-from r1h.harness.core.errors import one_line as _one_line
+from r1h.harness.core.errors import DataError, one_line
 from r1h.harness.data import jsonl
 
 # ``select(n_rows) -> range | None`` picks rows before they are materialised (None: all rows).
@@ -52,7 +52,7 @@ def _read_json(path: Path, name: str, lines: list[int] | None = None) -> list[di
         except DataError as again:
             if "not valid JSON" not in str(again):
                 raise
-        why = "holds an integer of over 4300 digits" if "digits" in str(exc) else _one_line(exc)
+        why = "holds an integer of over 4300 digits" if "digits" in str(exc) else one_line(exc)
         raise DataError(f"{name}: {path}: {why}") from None
     if isinstance(data, dict):
         for key in ("data", "rows", "examples"):
@@ -77,7 +77,7 @@ def _read_csv(path: Path, name: str) -> list[dict[str, Any]]:
     except UnicodeDecodeError as exc:
         raise DataError(f"{name}: {path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
     except csv.Error as exc:
-        raise DataError(f"{name}: {path}: bad CSV ({_one_line(exc)})") from None
+        raise DataError(f"{name}: {path}: bad CSV ({one_line(exc)})") from None
 
 
 def _read_parquet(path: Path, name: str, select: Selector | None) -> tuple[list[dict[str, Any]], int]:
@@ -88,7 +88,7 @@ def _read_parquet(path: Path, name: str, select: Selector | None) -> tuple[list[
     try:
         table = pq.read_table(path)
     except Exception as exc:
-        raise DataError(f"{name}: {path}: unreadable parquet ({type(exc).__name__}: {_one_line(exc)})") from None
+        raise DataError(f"{name}: {path}: unreadable parquet ({type(exc).__name__}: {one_line(exc)})") from None
     picked = select(table.num_rows) if select else None
     if picked is not None:
         table = table.slice(picked.start, len(picked))

@@ -24,8 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from r1h.harness.core.errors import ConfigError, DataError
-from r1h.harness.core.errors import one_line as _one_line
+from r1h.harness.core.errors import ConfigError, DataError, one_line
 from r1h.harness.core.naming import looks_like_path
 from r1h.harness.data.readers import Selector, read_file, read_file_located
 
@@ -187,11 +186,11 @@ def _load_hub(src: Source, name: str, select: Selector | None) -> tuple[list[dic
         if hub.offline_mode():
             raise DataError(
                 f"{name}: {label} split {src.split!r} is not in the local cache (HF_HUB_OFFLINE is set; "
-                f"{type(exc).__name__}: {_one_line(exc)}); {hint}"
+                f"{type(exc).__name__}: {one_line(exc)}); {hint}"
             ) from None
         raise DataError(
             f"{name}: could not load {label} split {src.split!r}: the hub has no such dataset or refused it "
-            f"({type(exc).__name__}: {_one_line(exc)}); {hint}"
+            f"({type(exc).__name__}: {one_line(exc)}); {hint}"
         ) from None
     picked = select(len(ds)) if select else None
     if picked is not None:

@@ -46,7 +46,6 @@ def clock_text(seconds: float | None) -> str:
     return f"{seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
 
 
-
 class Heartbeat:
     """A daemon thread that calls ``beat()`` every ``poll`` seconds until :meth:`stop`: what repeats a progress line
     after ``interval`` seconds without one (the eval display's trackers, ``r1h train``'s step lines)."""
