@@ -8,7 +8,7 @@ import os
 import time
 
 import pytest
-from adversarial_corpus import BUILTIN_REWARDS, build_corpus, gold_for
+from helpers.adversarial_corpus import BUILTIN_REWARDS, build_corpus, gold_for
 
 import r1h
 from r1h.harness.grading.pool import GradingPool, grade, resolve_budget

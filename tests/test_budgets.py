@@ -20,8 +20,8 @@ import types
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-import hostile_corpus as H
 import pytest
+from helpers import hostile_corpus as H
 
 import r1h
 from r1h.harness.core.errors import ConfigError
@@ -166,7 +166,7 @@ def test_isolated_batch_of_the_small_corpus(pool):
 
 def test_the_wait_for_a_fresh_worker_is_not_billed_to_the_next_item():
     with GradingPool(workers=1) as one:
-        from test_grading import Misbehaving
+        from helpers.misbehaving import Misbehaving
 
         one.warm(Misbehaving())
         results = grade(Misbehaving(), ["hang", "1", "1"], rows=[{"answer": "1"}] * 3, budget=0.3, pool=one)
@@ -223,7 +223,7 @@ def test_a_reward_that_cannot_load_in_a_worker_is_an_error(pool):
 
 
 def test_no_worker_can_start_warns_once_and_stays_bounded(monkeypatch):
-    from test_grading import Misbehaving
+    from helpers.misbehaving import Misbehaving
 
     class NoChildren:
         def __init__(self, *args, **kwargs):

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import gc
 import json
-import os
 import subprocess
 import sys
 import textwrap
@@ -13,6 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
+from helpers.misbehaving import Misbehaving
 
 import r1h
 from r1h.harness.core import plugins
@@ -23,35 +22,6 @@ from r1h.harness.grading.pool import GradingPool, grade, resolve_budget
 
 BUDGET = 0.5
 MARGIN = 1.5  # kill, replacement and scheduling noise on a loaded 2-core machine
-
-
-class Misbehaving(r1h.Reward):
-    """Isolated test reward: "hang" spins forever, "sleep" sleeps, "die" kills its process, "raise" raises, "where"
-    reports whether it runs inside a grading worker, "frozen" whether its heap came frozen (gc.freeze) from a zygote;
-    anything else scores 1.0 when it equals the gold answer."""
-
-    name = "misbehaving"
-    columns = ("answer",)
-    isolate = True
-
-    def score(self, completion, prompt=None, **row):
-        if completion == "hang":
-            while True:
-                pass
-        if completion == "sleep":
-            time.sleep(3600)
-        if completion == "die":
-            os._exit(3)
-        if completion == "raise":
-            raise ValueError("broken item")
-        if completion == "where":
-            return 1.0 if grading._in_worker() else 0.0
-        if completion == "frozen":  # forked from a zygote that froze its heap out of the collector's way
-            return 1.0 if gc.get_freeze_count() > 0 else 0.0
-        return float(completion == str(row.get("answer")))
-
-    def extract(self, completion, prompt=None, **row):
-        return completion[:20]
 
 
 class InlineSlow(Misbehaving):
@@ -210,7 +180,7 @@ def test_workers_die_with_a_killed_parent(tmp_path, forked):
     script.write_text(textwrap.dedent(f"""
         import sys, threading, time
         sys.path.insert(0, {str(Path(__file__).parent)!r})
-        from test_grading import Misbehaving
+        from helpers.misbehaving import Misbehaving
         from r1h.harness.grading.pool import GradingPool, grade
         pool = GradingPool(workers=1)
         if {forked!r}:
