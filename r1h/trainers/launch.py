@@ -64,7 +64,7 @@ def launch_command(workflow: str, argv: list[str], config: str, num_processes: i
     if cpu:
         # accelerate's own --cpu launches one process (or needs mpirun); the torchrun launcher of a MULTI_GPU config
         # starts N processes, which train on the CPU (use_cpu) with a gloo process group.
-        child += ["--set", "use_cpu=true"]
+        child += [] if "use_cpu=true" in child else ["--set", "use_cpu=true"]
     if main_process_port:
         cmd += ["--main_process_port", str(int(main_process_port))]
     for item in extra:

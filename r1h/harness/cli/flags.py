@@ -5,20 +5,9 @@ from __future__ import annotations
 import click
 
 from r1h.harness.core.errors import FlagError
+from r1h.harness.core.options import split_pairs
 
-
-def parse_pairs(flag: str, values: tuple[str, ...], *, empty_ok: bool = True) -> dict[str, str]:
-    """``KEY=VALUE`` flags into a dict; a malformed or repeated one is a one-line usage error naming the flag."""
-    out: dict[str, str] = {}
-    for value in values:
-        key, sep, rest = value.partition("=")
-        key = key.strip()
-        if not sep or not key or (not empty_ok and not rest):
-            raise FlagError(f"{flag} {value!r}: expected KEY=VALUE")
-        if key in out:
-            raise FlagError(f"{flag} {key}: given twice")
-        out[key] = rest
-    return out
+parse_pairs = split_pairs  # the one KEY=VALUE splitter (r1h.harness.core.options), by the name the commands use
 
 
 def backend_args(values: tuple[str, ...], base_urls: tuple[str, ...] = ()) -> dict[str, str]:
