@@ -27,4 +27,4 @@ def backend_options(f):
                      help="OpenAI-compatible server for --backend openai (repeatable: replicas; same as --backend-arg "
                           "base_url=URL[,URL...]).")(f)
     return click.option("--backend-arg", "backend_args", multiple=True, metavar="KEY=VALUE",
-                        help="Backend option (repeatable); `r1h list backends` names each backend's.")(f)
+                        help="Backend option (repeatable); `r1h list backends --wide` shows each backend's.")(f)

@@ -127,13 +127,14 @@ def convert(value: Any, tp: Any) -> Any:
         if value is None or (isinstance(value, str) and not value.strip()):
             if len(members) < len(typing.get_args(tp)):
                 return None
+        if len(members) == 1:
+            return convert(value, members[0])
         for member in members:
             try:
                 return convert(value, member)
             except ValueError:
                 continue
-        raise ValueError(_expected(members[0]) if len(members) == 1 else
-                         "one of " + ", ".join(_choices(m) for m in members))
+        raise ValueError("one of " + ", ".join(_choices(m) for m in members))
     text = str(value).strip()
     if origin is Literal:
         for choice in typing.get_args(tp):
@@ -189,10 +190,10 @@ def _bounds(number: Any, meta: Mapping[str, Any]) -> str | None:
 class Options:
     """The base of a plugin's options: subclass it as a ``@dataclasses.dataclass`` whose fields are :func:`option`.
 
-    ``extra = True`` lets :meth:`parse` keep keys it does not declare (in ``extra_args``, untyped) for the plugin to
-    check itself: the vllm backend hands them to vLLM's ``EngineArgs``."""
+    ``extra`` (a phrase naming them) lets :meth:`parse` keep keys it does not declare (in ``extra_args``, untyped,
+    for the plugin to check itself): the vllm backend hands them to vLLM's ``EngineArgs``."""
 
-    extra: ClassVar[bool] = False
+    extra: ClassVar[str] = ""
 
     @classmethod
     def fields(cls) -> list[dataclasses.Field]:

@@ -17,7 +17,7 @@ class VLLMOptions(Options):
     """``--backend-arg``s of the vllm backend; ``-`` (None): vLLM's own default. Any other ``vllm.EngineArgs`` field
     is passed on too."""
 
-    extra = True  # other EngineArgs fields
+    extra = "any other vllm.EngineArgs field (its value by the literal rule: JSON, else the text)"
 
     max_in_flight: int | None = option(None, "samples in the engine at once (default: twice the engines' "
                                              "max_num_seqs)", ge=1)
