@@ -146,20 +146,14 @@ def convert(value: Any, tp: Any) -> Any:
             return value
         if text.lower() in TRUE + FALSE:
             return text.lower() in TRUE
-    elif tp is int:
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value
-        if not isinstance(value, bool):
+    elif tp in (int, float):
+        if isinstance(value, bool):
+            pass
+        elif isinstance(value, int) or (tp is float and isinstance(value, float)):
+            return tp(value)
+        else:
             try:
-                return int(text)
-            except ValueError:
-                pass
-    elif tp is float:
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
-        if not isinstance(value, bool):
-            try:
-                return float(text)
+                return tp(text)
             except ValueError:
                 pass
     elif tp is str:
