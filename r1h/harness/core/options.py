@@ -163,7 +163,7 @@ def convert(value: Any, tp: Any) -> Any:
         if isinstance(parsed, dict):
             return parsed
         raise ValueError("a JSON object, e.g. '{\"image\": 1}'")
-    else:
+    else:  # a type this rule does not know (a plugin's own class): the value as given, for the plugin to check
         return value
     raise ValueError(_expected(tp))
 
@@ -216,8 +216,7 @@ class Options:
             if why:
                 raise FlagError(f"{flag} {key}={value}: {why}")
         options = cls(**kwargs)
-        options.extra_args = extra
-        options.given = frozenset(kwargs)
+        options.extra_args = extra  # the undeclared keys an ``extra`` class keeps, as given
         return options
 
     @classmethod

@@ -7,17 +7,18 @@
 - ``stream`` pulls requests lazily and yields each sample as it finishes, in one of two modes (``batching``):
   - **static**: rows (one per wanted sample) are buffered ``batch_size`` at a time, sorted by prompt length, LEFT
     padded and generated together; each chunk is yielded when it ends. Per-sample seeds: a logits processor draws
-    each row's token with that row's own ``torch.Generator`` (:func:`.transformers_sampling.row_sampler`), so a sample's draws do
-    not depend on which other samples share its batch (only floating-point differences of batched matmuls can,
-    rarely, change a draw). Greedy decoding (temperature 0) deduplicates identical prompts.
+    each row's token with that row's own ``torch.Generator`` (:func:`.transformers_sampling.row_sampler`), so a
+    sample's draws do not depend on which other samples share its batch (only floating-point differences of batched
+    matmuls can, rarely, change a draw). Greedy decoding (temperature 0) deduplicates identical prompts.
   - **continuous**: transformers' own continuous batching (:mod:`.transformers_cb`): a finished row is replaced at
     the next step. Per-sample seeds hold there too: r1h swaps transformers' batch-wide sampler for the same per-row
     seeded one. No stop strings, images or sequence-reading logits processors (repetition penalty...): those
     settings fall back to static batches.
   - **auto** (default): continuous on CUDA where supported, static on CPU, where static batches were faster in
     ``perf/batch_tokps.py`` (see the README's figures).
-- Sampling policy (:mod:`r1h.harness.core.sampling`): ``neutral`` sends temperature/top-p and explicit neutral values for the rest;
-  ``model`` uses the checkpoint's generation_config.json for the rest.
+- Sampling policy (:mod:`r1h.harness.core.sampling`; the HF generation configs: :mod:`.transformers_sampling`):
+  ``neutral`` sends temperature/top-p and explicit neutral values for the rest; ``model`` uses the checkpoint's
+  generation_config.json for the rest.
 
 Backend args (``--backend-arg key=value``): :class:`TransformersOptions` (``r1h list backends --wide`` shows them).
 """
@@ -41,7 +42,7 @@ from r1h.plugins.backends.transformers_sampling import row_sampler
 from r1h.plugins.backends.transformers_static import Row as _Row
 from r1h.plugins.backends.transformers_static import generate_chunk, load_image, vision_messages
 from r1h.plugins.backends.transformers_static import (
-    truncate_at_stop as truncate_at_stop,  # re-exported: the openai backend uses it
+    truncate_at_stop as truncate_at_stop,  # re-exported: tests import it from here
 )
 
 

@@ -12,8 +12,8 @@ Per-sample seeds: the stock sampler is one ``torch.multinomial`` over the whole 
 on which others share its steps. r1h therefore runs the manager greedy (``do_sample=False``) and installs
 :func:`seeded_processors`: a per-request continuous-batching logits processor (the same interface as transformers'
 per-request temperature, ``cb_logits_processors.py``) that carries each row's slot in its tensor argument and draws
-that row's token with the row's own ``torch.Generator`` (:func:`.transformers_sampling.sample_rows`, the static path's sampler);
-argmax then picks the draw. A sample's text thus depends on its seed, not on its neighbours, as on the static path.
+that row's token with the row's own ``torch.Generator`` (:func:`.transformers_sampling.sample_rows`, the static
+path's sampler); argmax then picks the draw. A sample's text thus depends on its seed, not on its neighbours, as on the static path.
 This needs the arguments on the host each step, so CUDA graphs are off in this mode.
 
 What it cannot do (so ``TransformersBackend`` falls back to static batches):

@@ -2,7 +2,8 @@
 
 Every row of a chunk runs until the longest ends (a finished row cannot be replaced: that is what
 :mod:`.transformers_cb` does). Sampling: ``generate`` runs greedy over the one-hot draw of
-:func:`.transformers_sampling.row_sampler`, one seeded ``torch.Generator`` per row, so a sample does not depend on its batch.
+:func:`.transformers_sampling.row_sampler`, one seeded ``torch.Generator`` per row, so a sample does not depend on its
+batch.
 """
 
 from __future__ import annotations
