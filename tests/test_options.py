@@ -103,16 +103,19 @@ def test_one_splitter_and_the_literal_rule():
         8, 0.5, True, None, [1, 2], {"a": 1}, "fp8", "none", 1e-6, ""]
 
 
-def test_train_set_uses_the_one_splitter_and_rule():
+def test_train_set_uses_the_one_splitter_and_rule(tmp_path, monkeypatch):
     from r1h.trainers.recipes import Recipe, apply_overrides
 
     recipe = Recipe(name="r", workflow="sft", model="m", data={}, processor={}, rewards=[], config={})
     apply_overrides(recipe, ["max_steps=3", "--learning-rate=1e-6", "data.columns=[\"a\", \"b\"]", "report_to=none",
-                             "rewards=format,accuracy"])
-    assert recipe.config == {"max_steps": 3, "learning_rate": 1e-6, "report_to": "none"}
+                             "rewards=format,accuracy", "max_steps=4"])  # the Python API: a later override wins
+    assert recipe.config == {"max_steps": 4, "learning_rate": 1e-6, "report_to": "none"}
     assert (recipe.data, recipe.rewards) == ({"columns": ["a", "b"]}, ["format", "accuracy"])
-    with pytest.raises(FlagError, match="^--set max_steps: given twice$"):
-        apply_overrides(recipe, ["max_steps=3", "max_steps=4"])
+    with pytest.raises(FlagError, match=r"^--set 'oops': expected KEY=VALUE$"):
+        apply_overrides(recipe, ["oops"])
+    monkeypatch.chdir(tmp_path)
+    res = CliRunner().invoke(main, ["train", "sft", "--dry-run", "--set", "max_steps=3", "--max_steps", "4"])
+    assert res.exit_code == 2 and res.output.splitlines()[-1].endswith("--set max_steps: given twice"), res.output
 
 
 def test_every_builtin_backend_declares_typed_options():

@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from r1h.harness.core.errors import ConfigError, UnknownNameError
-from r1h.harness.core.options import literal, split_pairs
+from r1h.harness.core.options import literal, split_pair
 
 WORKFLOWS = ("sft", "grpo", "grpo-vl")
 TOP_KEYS = ("name", "workflow", "description", "model", "data", "rewards", "processor", "config", "eval", "speed",
@@ -173,10 +173,11 @@ def parse_reward_spec(spec: str) -> tuple[str, float]:
 
 
 def apply_overrides(recipe: Recipe, sets: list[str] | tuple[str, ...]) -> Recipe:
-    """Apply ``key=value`` overrides (``--set`` and TRL-style flags), split by the one ``KEY=VALUE`` splitter (a key
-    given twice is refused) and read by the literal rule (``r1h.harness.core.options``; ``validate`` then types a
-    config field by TRL's declared type)."""
-    for key, raw in split_pairs("--set", sets).items():
+    """Apply ``key=value`` overrides (``--set`` and TRL-style flags) in order (a later one wins: callers compose
+    lists; ``r1h train`` refuses a key the user gave twice), each split by the one ``KEY=VALUE`` splitter and read by
+    the literal rule (``r1h.harness.core.options``; ``validate`` then types a config field by TRL's declared type)."""
+    for item in sets:
+        key, raw = split_pair("--set", item)
         key = key.lstrip("-").replace("-", "_") if not key.startswith(("data.", "processor.")) else key
         value = literal(raw)
         if key == "model":

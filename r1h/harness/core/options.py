@@ -18,7 +18,8 @@ did-you-mean, a bad value with one line naming the flag, key and value (a :class
 vllm): ``r1h list`` imports it.
 
 **The grammar.** :func:`split_pairs` splits ``KEY=VALUE`` flags (a malformed or repeated key is one line naming the
-flag). One rule gives each value its type:
+flag; ``train``'s Python API applies a composed override list in order with :func:`split_pair`, the command line
+rejects a repeat). One rule gives each value its type:
 
 - where the target declares a type (an :class:`Options` field; a TRL config field for ``train --set``), the text is
   read as that type: ``int``, ``float``, ``bool`` (true/false, yes/no, on/off, 1/0, any case), ``str``, a
@@ -44,15 +45,22 @@ TRUE = ("true", "1", "yes", "on")
 FALSE = ("false", "0", "no", "off")
 
 
+def split_pair(flag: str, value: str, *, empty_ok: bool = True) -> tuple[str, str]:
+    """One ``KEY=VALUE`` flag as ``(key, value)``; a malformed one is a one-line usage error naming the flag
+    (``--backend-arg 'oops': expected KEY=VALUE``)."""
+    key, sep, rest = value.partition("=")
+    key = key.strip()
+    if not sep or not key or (not empty_ok and not rest):
+        raise FlagError(f"{flag} {value!r}: expected KEY=VALUE")
+    return key, rest
+
+
 def split_pairs(flag: str, values: Iterable[str], *, empty_ok: bool = True) -> dict[str, str]:
-    """``KEY=VALUE`` flags into a dict, in order; a malformed or repeated one is a one-line usage error naming the
-    flag (``--backend-arg 'oops': expected KEY=VALUE``, ``--backend-arg a: given twice``)."""
+    """``KEY=VALUE`` flags into a dict, in order (:func:`split_pair`); a key given twice is a one-line usage error
+    naming the flag (``--backend-arg a: given twice``)."""
     out: dict[str, str] = {}
     for value in values:
-        key, sep, rest = value.partition("=")
-        key = key.strip()
-        if not sep or not key or (not empty_ok and not rest):
-            raise FlagError(f"{flag} {value!r}: expected KEY=VALUE")
+        key, rest = split_pair(flag, value, empty_ok=empty_ok)
         if key in out:
             raise FlagError(f"{flag} {key}: given twice")
         out[key] = rest
