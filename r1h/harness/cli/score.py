@@ -13,18 +13,14 @@ import click
 
 from r1h.harness.cli.flags import parse_pairs
 from r1h.harness.core.errors import ConfigError, DataError, FlagError
+from r1h.harness.core.options import literal
 from r1h.harness.core.reward import rows_lacking_gold
 
 
 def parse_params(values: tuple[str, ...]) -> dict[str, Any]:
-    """``--param key=value`` flags: values are read as JSON where they parse (numbers, booleans), else as strings."""
-    params: dict[str, Any] = {}
-    for key, raw in parse_pairs("--param", values).items():
-        try:
-            params[key] = json.loads(raw)
-        except ValueError:
-            params[key] = raw
-    return params
+    """``--param key=value`` flags, each value by the literal rule (``r1h.harness.core.options``: the JSON value the
+    text spells, else the text)."""
+    return {key: literal(raw) for key, raw in parse_pairs("--param", values).items()}
 
 
 def read_rows(path: Path) -> tuple[list[tuple[int, dict[str, Any]]], list[str]]:
