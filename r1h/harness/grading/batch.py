@@ -19,10 +19,9 @@ from r1h.harness.core.types import GradeResult, prompt_tail
 from r1h.harness.grading import protocol as P
 from r1h.harness.grading.budget import load_timeout
 from r1h.harness.grading.fallback import grade_bounded, warn_once
-from r1h.harness.grading.launch import Worker
+from r1h.harness.grading.launch import START_ERRORS, Worker
 
 Progress = Callable[[int], Any]
-_CANNOT_START = (OSError, AssertionError, ValueError)  # EAGAIN/ENOMEM, or a daemonic spawn (Windows)
 
 
 class RewardLoadError(R1HError):
@@ -84,7 +83,7 @@ class Batch:
         and items go to whichever are loaded and idle."""
         try:
             return self.pool.fill(min(self.pool.workers, len(self.items)), self.key)
-        except _CANNOT_START as exc:
+        except START_ERRORS as exc:
             self.inline_fallback = f"cannot start a grading worker in this process ({type(exc).__name__}: {exc})"
             return []
 
@@ -206,7 +205,7 @@ class Batch:
         self.pool.retire(w)
         try:
             fresh = self.pool.start_worker(self.key)
-        except _CANNOT_START:
+        except START_ERRORS:
             return  # _workers() retries (and falls back) when it needs one
         self._feed(fresh, time.monotonic(), load_only=True)
 

@@ -31,6 +31,7 @@ from typing import Any
 
 from r1h.harness.grading import protocol as P
 
+START_ERRORS = (OSError, AssertionError, ValueError)  # cannot start a worker: EAGAIN/ENOMEM, a daemonic spawn (Windows)
 # Runs under ``python -I``: sys.path is the parent's (sent as JSON), r1h is loaded from the parent's own file.
 _BOOT = """\
 import importlib.util, json, os, sys
@@ -218,8 +219,8 @@ class Spawned(Worker):  # pragma: no cover - Windows
 
 
 def start_worker(boot: dict[str, Any], zygote: bool = False) -> Worker:
-    """Start a fresh worker process (the zygote too, with ``zygote=True``); OSError and the like when this process
-    cannot start one."""
+    """Start a fresh worker process (the zygote too, with ``zygote=True``); one of :data:`START_ERRORS` when this
+    process cannot start one."""
     if os.name == "posix":
         return Interpreter({**boot, "zygote": True} if zygote else boot)
     return Spawned(boot)  # pragma: no cover - Windows

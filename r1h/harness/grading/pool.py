@@ -232,8 +232,8 @@ class GradingPool:
         return list(self._members)
 
     def start_worker(self, key: str | None = None) -> launch.Worker:
-        """A new worker: forked from the zygote when it holds ``key``, else a fresh interpreter (OSError and the
-        like when this process cannot start one)."""
+        """A new worker: forked from the zygote when it holds ``key``, else a fresh interpreter (one of
+        :data:`~r1h.harness.grading.launch.START_ERRORS` when this process cannot start one)."""
         worker = self._zygote.fork(key) if self._zygote is not None and key is not None else None
         if worker is None:
             worker = launch.start_worker(launch.boot_config(self.memory_mb))  # sys.path as it is now
@@ -246,7 +246,7 @@ class GradingPool:
         while len(self._members) < want + self.spares:
             try:
                 self.start_worker(key)
-            except (OSError, AssertionError, ValueError):  # EAGAIN/ENOMEM, or a daemonic spawn (Windows)
+            except launch.START_ERRORS:
                 if self._members:
                     break  # grade with the workers we have
                 raise
