@@ -75,9 +75,9 @@ def corpus_figures(budget: float, workers: int) -> None:
 
         def sample() -> None:
             while not stop.is_set():
-                for w in list(pool._pool):
+                for pid in pool.stats().pids:
                     try:
-                        status = Path(f"/proc/{w.proc.pid}/status").read_text()
+                        status = Path(f"/proc/{pid}/status").read_text()
                     except OSError:
                         continue
                     for line in status.splitlines():

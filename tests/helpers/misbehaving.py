@@ -8,7 +8,7 @@ import os
 import time
 
 import r1h
-from r1h.harness.grading import pool as grading
+from r1h.harness.grading.worker import in_worker
 
 
 class Misbehaving(r1h.Reward):
@@ -31,7 +31,7 @@ class Misbehaving(r1h.Reward):
         if completion == "raise":
             raise ValueError("broken item")
         if completion == "where":
-            return 1.0 if grading._in_worker() else 0.0
+            return 1.0 if in_worker() else 0.0
         if completion == "frozen":  # forked from a zygote that froze its heap out of the collector's way
             return 1.0 if gc.get_freeze_count() > 0 else 0.0
         return float(completion == str(row.get("answer")))
