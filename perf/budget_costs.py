@@ -6,7 +6,7 @@
    characters, R1-style think/answer text) twice, inline in this process (the bounded path r1h uses) and through a
    warm ``GradingPool`` of ``--workers`` processes (what isolating it would cost: pickling, a pipe round trip and the
    worker's scheduling per item). Prints microseconds per item for each and their ratio.
-2. The hostile corpus (``tests/hostile_corpus.py``): every case through ``grade`` for every reward, one item per
+2. The hostile corpus (``tests/helpers/hostile_corpus.py``): every case through ``grade`` for every reward, one item per
    call, with ``--budget``; prints the items tried, the max per-item time per reward (and the case), the timeouts,
    and the peak RSS of any grading worker (``VmHWM`` of every live worker, sampled every 20 ms: a high-water mark,
    so only a worker killed within 20 ms of its peak could be missed; ``RUSAGE_CHILDREN`` would count the parent's
@@ -41,7 +41,7 @@ def realistic(i: int) -> str:
 
 
 def inline_vs_isolated(items: int, workers: int) -> None:
-    import hostile_corpus as H
+    from helpers import hostile_corpus as H
 
     completions = [realistic(i) for i in range(items)]
     print(f"1. bounded inline vs isolated, {items} completions of ~{len(completions[0])} chars, {workers} workers")
@@ -63,7 +63,7 @@ def inline_vs_isolated(items: int, workers: int) -> None:
 
 
 def corpus_figures(budget: float, workers: int) -> None:
-    import hostile_corpus as H
+    from helpers import hostile_corpus as H
 
     corpus = H.build()
     names = [row["name"] for row in r1h.list_plugins("reward")]
@@ -75,9 +75,9 @@ def corpus_figures(budget: float, workers: int) -> None:
 
         def sample() -> None:
             while not stop.is_set():
-                for w in list(pool._pool):
+                for pid in pool.stats().pids:
                     try:
-                        status = Path(f"/proc/{w.proc.pid}/status").read_text()
+                        status = Path(f"/proc/{pid}/status").read_text()
                     except OSError:
                         continue
                     for line in status.splitlines():

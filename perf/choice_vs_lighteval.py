@@ -1,4 +1,4 @@
-"""choice_accuracy vs lighteval's GPQA letter extraction on the realistic endings of tests/choice_endings.py.
+"""choice_accuracy vs lighteval's GPQA letter extraction on the realistic endings of tests/helpers/choice_endings.py.
 
     python perf/choice_vs_lighteval.py [--lighteval-python ~/.cache/r1h/graders/lighteval-0.13.0/bin/python]
 
@@ -45,7 +45,7 @@ def main() -> int:
     ap.add_argument("--show", action="store_true", help="print every ending where either grader misses")
     args = ap.parse_args()
     sys.path.insert(0, str(ROOT / "tests"))
-    from choice_endings import ENDINGS
+    from helpers.choice_endings import ENDINGS
 
     from r1h.plugins.rewards.choice import predicted_letter
 

@@ -16,7 +16,7 @@ from r1h.harness.core.backend import Backend
 from r1h.harness.core.benchmark import Benchmark
 from r1h.harness.core.errors import R1HError
 from r1h.harness.core.hookspecs import hookimpl
-from r1h.harness.core.reward import Reward
+from r1h.harness.core.reward import Reward, use_batch_grader
 from r1h.harness.core.types import Completion, GenerationConfig, GenerationRequest, Sample
 
 __version__ = "0.1.0"
@@ -37,6 +37,15 @@ __all__ = [
     "hookimpl",
     "list_plugins",
 ]
+
+
+def _grade(*args: Any, **kwargs: Any) -> Any:
+    from r1h.harness.grading.pool import grade  # on first use: importing r1h starts no grading machinery
+
+    return grade(*args, **kwargs)
+
+
+use_batch_grader(_grade)  # Reward.__call__ grades through the batch grader; the core never imports it
 
 
 def _plugins():

@@ -8,10 +8,11 @@ import os
 import time
 
 import pytest
-from adversarial_corpus import BUILTIN_REWARDS, build_corpus, gold_for
+from helpers.adversarial_corpus import BUILTIN_REWARDS, build_corpus, gold_for
 
 import r1h
-from r1h.harness.grading.pool import GradingPool, grade, resolve_budget
+from r1h.harness.grading.budget import resolve_budget
+from r1h.harness.grading.pool import GradingPool, grade
 
 MARGIN_S = 1.0  # dispatch, kill and scheduling noise on a loaded 2-core machine
 WORKERS = 2

@@ -145,15 +145,10 @@ def _texts(results):
 @pytest.mark.slow
 def test_sampling_is_batched_and_seed_deterministic(smol):
     config = GenerationConfig(temperature=0.8, top_p=0.95, max_tokens=8)
-    counted = []
-    smol.on_tokens = counted.append
-    try:
-        smol.batch_size = 4
-        batched = smol.generate(_requests(), config)
-    finally:
-        smol.on_tokens = None
+    smol.batch_size = 4
+    batched = smol.generate(_requests(), config)
     assert [len(per) for per in batched] == [2, 1, 1]
-    assert sum(counted) == sum(c.num_tokens for per in batched for c in per) > 0
+    assert sum(c.num_tokens for per in batched for c in per) > 0
     for per in batched:
         for c in per:
             assert c.finish_reason in ("stop", "length") and 0 < c.num_tokens <= 8

@@ -9,10 +9,11 @@ import shutil
 import pytest
 
 from r1h.harness.core.errors import ConfigError
+from r1h.harness.core.sampling import sampling_params
 from r1h.harness.core.types import GenerationConfig, GenerationRequest
-from r1h.plugins.backends.sampling import continuous_unsupported, row_sampler, sampling_params
 from r1h.plugins.backends.threads import default_threads
 from r1h.plugins.backends.transformers import TransformersBackend
+from r1h.plugins.backends.transformers_sampling import continuous_unsupported, row_sampler
 
 NEUTRAL = {"temperature": 0.6, "top_p": 0.95, "top_k": None, "min_p": 0.0, "repetition_penalty": 1.0}
 

@@ -20,15 +20,16 @@ import types
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-import hostile_corpus as H
 import pytest
+from helpers import hostile_corpus as H
 
 import r1h
 from r1h.harness.core.errors import ConfigError
-from r1h.harness.grading import fallback as grading_fallback
-from r1h.harness.grading import pool as grading
-from r1h.harness.grading import worker as grading_worker
+from r1h.harness.core.types import GradeResult
+from r1h.harness.grading import launch
+from r1h.harness.grading.budget import DEFAULT_MEMORY_MB
 from r1h.harness.grading.pool import GradingPool, RewardLoadError, grade
+from r1h.harness.grading.worker import in_worker
 from r1h.plugins.rewards.countdown import MAX_SOLVER_NUMS, _read_nums, _read_target, evaluate, solve
 
 BUDGET = 1.0
@@ -81,7 +82,7 @@ def test_inline_rewards_are_bounded_on_the_whole_corpus(tmp_path, monkeypatch):
             scores = reward([case.completion], prompts=None, **columns)
             elapsed = time.monotonic() - start
             assert len(scores) == 1
-            result = grading.GradeResult(score=scores[0])
+            result = GradeResult(score=scores[0])
             _check(f"{name} on {case.label}", result, elapsed)
             worst[name] = max(worst.get(name, (0.0, "")), (elapsed, case.label))
     grown_mb = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - rss_before) / 1024
@@ -140,7 +141,7 @@ def test_isolated_rewards_one_item_at_a_time(name, pool, tmp_path, monkeypatch):
     assert os.listdir(tmp_path) == []
     peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     print(f"{name}: peak RSS of any reaped child {peak_mb:.0f} MB")
-    assert peak_mb < grading.grading_worker.DEFAULT_MEMORY_MB
+    assert peak_mb < DEFAULT_MEMORY_MB
 
 
 @pytest.mark.slow
@@ -166,7 +167,7 @@ def test_isolated_batch_of_the_small_corpus(pool):
 
 def test_the_wait_for_a_fresh_worker_is_not_billed_to_the_next_item():
     with GradingPool(workers=1) as one:
-        from test_grading import Misbehaving
+        from helpers.misbehaving import Misbehaving
 
         one.warm(Misbehaving())
         results = grade(Misbehaving(), ["hang", "1", "1"], rows=[{"answer": "1"}] * 3, budget=0.3, pool=one)
@@ -223,15 +224,13 @@ def test_a_reward_that_cannot_load_in_a_worker_is_an_error(pool):
 
 
 def test_no_worker_can_start_warns_once_and_stays_bounded(monkeypatch):
-    from test_grading import Misbehaving
+    from helpers.misbehaving import Misbehaving
 
-    class NoChildren:
-        def __init__(self, *args, **kwargs):
-            raise OSError(11, "Resource temporarily unavailable")
+    def no_children(*args, **kwargs):
+        # (a reason no other test gives: each one is warned about once per process)
+        raise OSError(11, "Resource temporarily unavailable (test_no_worker_can_start)")
 
-    monkeypatch.setattr(grading, "_Worker", NoChildren)
-    monkeypatch.setattr(grading_worker, "_Worker", NoChildren)  # the zygote cannot start either
-    monkeypatch.setattr(grading_fallback, "_SAID", set())
+    monkeypatch.setattr(launch, "start_worker", no_children)  # every worker start, the zygote's too
     with GradingPool(workers=1) as one, pytest.warns(RuntimeWarning, match="cannot start a grading worker"):
         start = time.monotonic()
         results = grade(Misbehaving(), ["sleep", "1"], rows=[{"answer": "1"}] * 2, budget=0.5, pool=one)
@@ -370,7 +369,7 @@ def _grade_in_a_pool_worker(cases: list[tuple[str, str]]) -> dict:
     """Runs inside a user's multiprocessing Pool worker (a daemonic process)."""
     from r1h.harness.grading.pool import default_pool
 
-    out = {"daemon": mp.current_process().daemon, "in_worker": grading._in_worker(), "items": []}
+    out = {"daemon": mp.current_process().daemon, "in_worker": in_worker(), "items": []}
     for name in ISOLATED:  # start-up of this process's own grading workers, outside any item's budget
         default_pool().warm(r1h.get_reward(name), H.GOLD[name])
     for name, label in cases:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from click.testing import CliRunner
-from rundirs import write_run
+from helpers.rundirs import write_run
 
 from r1h.harness.cli.main import main
 

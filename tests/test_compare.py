@@ -1,4 +1,4 @@
-"""r1h compare: tables, paired tests, versions, bad input. Runs are written by the tests (tests/rundirs.py)."""
+"""r1h compare: tables, paired tests, versions, bad input. Runs are written by the tests (tests/helpers/rundirs.py)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import math
 
 import pytest
 from click.testing import CliRunner
-from rundirs import write_run
+from helpers.rundirs import write_run
 
 from r1h.harness.cli.main import main
 from r1h.harness.core.errors import RunError

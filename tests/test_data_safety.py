@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 from click.testing import CliRunner
-from rundirs import write_run
+from helpers.rundirs import write_run
 
 from r1h.harness.cli.main import main
 

@@ -7,7 +7,7 @@ import json
 
 import pytest
 from click.testing import CliRunner
-from rundirs import write_run
+from helpers.rundirs import write_run
 
 from r1h.harness.cli.main import main
 

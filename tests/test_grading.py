@@ -2,56 +2,30 @@
 
 from __future__ import annotations
 
-import gc
 import json
-import os
 import subprocess
 import sys
 import textwrap
 import threading
 import time
+from fractions import Fraction
 from pathlib import Path
 
 import pytest
+from helpers.misbehaving import Misbehaving
 
 import r1h
 from r1h.harness.core import plugins
 from r1h.harness.core.errors import ConfigError
 from r1h.harness.core.hookspecs import hookimpl
-from r1h.harness.grading import pool as grading
-from r1h.harness.grading.pool import GradingPool, grade, resolve_budget
+from r1h.harness.core.types import GradeResult
+from r1h.harness.grading import zygote
+from r1h.harness.grading.budget import resolve_budget
+from r1h.harness.grading.pool import GradingPool, grade
+from r1h.harness.grading.protocol import REWARD_CACHE
 
 BUDGET = 0.5
 MARGIN = 1.5  # kill, replacement and scheduling noise on a loaded 2-core machine
-
-
-class Misbehaving(r1h.Reward):
-    """Isolated test reward: "hang" spins forever, "sleep" sleeps, "die" kills its process, "raise" raises, "where"
-    reports whether it runs inside a grading worker, "frozen" whether its heap came frozen (gc.freeze) from a zygote;
-    anything else scores 1.0 when it equals the gold answer."""
-
-    name = "misbehaving"
-    columns = ("answer",)
-    isolate = True
-
-    def score(self, completion, prompt=None, **row):
-        if completion == "hang":
-            while True:
-                pass
-        if completion == "sleep":
-            time.sleep(3600)
-        if completion == "die":
-            os._exit(3)
-        if completion == "raise":
-            raise ValueError("broken item")
-        if completion == "where":
-            return 1.0 if grading._in_worker() else 0.0
-        if completion == "frozen":  # forked from a zygote that froze its heap out of the collector's way
-            return 1.0 if gc.get_freeze_count() > 0 else 0.0
-        return float(completion == str(row.get("answer")))
-
-    def extract(self, completion, prompt=None, **row):
-        return completion[:20]
 
 
 class InlineSlow(Misbehaving):
@@ -151,11 +125,12 @@ def test_isolated_items_run_in_workers_and_order_is_kept(pool):
 
 def test_workers_stay_warm_between_batches(pool):
     grade(Misbehaving(), ["1", "1"], rows=[{"answer": "1"}] * 2, pool=pool)
-    pids = [w.proc.pid for w in pool._pool]
+    pids = pool.stats().pids
+    assert len(pids) == pool.workers + pool.spares
     restarts = pool.restarts
     for _ in range(3):
         grade(Misbehaving(), ["1", "2", "1"], rows=[{"answer": "1"}] * 3, pool=pool)
-    assert [w.proc.pid for w in pool._pool] == pids and pool.restarts == restarts
+    assert pool.stats().pids == pids and pool.restarts == restarts
 
 
 def test_a_broken_progress_callback_does_not_break_grading(pool):
@@ -210,24 +185,24 @@ def test_workers_die_with_a_killed_parent(tmp_path, forked):
     script.write_text(textwrap.dedent(f"""
         import sys, threading, time
         sys.path.insert(0, {str(Path(__file__).parent)!r})
-        from test_grading import Misbehaving
+        from helpers.misbehaving import Misbehaving
         from r1h.harness.grading.pool import GradingPool, grade
         pool = GradingPool(workers=1)
         if {forked!r}:
-            pool.warm(Misbehaving())
-            while not (pool._zygote and pool._zygote.loaded):
-                pool._zygote._pump(0.1)
+            pool.warm(Misbehaving())  # a cold pool waits for the zygote to load the reward
+            assert pool.stats().zygote_rewards == 1
             for _ in range(2):  # the worker and the spare are killed: their replacements are forked
                 grade(Misbehaving(), ["hang"], budget=0.2, pool=pool)
         threading.Thread(target=pool.grade, args=(Misbehaving(), ["hang"]), kwargs={{"budget": 3600}},
                          daemon=True).start()
-        while not any(w.item for w in pool._pool):
+        while not any(m.busy for m in pool.stats().members):
             time.sleep(0.05)
-        pids = [w.proc.pid for w in pool._pool if w.item]
+        busy = [m for m in pool.stats().members if m.busy]
+        pids = [m.pid for m in busy]
         if {forked!r}:
-            assert all(type(w.proc).__name__ == "_ForkedProc" for w in pool._pool if w.item)
-        if pool._zygote is not None:
-            pids.append(pool._zygote.worker.proc.pid)
+            assert all(m.forked for m in busy)
+        if pool.stats().zygote_pid is not None:
+            pids.append(pool.stats().zygote_pid)
         print(*pids, flush=True)
         time.sleep(3600)
     """))
@@ -254,26 +229,41 @@ def _alive(pid: int) -> bool:
     return stat.rsplit(")", 1)[1].split()[0] != "Z"  # a zombie has exited
 
 
-@pytest.mark.skipif(not grading.grading_zygote.supported(), reason="the zygote needs Linux fork + pidfd")
+@pytest.mark.skipif(not zygote.supported(), reason="the zygote needs Linux fork + pidfd")
 def test_a_cold_pool_forks_every_worker_from_one_zygote():
     """One interpreter imports and loads the reward; the workers and the spare are forked from it, so a cold start
     costs one import instead of workers + spares + 1 competing for the cores."""
     with GradingPool(workers=2) as cold:
         results = grade(Misbehaving(), ["1", "2", "1", "where", "frozen"], rows=[{"answer": "1"}] * 5, pool=cold)
         assert [r.score for r in results] == [1.0, 0.0, 1.0, 1.0, 1.0]
-        assert len(cold._pool) == 3  # 2 workers + 1 spare
-        assert all(type(w.proc).__name__ == "_ForkedProc" for w in cold._pool)
-        assert cold._zygote is not None and cold._zygote.alive
+        stats = cold.stats()
+        assert len(stats.members) == 3  # 2 workers + 1 spare
+        assert all(m.forked for m in stats.members)
+        assert stats.zygote_pid is not None  # alive
+
+
+class Fractional:
+    """A duck-typed isolated reward (not an r1h.Reward, so nothing coerces its numbers): scores a Fraction."""
+
+    isolate = True
+
+    def grade_one(self, completion, prompt=None, row=None):
+        return GradeResult(score=Fraction(1, 2), extracted=completion)
 
 
 def test_grade_results_are_json_friendly(pool):
-    result = grade(Misbehaving(), ["1"], rows=[{"answer": "1"}], pool=pool)[0]
-    json.dumps(result.__dict__)
+    """Results go straight into JSONL files: plain floats, whatever number type the reward returned."""
+    results = grade(Misbehaving(), ["1"], rows=[{"answer": "1"}], pool=pool) + grade(Fractional(), ["x"], pool=pool)
+    assert [json.loads(json.dumps(vars(r))) for r in results] == [
+        {"score": 1.0, "extracted": "1", "timed_out": False, "error": None},
+        {"score": 0.5, "extracted": "x", "timed_out": False, "error": None},
+    ]
+    assert [type(r.score) for r in results] == [float, float]
 
 
 def test_many_distinct_rewards_cycle_through_the_worker_cache():
     with GradingPool(workers=1) as one:
-        rewards = [Misbehaving(budget=1.0 + i) for i in range(grading._REWARD_CACHE + 3)]
+        rewards = [Misbehaving(budget=1.0 + i) for i in range(REWARD_CACHE + 3)]
         for reward in rewards + rewards[:2]:
             results = grade(reward, ["1", "2"], rows=[{"answer": "1"}] * 2, pool=one)
             assert [r.score for r in results] == [1.0, 0.0] and not any(r.error for r in results)

@@ -1,4 +1,4 @@
-"""The openai backend against a raw-socket server on 127.0.0.1 that breaks HTTP in one way per test (tests/rawhttp.py).
+"""The openai backend against a raw-socket server on 127.0.0.1 that breaks HTTP in one way per test (tests/helpers/rawhttp.py).
 
 Each fault ends as the RFCs say: an interim or bodyless answer is read past, an encoding is decoded, a transient fault
 is retried (on a fresh connection), a fatal one is one line. Short timeouts and backoffs keep the module quick.
@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from rawhttp import RawServer
+from helpers.rawhttp import RawServer
 
 from r1h.harness.core.errors import ConfigError, R1HError
 from r1h.harness.core.types import GenerationConfig, GenerationRequest

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from rundirs import write_run
+from helpers.rundirs import write_run
 
 from r1h.harness.cli.main import main
 from r1h.harness.core import plugins

@@ -1,10 +1,10 @@
-"""choice_accuracy on realistic GPQA-style endings (tests/choice_endings.py): every ending reads as its intended letter,
+"""choice_accuracy on realistic GPQA-style endings (tests/helpers/choice_endings.py): every ending reads as its intended letter,
 hedges and mere mentions read as none, and the score follows."""
 
 from __future__ import annotations
 
 import pytest
-from choice_endings import ENDINGS
+from helpers.choice_endings import ENDINGS
 
 from r1h.plugins.rewards import choice as c
 

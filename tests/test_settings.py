@@ -121,7 +121,7 @@ def test_typed_values_defaults_blanks_and_lenient_settings():
 
 
 def test_the_grading_budget_default_is_the_rewards():
-    from r1h.harness.core.reward import DEFAULT_BUDGET_S
+    from r1h.harness.grading.budget import DEFAULT_BUDGET_S
 
     assert settings.default("R1H_GRADING_BUDGET") == DEFAULT_BUDGET_S  # one default budget, whoever asks
 

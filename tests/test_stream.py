@@ -8,6 +8,7 @@ import threading
 import time
 
 import pytest
+from helpers.evalfakes import CALLS, ExactReward, FakeBackend, FakeBench, GreedyBench, expected_text
 
 from r1h import Backend, Completion, Reward, hookimpl
 from r1h.harness.core import plugins
@@ -16,7 +17,6 @@ from r1h.harness.core.types import Generated, sample_seed
 from r1h.harness.eval.plan import EvalOptions
 from r1h.harness.eval.runner import run_eval
 from r1h.harness.eval.shards import parse_shard, shard_of
-from tests.test_runner import FakeBackend, FakeBench, GreedyBench, expected_text
 
 PULLED: list[str] = []  # request ids in the order the streaming backend pulled them
 YIELDED: list[tuple[str, int]] = []
@@ -128,8 +128,6 @@ class Plugin:
 
     @hookimpl
     def r1h_register_rewards(self, register):
-        from tests.test_runner import ExactReward
-
         register("h6_exact", ExactReward)
         register("h8_slow", SlowReward)
 
@@ -291,8 +289,6 @@ def test_resume_regenerates_a_hostile_line_and_names_it(tmp_path):
     import io
 
     from rich.console import Console
-
-    from tests.test_runner import CALLS
 
     first = run_eval(opts(tmp_path, backend="h6_fake", greedy=True, bench="h6_greedy"))
     path = tmp_path / "run" / "samples" / "h6_greedy.jsonl"

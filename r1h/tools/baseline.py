@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from r1h.harness.core.errors import ConfigError, RunError
-from r1h.tools.compare import Run, per_problem, score_and_ci
+from r1h.tools.compare import Run, score_and_ci
 
 FORMAT = "r1h-baseline/1"
 
@@ -25,7 +25,7 @@ def standard_error(run: Run, bench: str) -> float:
     _, ci = score_and_ci(run, bench)
     if ci is not None and not any(math.isnan(x) for x in ci):
         return max(0.0, (ci[1] - ci[0]) / (2 * 1.959964))
-    values = list(per_problem(run.samples(bench)).values())
+    values = list(run.problems(bench).values())
     if len(values) < 2:
         return 0.0
     mean = sum(values) / len(values)

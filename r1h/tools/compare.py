@@ -14,11 +14,13 @@ from __future__ import annotations
 import json
 import math
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from r1h.harness.core.errors import RunError
+from r1h.harness.data import jsonl
 from r1h.harness.eval.metrics import bootstrap_ci, mcnemar, paired_bootstrap
 from r1h.tools import compare_truncation
 
@@ -34,12 +36,13 @@ SAMPLING_KEYS = ("policy", "temperature", "top_p", "top_k", "min_p", "repetition
 # -- reading runs -----------------------------------------------------------------------------------------------------
 @dataclass
 class Run:
-    """A finished (or partial) run directory."""
+    """A finished (or partial) run directory. Samples are streamed from disk, never held: what is kept per benchmark
+    is its per-problem summary (:meth:`problems`), one number per problem."""
 
     path: Path
     results: dict[str, Any]
     label: str = ""
-    _samples: dict[str, list[dict[str, Any]]] = field(default_factory=dict, repr=False)
+    _problems: dict[str, tuple[dict[str, float], int]] = field(default_factory=dict, repr=False)
 
     @property
     def model(self) -> str:
@@ -52,38 +55,52 @@ class Run:
     def samples_path(self, bench: str) -> Path:
         return self.path / "samples" / f"{bench}.jsonl"
 
-    def samples(self, bench: str) -> list[dict[str, Any]]:
-        """The sample lines of one benchmark ([] when the file is absent). A torn last line is ignored."""
-        if bench not in self._samples:
-            self._samples[bench] = read_jsonl(self.samples_path(bench), missing_ok=True)
-        return self._samples[bench]
+    def samples(self, bench: str) -> Iterator[dict[str, Any]]:
+        """The sample lines of one benchmark, read from disk as they are consumed (none when the file is absent).
+        A torn last line is ignored."""
+        return iter_jsonl(self.samples_path(bench), missing_ok=True)
+
+    def problems(self, bench: str) -> dict[str, float]:
+        """Problem id -> mean correctness over its samples (``correct``, else ``reward`` > 0), from one pass over the
+        samples file, kept."""
+        return self._summary(bench)[0]
+
+    def samples_per_problem(self, bench: str) -> int:
+        """The largest number of samples any problem has (1 means a greedy / n=1 run), from the same pass."""
+        return self._summary(bench)[1]
+
+    def _summary(self, bench: str) -> tuple[dict[str, float], int]:
+        if bench not in self._problems:
+            sums: dict[str, list[float]] = {}
+            counts: dict[str, int] = {}  # rows without an id count too (as "None")
+            for row in self.samples(bench):
+                counts[str(row.get("id"))] = counts.get(str(row.get("id")), 0) + 1
+                if "id" not in row:
+                    continue
+                if "correct" in row and row["correct"] is not None:
+                    value = 1.0 if row["correct"] else 0.0
+                else:
+                    reward = row.get("reward")
+                    value = 1.0 if isinstance(reward, (int, float)) and reward > 0 else 0.0
+                acc = sums.setdefault(str(row["id"]), [0.0, 0.0])
+                acc[0] += value
+                acc[1] += 1
+            self._problems[bench] = ({pid: s / n for pid, (s, n) in sums.items()}, max(counts.values(), default=0))
+        return self._problems[bench]
 
     def version(self, bench: str) -> str | None:
         value = self.benchmarks.get(bench, {}).get("version")
         return None if value is None else str(value)
 
 
-def read_jsonl(path: Path, *, missing_ok: bool = False) -> list[dict[str, Any]]:
-    """Lines of a JSONL file; a torn (unparseable) LAST line is dropped, a bad line elsewhere is an error."""
+def iter_jsonl(path: Path, *, missing_ok: bool = False) -> Iterator[dict[str, Any]]:
+    """The rows of a JSONL file, lazily (:func:`r1h.harness.data.jsonl.objects`); a torn (unparseable) LAST line is
+    dropped, a bad line elsewhere is a one-line :class:`RunError`."""
     if not path.is_file():
         if missing_ok:
-            return []
+            return iter(())
         raise RunError(f"{path}: file not found")
-    lines = path.read_text(encoding="utf-8").splitlines()
-    rows: list[dict[str, Any]] = []
-    for number, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as exc:
-            if number == len(lines):  # torn by a kill mid-write
-                break
-            raise RunError(f"{path}:{number}: not valid JSON ({exc.msg})") from exc
-        if not isinstance(row, dict):
-            raise RunError(f"{path}:{number}: expected a JSON object per line")
-        rows.append(row)
-    return rows
+    return (row for _, row in jsonl.objects(path, error=RunError, drop_torn=True))
 
 
 def load_run(path: str | Path, label: str | None = None) -> Run:
@@ -103,31 +120,6 @@ def load_run(path: str | Path, label: str | None = None) -> Run:
     return Run(path=path, results=results, label=label or path.name)
 
 
-def per_problem(samples: list[dict[str, Any]]) -> dict[str, float]:
-    """Problem id -> mean correctness over its samples (``correct``, else ``reward`` > 0)."""
-    sums: dict[str, list[float]] = {}
-    for row in samples:
-        if "id" not in row:
-            continue
-        if "correct" in row and row["correct"] is not None:
-            value = 1.0 if row["correct"] else 0.0
-        else:
-            reward = row.get("reward")
-            value = 1.0 if isinstance(reward, (int, float)) and reward > 0 else 0.0
-        acc = sums.setdefault(str(row["id"]), [0.0, 0.0])
-        acc[0] += value
-        acc[1] += 1
-    return {pid: s / n for pid, (s, n) in sums.items()}
-
-
-def samples_per_problem(samples: list[dict[str, Any]]) -> int:
-    """The largest number of samples any problem has (1 means a greedy / n=1 run)."""
-    counts: dict[str, int] = {}
-    for row in samples:
-        counts[str(row.get("id"))] = counts.get(str(row.get("id")), 0) + 1
-    return max(counts.values(), default=0)
-
-
 # -- comparing --------------------------------------------------------------------------------------------------------
 def score_and_ci(run: Run, bench: str) -> tuple[float | None, tuple[float, float] | None]:
     """pass@1 and its 95% CI: from results.json, else computed from the samples."""
@@ -135,7 +127,7 @@ def score_and_ci(run: Run, bench: str) -> tuple[float | None, tuple[float, float
     score = entry.get("pass@1")
     ci = entry.get("pass@1_ci95")
     if score is None or not (isinstance(ci, (list, tuple)) and len(ci) == 2):
-        problems = per_problem(run.samples(bench))
+        problems = run.problems(bench)
         if problems:
             values = list(problems.values())
             score = sum(values) / len(values) if score is None else score
@@ -177,7 +169,7 @@ def compare_runs(runs: list[Run], *, force: bool = False, n_boot: int = N_BOOT, 
     base = runs[0]
     for bench in _bench_names(runs):
         rows = []
-        base_problems = per_problem(base.samples(bench)) if bench in base.benchmarks else {}
+        base_problems = base.problems(bench) if bench in base.benchmarks else {}
         for run in runs:
             if bench not in run.benchmarks:
                 continue
@@ -207,7 +199,7 @@ def _paired(base: Run, run: Run, bench: str, base_problems: dict[str, float], *,
     score, _ = score_and_ci(run, bench)
     delta = None if base_score is None or score is None else score - base_score
     result: dict[str, Any] = {"delta": delta, "test": None, "p_value": None, "significant": None, "shared": 0}
-    problems = per_problem(run.samples(bench))
+    problems = run.problems(bench)
     shared = sorted(set(base_problems) & set(problems))
     result["shared"] = len(shared)
     if not shared:
@@ -215,8 +207,8 @@ def _paired(base: Run, run: Run, bench: str, base_problems: dict[str, float], *,
         return result
     a = [base_problems[p] for p in shared]
     b = [problems[p] for p in shared]
-    result["n_ref"], result["n_run"] = samples_per_problem(base.samples(bench)), samples_per_problem(run.samples(bench))
-    binary = samples_per_problem(base.samples(bench)) == 1 and samples_per_problem(run.samples(bench)) == 1
+    result["n_ref"], result["n_run"] = base.samples_per_problem(bench), run.samples_per_problem(bench)
+    binary = result["n_ref"] == 1 and result["n_run"] == 1
     if binary:
         stats = mcnemar([x >= 0.5 for x in a], [y >= 0.5 for y in b])
         result.update(test=f"mcnemar ({stats['method']})", p_value=stats["p_value"], only_ref=stats["only_a"],

@@ -14,6 +14,7 @@ from r1h.harness.eval.metrics import group_by_problem
 from r1h.harness.eval.thinking import sample_lengths, truncation_summary
 
 FIELDS = ("truncated_rate", "pass@1_finished", "pass@1_truncated")
+_KEPT = ("id", "sample_index", "correct", "finish_reason")
 WARN_POINTS = 0.05  # truncated rates this far apart (5 points) get a warning
 
 
@@ -21,7 +22,8 @@ def truncation(run: Any, bench: str) -> dict[str, Any]:
     """The truncation figures of one benchmark of a run: FIELDS and ``median_tokens``."""
     m = run.benchmarks.get(bench) or {}
     if "truncated_rate" not in m:
-        records = [{**r, **sample_lengths(r)} for r in run.samples(bench) if "id" in r]
+        # the fields truncation_summary reads, not the completions: one small record per sample
+        records = [{**{k: r[k] for k in _KEPT if k in r}, **sample_lengths(r)} for r in run.samples(bench) if "id" in r]
         max_tokens = (((run.results.get("config") or {}).get("benchmarks") or {}).get(bench) or {}).get(
             "generation", {}).get("max_tokens")
         m = truncation_summary(group_by_problem(records), max_tokens) if records else {}

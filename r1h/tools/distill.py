@@ -187,7 +187,7 @@ def generate(opts: GenerateOptions, log=print, progress: bool = True, console: A
 
 # -- filtering ----------------------------------------------------------------------------------------------------------
 def read_traces(path: Path) -> list[dict[str, Any]]:
-    from r1h.tools.compare import read_jsonl
+    from r1h.harness.data import jsonl
 
     path = Path(path)
     if not path.exists():
@@ -197,10 +197,11 @@ def read_traces(path: Path) -> list[dict[str, Any]]:
     if not file.is_file():
         raise RunError(f"{path}: no traces in this folder (samples/{TRACES}.jsonl, which r1h distill generate writes, "
                        "is missing)")
-    rows = read_jsonl(file)
-    for number, row in enumerate(rows, 1):
+    rows = []
+    for number, row in jsonl.objects(file, error=RunError, drop_torn=True):  # a torn last line (a kill) is dropped
         if "completion" not in row or "question" not in row:
             raise DataError(f"{file}:{number}: a trace needs 'question' and 'completion'")
+        rows.append(row)
     return rows
 
 

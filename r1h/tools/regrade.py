@@ -46,7 +46,7 @@ def load_items(run: Run, bench: str, source: str | None) -> tuple[list[Item], st
     from r1h import get_benchmark
 
     benchmark = get_benchmark(bench)
-    samples = run.samples(bench)
+    samples = list(run.samples(bench))  # every sample is regraded: the completions are needed together
     if not samples:
         raise RunError(f"{run.samples_path(bench)}: no saved samples to regrade")
     if source is None:  # where r1h eval loaded it from (config.benchmarks.NAME.source, or config.data.NAME)

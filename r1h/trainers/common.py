@@ -8,7 +8,7 @@ import sys
 from dataclasses import dataclass, field
 from typing import Any
 
-from r1h.harness.core.errors import ConfigError
+from r1h.harness.core.errors import ConfigError, first_line
 from r1h.trainers.recipes import Recipe, apply_overrides, load_recipe, parse_reward_spec, validate
 
 DEFAULT_RECIPES = {
@@ -242,7 +242,7 @@ def build_config(plan_: Plan):
     try:
         return cls(**plan_.config_kwargs)
     except (ValueError, TypeError) as exc:
-        message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        message = first_line(exc)
         raise ConfigError(f"recipe {plan_.recipe.name}: {cls.__name__}: {message}") from exc
 
 

@@ -14,7 +14,8 @@ import re
 from pathlib import Path
 from typing import Any
 
-from r1h.harness.core.errors import DataError
+from r1h.harness.core.errors import DataError, first_line
+from r1h.harness.core.naming import looks_like_path
 
 FILE_LOADERS = {".jsonl": "json", ".json": "json", ".parquet": "parquet", ".csv": "csv"}
 
@@ -34,7 +35,8 @@ ROLE_MAP = {"user": "user", "human": "user", "assistant": "assistant", "gpt": "a
 
 
 def looks_like_file(source: str) -> bool:
-    return Path(source).suffix.lower() in FILE_LOADERS or source.startswith((".", "/", "~"))
+    """A data source meant as a local file (the one rule: :func:`r1h.harness.data.hub.looks_like_path`)."""
+    return looks_like_path(source, tuple(FILE_LOADERS))
 
 
 def load_source(source: str, split: str = "train", limit: int | None = None):
@@ -67,7 +69,7 @@ def load_source(source: str, split: str = "train", limit: int | None = None):
         raise
     except Exception as exc:
         locate_bad_json(path)  # raises a DataError naming FILE:LINE when the cause is in a local JSON file
-        message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        message = first_line(exc)
         raise DataError(f"cannot load data {source!r}: {type(exc).__name__}: {message}") from exc
 
 

@@ -61,7 +61,7 @@ def launch_command(workflow: str, argv: list[str], config: str, num_processes: i
     if num_processes:
         cmd += ["--num_processes", str(int(num_processes))]
     child = strip_launch_options(argv)
-    if cpu:
+    if cpu and "use_cpu=true" not in child:  # (given already: once, as a key given twice is refused)
         # accelerate's own --cpu launches one process (or needs mpirun); the torchrun launcher of a MULTI_GPU config
         # starts N processes, which train on the CPU (use_cpu) with a gloo process group.
         child += ["--set", "use_cpu=true"]

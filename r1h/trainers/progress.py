@@ -13,6 +13,10 @@ trainer's tqdm step bar gives way to one plain line per logging step (and a hear
 ``R1H_PROGRESS_INTERVAL_S``, while a long step runs); transformers' own bars ("Loading weights", "Writing model
 shards") and FutureWarnings are off, by the switch ``r1h eval`` uses for model loading. The trainer's logged metrics
 (its ``PrinterCallback``) and every error stay.
+
+Shared with ``r1h eval``'s display (:mod:`r1h.harness.eval.progress`): the heartbeat thread (:class:`Heartbeat`), the
+interval setting and the ``H:MM:SS`` times. The data bars keep their own column set: the eval bar's (a 20-character
+label, pass@1 and tok/s columns) would cut "Generating train split" short and show empty stats.
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-from r1h.harness.eval.progress import _clock_text, line_interval
+from r1h.harness.eval.progress import Heartbeat, clock_text, line_interval
 
 
 class RichBar:
@@ -164,7 +168,7 @@ def _step_callback() -> Any:
 
         def __init__(self) -> None:
             self.lock = threading.Lock()
-            self.stop = threading.Event()
+            self.heartbeat: Heartbeat | None = None
             self.started = self.last = 0.0
             self.step = self.total = 0
 
@@ -172,24 +176,25 @@ def _step_callback() -> Any:
             with self.lock:
                 elapsed = now - self.started
                 left = elapsed / self.step * (self.total - self.step) if self.step and self.total else None
-                text = f"r1h train: step {self.step}/{self.total}, elapsed {_clock_text(elapsed)}"
-                text += f", step {self.step + 1} running" if running else f", left {_clock_text(left)}"
+                text = f"r1h train: step {self.step}/{self.total}, elapsed {clock_text(elapsed)}"
+                text += f", step {self.step + 1} running" if running else f", left {clock_text(left)}"
                 print(text, file=sys.stderr, flush=True)
                 self.last = now
 
         def beat(self, interval: float) -> None:
-            while not self.stop.wait(min(interval, 5.0)):
-                now = time.monotonic()
-                if now - self.last >= interval:
-                    self.line(now, running=True)
+            now = time.monotonic()
+            if now - self.last >= interval:
+                self.line(now, running=True)
 
         def on_train_begin(self, args: Any, state: Any, control: Any, **_: Any) -> None:
             if not state.is_world_process_zero:
                 return
             self.started = self.last = time.monotonic()
             self.step, self.total = state.global_step, state.max_steps
-            self.stop.clear()
-            threading.Thread(target=self.beat, args=(line_interval(),), daemon=True, name="r1h-train-beat").start()
+            interval = line_interval()
+            if self.heartbeat is not None:
+                self.heartbeat.stop()
+            self.heartbeat = Heartbeat(lambda: self.beat(interval), min(interval, 5.0), "r1h-train-beat").start()
 
         def on_step_end(self, args: Any, state: Any, control: Any, **_: Any) -> None:
             if not state.is_world_process_zero:
@@ -200,6 +205,8 @@ def _step_callback() -> Any:
                 self.line(time.monotonic())
 
         def on_train_end(self, args: Any, state: Any, control: Any, **_: Any) -> None:
-            self.stop.set()
+            if self.heartbeat is not None:
+                self.heartbeat.stop()
+                self.heartbeat = None
 
     return StepLines()

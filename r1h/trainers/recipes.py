@@ -15,7 +15,9 @@ A recipe looks like::
     original: {processes: 3, per_device_prompts: 1, ...}             # the run it reproduces (r1h.trainers.effective)
 
 Overrides: ``--set key=value`` where key is ``model``, ``data.<key>``, ``processor.<key>``, ``rewards`` or a config
-field (``config.`` prefix optional); values are parsed as YAML scalars (``--set max_steps=3``).
+field (``config.`` prefix optional); values are read by r1h's one ``KEY=VALUE`` rule (``r1h.harness.core.options``:
+JSON where the text is JSON, else the text; a config field is then typed by TRL's declared type: ``--set
+max_steps=3``, ``--learning_rate 1e-6``, ``--set report_to=none``).
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from r1h.harness.core.errors import ConfigError, UnknownNameError
+from r1h.harness.core.options import literal, split_pair
 
 WORKFLOWS = ("sft", "grpo", "grpo-vl")
 TOP_KEYS = ("name", "workflow", "description", "model", "data", "rewards", "processor", "config", "eval", "speed",
@@ -166,26 +169,14 @@ def parse_reward_spec(spec: str) -> tuple[str, float]:
         raise ConfigError(f"--reward {spec!r}: weight {weight!r} is not a number") from None
 
 
-def parse_value(text: str) -> Any:
-    """A command-line value parsed as a YAML scalar/flow value (``3`` -> 3, ``true`` -> True, ``[1, 2]``)."""
-    import yaml
-
-    if text.strip().lower() in ("yes", "no", "on", "off", "y", "n"):  # YAML 1.1 booleans; "no" is a save_strategy
-        return text.strip()
-    try:
-        return yaml.safe_load(text)
-    except yaml.YAMLError:
-        return text
-
-
 def apply_overrides(recipe: Recipe, sets: list[str] | tuple[str, ...]) -> Recipe:
-    """Apply ``key=value`` overrides (``--set`` and TRL-style flags)."""
+    """Apply ``key=value`` overrides (``--set`` and TRL-style flags) in order (a later one wins: callers compose
+    lists; ``r1h train`` refuses a key the user gave twice), each split by the one ``KEY=VALUE`` splitter and read by
+    the literal rule (``r1h.harness.core.options``; ``validate`` then types a config field by TRL's declared type)."""
     for item in sets:
-        key, sep, raw = item.partition("=")
-        key = key.strip().lstrip("-").replace("-", "_") if not key.startswith(("data.", "processor.")) else key
-        if not sep or not key:
-            raise ConfigError(f"--set {item!r}: expected KEY=VALUE")
-        value = parse_value(raw)
+        key, raw = split_pair("--set", item)
+        key = key.lstrip("-").replace("-", "_") if not key.startswith(("data.", "processor.")) else key
+        value = literal(raw)
         if key == "model":
             recipe.model = str(raw)
         elif key == "rewards":
@@ -269,7 +260,7 @@ def coerce(value: Any, tp: Any) -> Any:
         raise TypeError(f"expected one of {typing.get_args(tp)}, got {value!r}")
     if origin in (list, tuple):
         if isinstance(value, str) and "," in value:
-            value = [parse_value(v) for v in value.split(",")]
+            value = [literal(v) for v in value.split(",")]
         if not isinstance(value, (list, tuple)):
             value = [value]
         (item_tp,) = typing.get_args(tp)[:1] or (Any,)

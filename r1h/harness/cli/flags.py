@@ -8,20 +8,9 @@ from typing import NoReturn
 import click
 
 from r1h.harness.core.errors import FlagError, Terminated
+from r1h.harness.core.options import split_pairs
 
-
-def parse_pairs(flag: str, values: tuple[str, ...], *, empty_ok: bool = True) -> dict[str, str]:
-    """``KEY=VALUE`` flags into a dict; a malformed or repeated one is a one-line usage error naming the flag."""
-    out: dict[str, str] = {}
-    for value in values:
-        key, sep, rest = value.partition("=")
-        key = key.strip()
-        if not sep or not key or (not empty_ok and not rest):
-            raise FlagError(f"{flag} {value!r}: expected KEY=VALUE")
-        if key in out:
-            raise FlagError(f"{flag} {key}: given twice")
-        out[key] = rest
-    return out
+parse_pairs = split_pairs  # the one KEY=VALUE splitter (r1h.harness.core.options), by the name the commands use
 
 
 def backend_args(values: tuple[str, ...], base_urls: tuple[str, ...] = ()) -> dict[str, str]:
@@ -41,7 +30,7 @@ def backend_options(f):
                      help="OpenAI-compatible server for --backend openai (repeatable: replicas; same as --backend-arg "
                           "base_url=URL[,URL...]).")(f)
     return click.option("--backend-arg", "backend_args", multiple=True, metavar="KEY=VALUE",
-                        help="Backend option (repeatable); `r1h list backends` names each backend's.")(f)
+                        help="Backend option (repeatable); `r1h list backends --wide` shows each backend's.")(f)
 
 
 def exit_stopped(exc: KeyboardInterrupt, kept: str = "the graded samples") -> NoReturn:

@@ -2,7 +2,9 @@
 reward reads, and description.
 
 The table fits the terminal (100 columns when the output is not a terminal and ``COLUMNS`` is unset): descriptions
-are cut with an ellipsis, built-in plugins show as ``r1h``. ``--wide`` shows full descriptions and plugin modules.
+are cut with an ellipsis, built-in plugins show as ``r1h``. ``--wide`` shows full descriptions and plugin modules,
+and each backend's options (``--backend-arg``: name, type, default, help, from its ``Options`` class); ``--json``
+gives them as ``options``.
 A name registered without a version shows its distribution's version (r1h's for built-ins), never "-".
 """
 
@@ -22,7 +24,8 @@ NARROW_WIDTH = 100  # the width when stdout is not a terminal and COLUMNS is uns
 @click.command("list")
 @click.argument("kind", required=False, type=click.Choice([*KINDS, *_SINGULAR], case_sensitive=False), metavar="[KIND]")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON list instead of a table.")
-@click.option("--wide", is_flag=True, help="Full descriptions and plugin module names (lines may be long).")
+@click.option("--wide", is_flag=True, help="Full descriptions, plugin module names and each backend's options "
+                                           "(lines may be long).")
 def list_cmd(kind: str | None, as_json: bool, wide: bool) -> None:
     """List registered plugins; KIND is benchmarks, rewards, backends or anchors (default: all four).
 
@@ -44,6 +47,8 @@ def list_cmd(kind: str | None, as_json: bool, wide: bool) -> None:
             row["version"] = plugin_version(plugins, row["plugin"])
         if row["kind"] == "reward":
             row.update(reward_columns(plugins, row["name"]))
+        if row["kind"] == "backend" and (wide or as_json):
+            row["options"], row["other_options"] = backend_options(plugins, row["name"])
 
     if as_json:
         click.echo(json.dumps(rows, indent=2, ensure_ascii=False))
@@ -81,6 +86,19 @@ def reward_columns(plugins: Any, name: str) -> dict[str, Any]:
         return {}
     needed = {c for group in groups for c in group}
     return {"required_columns": [list(g) for g in groups], "optional_columns": [c for c in declared if c not in needed]}
+
+
+def backend_options(plugins: Any, name: str) -> tuple[list[dict[str, str]] | None, str | None]:
+    """A registered backend's options (``Options.table()``: name, type, default, help) and what other keys it takes
+    (``Options.extra``); None where it declares none (it then reads raw ``--backend-arg`` strings) or cannot be
+    imported (already a warning)."""
+    try:
+        options = getattr(plugins.registry("backend").entry(name).resolve(), "Options", None)
+    except Exception:  # an unimportable backend is already a warning
+        return None, None
+    if options is None or not hasattr(options, "table"):
+        return None, None
+    return options.table(), options.extra or None
 
 
 def columns_cell(row: dict[str, Any]) -> str:
@@ -129,6 +147,34 @@ def _table(rows: list[dict], kind: str | None, wide: bool) -> None:
         if i:
             console.print()
         console.print(table, crop=not wide)
+        if k == "backend" and wide:
+            _options_tables(console, [r for r in rows if r["kind"] == k])
+
+
+def _options_tables(console: Any, rows: list[dict]) -> None:
+    """Each backend's ``--backend-arg`` options, one table per backend."""
+    from rich import box
+    from rich.table import Table
+    from rich.text import Text
+
+    for row in rows:
+        options = row.get("options")
+        console.print()
+        if options is None:
+            console.print(f"{row['name']} --backend-arg: not declared (the backend reads raw KEY=VALUE strings)")
+            continue
+        if not options:
+            console.print(f"{row['name']} --backend-arg: none")
+            continue
+        table = Table(box=box.SIMPLE_HEAD, title=f"{row['name']} --backend-arg", title_justify="left", expand=False,
+                      pad_edge=False, show_edge=False)
+        for j, header in enumerate(("option", "type", "default", "help")):
+            table.add_column(header, no_wrap=True, style="bold" if j == 0 else None)
+        for option in options:
+            table.add_row(*(Text(option[key]) for key in ("name", "type", "default", "help")))
+        console.print(table, crop=False)
+        if row.get("other_options"):
+            console.print(f"and {row['other_options']}")
 
 
 def _cells(row: dict[str, Any], kind: str, wide: bool) -> list[str]:

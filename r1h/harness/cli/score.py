@@ -13,18 +13,14 @@ import click
 
 from r1h.harness.cli.flags import parse_pairs
 from r1h.harness.core.errors import ConfigError, DataError, FlagError
+from r1h.harness.core.options import literal
 from r1h.harness.core.reward import rows_lacking_gold
 
 
 def parse_params(values: tuple[str, ...]) -> dict[str, Any]:
-    """``--param key=value`` flags: values are read as JSON where they parse (numbers, booleans), else as strings."""
-    params: dict[str, Any] = {}
-    for key, raw in parse_pairs("--param", values).items():
-        try:
-            params[key] = json.loads(raw)
-        except ValueError:
-            params[key] = raw
-    return params
+    """``--param key=value`` flags, each value by the literal rule (``r1h.harness.core.options``: the JSON value the
+    text spells, else the text)."""
+    return {key: literal(raw) for key, raw in parse_pairs("--param", values).items()}
 
 
 def read_rows(path: Path) -> tuple[list[tuple[int, dict[str, Any]]], list[str]]:
@@ -32,38 +28,29 @@ def read_rows(path: Path) -> tuple[list[tuple[int, dict[str, Any]]], list[str]]:
 
     Blank lines are not rows. A row must be a JSON object whose ``completion`` is a string or a list of messages.
     """
+    from r1h.harness.data import jsonl
+
     rows: list[tuple[int, dict[str, Any]]] = []
     problems: list[str] = []
     try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise DataError(f"{path}: cannot read: {exc.strerror or exc}") from None
-    for number, raw in enumerate(data.split(b"\n"), 1):
-        if not raw.strip():
-            continue
-        reason = None
-        try:
-            row = json.loads(raw.decode("utf-8"))
-        except UnicodeDecodeError as exc:
-            reason = f"not UTF-8 (byte {exc.start})"
-        except json.JSONDecodeError as exc:
-            reason = f"bad JSON: {exc}"
-        except (RecursionError, ValueError):  # too deep, or an integer over the int/str digit limit
-            from r1h.harness.data.columns import bad_json_column
-
-            column, why = bad_json_column(raw.decode("utf-8"))
-            reason = f"column {column!r} {why}" if column else f"line {why}"
-        else:
-            if not isinstance(row, dict):
-                reason = f"expected a JSON object, got {type(row).__name__}"
+        for line in jsonl.scan(path):
+            row, exc = line.value, line.error
+            if isinstance(exc, UnicodeDecodeError):
+                reason = f"not UTF-8 (byte {exc.start})"
+            elif isinstance(exc, json.JSONDecodeError):
+                reason = f"bad JSON: {exc}"
+            elif not line.is_object:  # too deep, an over-long integer, not an object
+                reason = line.reason()
             elif "completion" not in row:
                 reason = f"no 'completion' column (the row has: {', '.join(list(row)[:8]) or 'no columns'})"
             elif not isinstance(row["completion"], (str, list)):
                 reason = f"'completion' must be a string or a list of messages, got {type(row['completion']).__name__}"
-        if reason is None:
-            rows.append((number, row))
-        else:
-            problems.append(f"{path}:{number}: {reason}")
+            else:
+                rows.append((line.number, row))
+                continue
+            problems.append(f"{path}:{line.number}: {reason}")
+    except OSError as exc:
+        raise DataError(f"{path}: cannot read: {exc.strerror or exc}") from None
     return rows, problems
 
 

@@ -11,6 +11,7 @@ import sys
 import click
 
 from r1h.harness.core.errors import ConfigError, FlagError
+from r1h.harness.core.options import split_pairs
 from r1h.harness.system import settings
 
 WORKFLOWS = ("sft", "grpo", "grpo-vl")
@@ -138,6 +139,7 @@ def run_workflow(workflow: str, params: dict, extra: list[str]) -> None:
     from r1h.trainers.launch import LAUNCHED_ENV, launch_command, run_launched
 
     sets = list(params["sets"]) + parse_trl_flags(extra)
+    split_pairs("--set", sets)  # one KEY=VALUE grammar: a key given twice (by --set or a TRL flag) is refused
     if params.get("use_vllm") is not None:
         sets.append(f"use_vllm={str(params['use_vllm']).lower()}")
     if params.get("vllm_mode"):

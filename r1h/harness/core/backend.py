@@ -15,31 +15,38 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Iterator
 from itertools import islice
-from typing import Any
+from typing import Any, ClassVar
 
 from r1h.harness.core.errors import RunError
+from r1h.harness.core.options import Options
 from r1h.harness.core.types import Completion, Generated, GenerationConfig, GenerationRequest
 
 
 class Backend:
     """Generates completions for requests.
 
-    Constructed as ``Backend(model=..., **backend_args)`` where backend_args come from ``--backend-arg key=value``
-    (strings; convert them yourself). ``model`` may be None for the backend's default. Heavy imports (torch,
-    transformers, vllm, httpx) happen inside methods, never at module import.
+    Constructed as ``Backend(model=..., **backend_args)`` where backend_args come from ``--backend-arg key=value``.
+    Declare them as ``Options`` (a dataclass subclassing :class:`r1h.harness.core.options.Options`): the base
+    ``__init__`` reads them into ``self.options`` (typed, defaults filled; an unknown key or bad value is a one-line
+    error), and ``r1h list backends --wide`` shows them. A backend without ``Options`` gets the raw strings in
+    ``self.backend_args``. ``model`` may be None for the backend's default. Heavy imports (torch, transformers,
+    vllm, httpx) happen inside methods, never at module import: ``r1h list`` imports the module for ``Options``.
     """
 
     name: str = ""
     description: str = ""
     needs_reference: bool = False  # True: the runner fills ``request.reference`` with the benchmark's gold answer
     stream_chunk: int = 32  # requests per ``generate`` call when the base ``stream`` adapts a batch backend
+    Options: ClassVar[type[Options] | None] = None  # the ``--backend-arg``s it takes; None: raw strings
     # True: two ``stream`` calls may run at once from two threads (an async engine or a server); --thinking-budget
-    # then feeds each answer-phase request to the engine as its phase-1 sample returns (budget.py)
+    # then feeds each answer-phase request to the engine as its phase-1 sample returns (eval/budget.py)
     concurrent_streams: bool = False
 
     def __init__(self, model: str | None = None, **backend_args: Any):
         self.model = model
         self.backend_args = backend_args
+        self.options = (type(self).Options.parse(backend_args, owner=f"backend {self.name!r}")
+                        if type(self).Options is not None else None)
 
     @property
     def model_id(self) -> str:

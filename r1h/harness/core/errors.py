@@ -41,3 +41,15 @@ class RunError(R1HError):
 
 class Terminated(KeyboardInterrupt):
     """SIGTERM, handled like Ctrl-C (exit status 143 instead of 130); raised by ``pipeline.sigterm_as_interrupt``."""
+
+
+def one_line(text: object, limit: int | None = 300) -> str:
+    """The first non-blank line of ``text`` (an exception, a message), stripped and cut to ``limit`` characters: what
+    goes into a one-line error."""
+    first = next((ln.strip() for ln in str(text).strip().splitlines() if ln.strip()), "")
+    return first if limit is None else first[:limit]
+
+
+def first_line(exc: BaseException) -> str:
+    """The first line of an exception's message (whole), or its type name when it has none."""
+    return one_line(exc, limit=None) or type(exc).__name__

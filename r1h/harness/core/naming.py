@@ -1,9 +1,21 @@
-"""File-system-safe names for models (run directories ``runs/<slug>/<timestamp>``)."""
+"""Names: whether a name is a local path or a hub id, and file-system-safe names for models (run directories
+``runs/<slug>/<timestamp>``)."""
 
 from __future__ import annotations
 
 import re
 from pathlib import Path
+
+# A hub repository id: ``name`` or ``org/name`` (letters, digits, ``_``, ``.``, ``-``; no leading dot or slash).
+HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
+
+
+def looks_like_path(spec: str, suffixes: tuple[str, ...] = ()) -> bool:
+    """The one "path or hub id" rule (``--data``, ``--model``, a recipe's data source): SPEC was meant as a local
+    path, so a missing one is "not found" rather than a hub lookup, when it starts with ``/``, ``.`` or ``~``, ends in
+    one of ``suffixes`` (any case), or is not shaped like a hub id (``org/name``)."""
+    return (spec.startswith(("/", ".", "~")) or spec.lower().endswith(tuple(s.lower() for s in suffixes))
+            or not HUB_ID.match(spec))
 
 
 def model_slug(name: str | None, default: str = "model") -> str:

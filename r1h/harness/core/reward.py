@@ -2,13 +2,25 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from r1h.harness.core.types import GradeResult, completion_text
 
-DEFAULT_BUDGET_S = 2.0
 MAX_CHARS = 2_000_000  # ~500k tokens: 15x the longest completion any r1h recipe generates (32,768 tokens)
 MAX_MESSAGES = 10_000  # messages in one conversational completion
+
+
+# The batch grader (r1h.harness.grading.pool.grade), the only place that enforces budgets in bulk; ``import r1h``
+# registers it here, so the core never imports the grader.
+_batch_grader: Callable[..., list[GradeResult]] | None = None
+
+
+def use_batch_grader(grade: Callable[..., list[GradeResult]]) -> None:
+    """Make ``grade`` (``grade(reward, completions, prompts=..., rows=...)``) what :meth:`Reward.__call__` grades
+    through."""
+    global _batch_grader
+    _batch_grader = grade
 
 
 class Reward:
@@ -24,6 +36,8 @@ class Reward:
       of alternatives (``("answer", "solution")``: either). The rest of ``columns`` are optional. None (the default
       for plugins that only set ``columns``): every one of ``columns`` is required. ``r1h score``, ``r1h list`` and
       the trainers' data checks read it.
+    - ``budget`` (a constructor argument): seconds per item; None (the default) leaves it to the batch grader
+      (``$R1H_GRADING_BUDGET``, else 2 s: :mod:`r1h.harness.grading.budget`).
     - ``isolate``: True for rewards whose work can blow up (sympy, math-verify); the batch grader then runs them in
       worker processes that are killed when an item overruns its budget. Rewards with ``isolate = False`` must be
       linear-time by construction; their items are still timed and an overrun still scores 0.0 as a timeout.
@@ -43,9 +57,9 @@ class Reward:
     isolate: bool = False
     max_chars: int | None = None  # None: MAX_CHARS when inline, no cap when isolated (see the class docstring)
 
-    def __init__(self, name: str | None = None, *, budget: float = DEFAULT_BUDGET_S, **params: Any):
+    def __init__(self, name: str | None = None, *, budget: float | None = None, **params: Any):
         self.__name__ = name or self.name or type(self).__name__
-        self.budget = float(budget)
+        self.budget = None if budget is None else float(budget)
         unknown = set(params) - set(self.param_names())
         if unknown:
             from r1h.harness.core.errors import ConfigError
@@ -157,10 +171,11 @@ class Reward:
         return rows
 
     def __call__(self, completions: list[Any], prompts: list[Any] | None = None, **columns: Any) -> list[float | None]:
-        from r1h.harness.grading.pool import grade  # the only place that enforces budgets in bulk
-
+        """TRL's reward-function call: one score per completion, through the batch grader (budgets enforced)."""
+        if _batch_grader is None:  # pragma: no cover - importing r1h registers it
+            raise RuntimeError("no batch grader registered (import r1h registers it)")
         completions = list(completions or [])
-        results = grade(self, completions, prompts=prompts, rows=self.rows(len(completions), columns))
+        results = _batch_grader(self, completions, prompts=prompts, rows=self.rows(len(completions), columns))
         return [r.score for r in results]
 
     def __repr__(self) -> str:

@@ -1,9 +1,10 @@
 """Reading one data file into plain ``dict`` rows, with each row's line number (JSON Lines) or row index.
 
-.jsonl, .json (a list, ``{"data": [...]}``, or JSON Lines saved as .json), .csv and .parquet. Every failure is a
-one-line :class:`~r1h.harness.core.errors.DataError` naming the file, and the line for JSON Lines; a line the JSON parser
-cannot finish (nested deeper than its recursion limit, an integer over Python's 4,300-digit limit) also names the
-column (:func:`r1h.harness.data.columns.bad_json_column`). Standard library only at import; pyarrow when needed.
+.jsonl, .json (a list, ``{"data": [...]}``, or JSON Lines saved as .json), .csv and .parquet; JSON Lines are read by
+:mod:`r1h.harness.data.jsonl`. Every failure is a one-line :class:`~r1h.harness.core.errors.DataError` naming the
+file, and the line for JSON Lines; a line the JSON parser cannot finish (nested deeper than its recursion limit, an
+integer over Python's 4,300-digit limit) also names the column (:func:`r1h.harness.data.columns.bad_json_column`).
+Standard library only at import; pyarrow when needed.
 """
 
 from __future__ import annotations
@@ -14,48 +15,21 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from r1h.harness.core.errors import DataError
+from r1h.harness.core.errors import DataError, one_line
+from r1h.harness.data import jsonl
 
 # ``select(n_rows) -> range | None`` picks rows before they are materialised (None: all rows).
 Selector = Callable[[int], "range | None"]  # noqa: UP037
 
 
-def _one_line(text: Any) -> str:
-    lines = [ln.strip() for ln in str(text).strip().splitlines() if ln.strip()]
-    first = lines[0] if lines else ""
-    return first[:300]
-
-
 def _read_jsonl(path: Path, name: str, lines: list[int] | None = None) -> list[dict[str, Any]]:
-    """JSON Lines rows; ``lines`` (if given) receives each row's line number."""
+    """JSON Lines rows (:func:`r1h.harness.data.jsonl.objects`); ``lines`` (if given) receives each row's number."""
     rows: list[dict[str, Any]] = []
-    try:
-        with open(path, encoding="utf-8") as fh:
-            for lineno, line in enumerate(fh, 1):
-                if not line.strip():
-                    continue
-                row = _json_line(line, f"{name}: {path}:{lineno}")
-                if not isinstance(row, dict):
-                    raise DataError(f"{name}: {path}:{lineno}: expected a JSON object, got {type(row).__name__}")
-                rows.append(row)
-                if lines is not None:
-                    lines.append(lineno)
-    except UnicodeDecodeError as exc:
-        raise DataError(f"{name}: {path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    for lineno, row in jsonl.objects(path, prefix=f"{name}: "):
+        rows.append(row)
+        if lines is not None:
+            lines.append(lineno)
     return rows
-
-
-def _json_line(line: str, where: str) -> Any:
-    """One JSON value; a line the parser cannot finish (too deep, an over-long integer) names its column."""
-    try:
-        return json.loads(line)
-    except json.JSONDecodeError as exc:
-        raise DataError(f"{where}: not valid JSON ({exc.msg})") from None
-    except (RecursionError, ValueError):
-        from r1h.harness.data.columns import bad_json_column
-
-        column, why = bad_json_column(line)
-        raise DataError(f"{where}: " + (f"column {column!r} {why}" if column else f"line {why}")) from None
 
 
 def _read_json(path: Path, name: str, lines: list[int] | None = None) -> list[dict[str, Any]]:
@@ -78,7 +52,7 @@ def _read_json(path: Path, name: str, lines: list[int] | None = None) -> list[di
         except DataError as again:
             if "not valid JSON" not in str(again):
                 raise
-        why = "holds an integer of over 4300 digits" if "digits" in str(exc) else _one_line(exc)
+        why = "holds an integer of over 4300 digits" if "digits" in str(exc) else one_line(exc)
         raise DataError(f"{name}: {path}: {why}") from None
     if isinstance(data, dict):
         for key in ("data", "rows", "examples"):
@@ -103,7 +77,7 @@ def _read_csv(path: Path, name: str) -> list[dict[str, Any]]:
     except UnicodeDecodeError as exc:
         raise DataError(f"{name}: {path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
     except csv.Error as exc:
-        raise DataError(f"{name}: {path}: bad CSV ({_one_line(exc)})") from None
+        raise DataError(f"{name}: {path}: bad CSV ({one_line(exc)})") from None
 
 
 def _read_parquet(path: Path, name: str, select: Selector | None) -> tuple[list[dict[str, Any]], int]:
@@ -114,7 +88,7 @@ def _read_parquet(path: Path, name: str, select: Selector | None) -> tuple[list[
     try:
         table = pq.read_table(path)
     except Exception as exc:
-        raise DataError(f"{name}: {path}: unreadable parquet ({type(exc).__name__}: {_one_line(exc)})") from None
+        raise DataError(f"{name}: {path}: unreadable parquet ({type(exc).__name__}: {one_line(exc)})") from None
     picked = select(table.num_rows) if select else None
     if picked is not None:
         table = table.slice(picked.start, len(picked))

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import TypeVar
 
-from r1h.harness.core.errors import DataError
+from r1h.harness.core.errors import DataError, first_line
 from r1h.harness.data.hub import OFFLINE_HINT, HubUnreachableError
 
 T = TypeVar("T")
@@ -46,7 +46,7 @@ def report(failures: list[tuple[str, DataError]], total: int) -> str:
     flags: list[str] = []
     down: dict[str, str] = {}
     for name, exc in failures:
-        line = _one_line(exc)
+        line = first_line(exc)
         found = _UNREACHABLE.search(line) if isinstance(exc, HubUnreachableError) else None
         if found:  # the endpoint and the reason once, at the end
             down.setdefault(found.group(1), found.group(2))
@@ -62,8 +62,3 @@ def report(failures: list[tuple[str, DataError]], total: int) -> str:
         lines.append(f"the hub at {url} cannot be reached ({reason}); if these hub datasets are in the local "
                      f"cache, {OFFLINE_HINT}")
     return "\n".join(lines)
-
-
-def _one_line(exc: Any) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__

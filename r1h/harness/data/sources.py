@@ -24,15 +24,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from r1h.harness.core.errors import ConfigError, DataError
+from r1h.harness.core.errors import ConfigError, DataError, one_line
+from r1h.harness.core.naming import looks_like_path
 from r1h.harness.data.readers import Selector, read_file, read_file_located
 
 __all__ = ["FORMATS", "Selector", "Source", "apply_limit", "check_columns", "find_split_files", "load_rows",
-           "load_rows_with_source", "looks_like_path", "read_file", "read_file_located", "resolve"]
+           "load_rows_with_source", "read_file", "read_file_located", "resolve"]
 
 FORMATS = (".parquet", ".jsonl", ".json", ".csv")  # preference order when a split exists in several formats
 _SKIP_DIRS = {".git", ".cache", ".huggingface", "__pycache__"}
-_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
 
 @dataclass
 class Source:
@@ -75,17 +75,6 @@ def _expected(required: Iterable[str]) -> str:
     return f"expected columns: {', '.join(cols)}" if cols else "expected a table of rows"
 
 
-def _one_line(text: Any) -> str:
-    lines = [ln.strip() for ln in str(text).strip().splitlines() if ln.strip()]
-    first = lines[0] if lines else ""
-    return first[:300]
-
-
-def looks_like_path(spec: str) -> bool:
-    """Whether SOURCE was meant as a local path (so a missing one is 'not found', not a hub lookup)."""
-    return spec.startswith(("/", "./", "../", "~", ".")) or spec.lower().endswith(FORMATS) or not _HUB_ID.match(spec)
-
-
 def resolve(
     source: str | os.PathLike | None,
     *,
@@ -113,7 +102,7 @@ def resolve(
                 f".csv ({_expected(required_columns)})"
             )
         return Source("file", spec, files=[path], split=split)
-    if looks_like_path(spec):
+    if looks_like_path(spec, FORMATS):  # a missing path is "not found", not a hub lookup
         raise DataError(f"{name}: data source {spec} does not exist ({_expected(required_columns)})")
     return Source("hub", spec, hub_id=spec, config=hub_config, split=split)
 
@@ -197,11 +186,11 @@ def _load_hub(src: Source, name: str, select: Selector | None) -> tuple[list[dic
         if hub.offline_mode():
             raise DataError(
                 f"{name}: {label} split {src.split!r} is not in the local cache (HF_HUB_OFFLINE is set; "
-                f"{type(exc).__name__}: {_one_line(exc)}); {hint}"
+                f"{type(exc).__name__}: {one_line(exc)}); {hint}"
             ) from None
         raise DataError(
             f"{name}: could not load {label} split {src.split!r}: the hub has no such dataset or refused it "
-            f"({type(exc).__name__}: {_one_line(exc)}); {hint}"
+            f"({type(exc).__name__}: {one_line(exc)}); {hint}"
         ) from None
     picked = select(len(ds)) if select else None
     if picked is not None:

@@ -10,6 +10,7 @@ from typing import Any
 
 from r1h.harness.core.errors import ConfigError, DataError, FlagError, RunError
 from r1h.harness.core.reward import Reward
+from r1h.harness.core.sampling import POLICIES
 from r1h.harness.core.types import GenerationConfig, Sample
 from r1h.harness.data.resolve import load_all
 from r1h.harness.eval.budget import ThinkingBudget, thinking_budget
@@ -18,7 +19,6 @@ SUITES: dict[str, tuple[str, ...]] = {
     "all": ("aime24", "math500", "gpqa_diamond", "countdown", "superclevr_counting"),
 }
 R1_DEFAULTS = {"temperature": 0.6, "top_p": 0.95, "max_tokens": 32768}
-POLICIES = ("neutral", "model")
 
 
 @dataclass

@@ -36,11 +36,36 @@ def line_interval(default: float = LINE_INTERVAL_S) -> float:
     return settings.get(INTERVAL_ENV, default=default)
 
 
-def _clock_text(seconds: float | None) -> str:
+def clock_text(seconds: float | None) -> str:
+    """``H:MM:SS`` (``-:--:--`` when unknown): elapsed and left times in every progress line."""
     if seconds is None:
         return "-:--:--"
     seconds = int(max(0, seconds))
     return f"{seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
+
+
+class Heartbeat:
+    """A daemon thread that calls ``beat()`` every ``poll`` seconds until :meth:`stop`: what repeats a progress line
+    after ``interval`` seconds without one (the eval display's trackers, ``r1h train``'s step lines)."""
+
+    def __init__(self, beat: Callable[[], None], poll: float, name: str = "r1h-heartbeat"):
+        self._beat, self._poll = beat, poll
+        self._stopped = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+
+    def start(self) -> Heartbeat:
+        self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        while not self._stopped.wait(self._poll):
+            self._beat()
+
+    def stop(self, join: float | None = None) -> None:
+        """No more beats; with ``join``, wait up to that many seconds for the thread (not from the thread itself)."""
+        self._stopped.set()
+        if join is not None and self._thread is not threading.current_thread():
+            self._thread.join(join)
 
 
 class Tracker:
@@ -89,8 +114,8 @@ class Tracker:
     def line(self, now: float) -> str:
         elapsed, eta, tok_s = self.rates(now)
         pct = 100.0 * self.done / self.total if self.total else 100.0
-        parts = [f"{self.name}: {self.done}/{self.total} {self.unit} ({pct:.0f}%)", f"elapsed {_clock_text(elapsed)}",
-                 f"ETA {_clock_text(eta)}", self._tokens(tok_s), self._quality(now, 2)]
+        parts = [f"{self.name}: {self.done}/{self.total} {self.unit} ({pct:.0f}%)", f"elapsed {clock_text(elapsed)}",
+                 f"ETA {clock_text(eta)}", self._tokens(tok_s), self._quality(now, 2)]
         return ", ".join(filter(None, parts))
 
     def describe(self, name: str) -> None:
@@ -168,8 +193,7 @@ class Display:
         self.progress: Any = None
         self._log = None
         self._watched: list[Tracker] = []
-        self._beat: threading.Thread | None = None
-        self._stop = threading.Event()
+        self._beat: Heartbeat | None = None
         if log_path is not None:
             self.open_log(log_path)
 
@@ -196,13 +220,11 @@ class Display:
         Only on the real clock (a test's fake clock drives the lines itself)."""
         self._watched.append(tracker)
         if self._beat is None and self.clock is time.monotonic:
-            self._beat = threading.Thread(target=self._beats, name="r1h-heartbeat", daemon=True)
-            self._beat.start()
+            self._beat = Heartbeat(self._beats, min(1.0, self.interval / 4)).start()
 
     def _beats(self) -> None:
-        while not self._stop.wait(min(1.0, self.interval / 4)):
-            for tracker in list(self._watched):
-                tracker.heartbeat()
+        for tracker in list(self._watched):
+            tracker.heartbeat()
 
     def note(self, text: str) -> None:
         self.console.print(f"[dim]r1h:[/dim] {text}", highlight=False, markup=True, soft_wrap=True)
@@ -256,10 +278,9 @@ class Display:
             tracker.finish()
 
     def close(self) -> None:
-        self._stop.set()
         self._watched.clear()
-        if self._beat is not None and self._beat is not threading.current_thread():
-            self._beat.join(2.0)
+        if self._beat is not None:
+            self._beat.stop(join=2.0)
             self._beat = None
         if self.progress is not None:
             self.progress.stop()

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from r1h.harness.core.errors import RunError
+from r1h.harness.data import jsonl
 
 SAMPLE_KEYS = (
     "id", "sample_index", "prompt", "completion", "extracted", "reward", "correct", "finish_reason", "num_tokens",
@@ -145,11 +146,8 @@ class LoadReport:
     bad: list[str] = field(default_factory=list)
 
 
-def _parse(raw: bytes) -> Any:
-    try:
-        return json.loads(raw)
-    except RecursionError:
-        raise ValueError("nested too deeply") from None
+def _why(exc: Exception) -> str:
+    return "nested too deeply" if isinstance(exc, RecursionError) else str(exc)
 
 
 @dataclass
@@ -162,21 +160,13 @@ class SampleFile:
     report: LoadReport = field(default_factory=LoadReport)
     correct: int = 0  # stored samples whose ``correct`` is true (for the running pass@1)
 
-    def _open_read(self):
+    def _scan(self) -> Iterator[jsonl.Line]:
+        """Every line of the file, blank ones too, read lazily (:func:`r1h.harness.data.jsonl.scan`); none when the
+        file does not exist yet."""
         try:
-            return open(self.path, "rb")
+            yield from jsonl.scan(self.path, blank=True)
         except FileNotFoundError:
-            return None
-        except OSError as exc:
-            raise io_error(self.path, exc, "cannot read") from exc
-
-    def _scan(self) -> Iterator[tuple[int, bytes]]:
-        fh = self._open_read()
-        if fh is None:
             return
-        try:
-            with fh:
-                yield from enumerate(fh, 1)
         except OSError as exc:
             raise io_error(self.path, exc, "cannot read") from exc
 
@@ -184,17 +174,16 @@ class SampleFile:
         """Read existing lines: truncate a torn tail, skip duplicates, distrust (and regenerate) invalid lines."""
         self.keys, self.report, self.correct = set(), LoadReport(), 0
         bad: list[tuple[tuple[str, int] | None, str]] = []
-        for lineno, raw in self._scan():
-            if not raw.endswith(b"\n"):  # bytes after the last newline are a torn write
-                self._truncate_tail(len(raw))
+        for line in self._scan():
+            lineno, record = line.number, line.value
+            if line.torn:  # bytes after the last newline are a torn write
+                self._truncate_tail(len(line.raw))
                 break
-            if not raw.strip():
+            if not line.raw.strip():
                 continue
             self.report.lines += 1
-            try:
-                record = _parse(raw)
-            except ValueError as exc:
-                bad.append((None, f"{self.path}:{lineno}: not a JSON line ({exc}); dropping it"))
+            if line.error is not None:
+                bad.append((None, f"{self.path}:{lineno}: not a JSON line ({_why(line.error)}); dropping it"))
                 continue
             why = check_record(record, self.schema) or check_record(record, KEY_SCHEMA)
             key = None
@@ -226,13 +215,10 @@ class SampleFile:
     def iter_records(self) -> Iterator[dict[str, Any]]:
         """The stored records, read from disk one line at a time: first valid line per key, bad lines skipped."""
         seen: set[tuple[str, int]] = set()
-        for _, raw in self._scan():
-            if not raw.endswith(b"\n") or not raw.strip():
+        for line in self._scan():
+            if line.torn or line.error is not None or not line.raw.strip():
                 continue
-            try:
-                record = _parse(raw)
-            except ValueError:
-                continue
+            record = line.value
             if check_record(record, self.schema) or check_record(record, KEY_SCHEMA):
                 continue
             key = (str(record["id"]), int(record["sample_index"]))

@@ -16,7 +16,7 @@ import warnings
 from typing import Any
 
 from r1h.harness.core.types import GradeResult
-from r1h.harness.grading.worker import _safe_grade_one
+from r1h.harness.grading.worker import safe_grade_one
 
 MAX_STUCK = 4  # overrunning item threads allowed at once in this process
 
@@ -42,7 +42,7 @@ def stuck_threads() -> int:
 
 
 def _run(box: list, reward: Any, completion: Any, prompt: Any, row: dict[str, Any]) -> None:
-    box.append(_safe_grade_one(reward, completion, prompt, row))
+    box.append(safe_grade_one(reward, completion, prompt, row))
 
 
 def grade_bounded(reward: Any, items: list, budget: float, report) -> list[GradeResult]:

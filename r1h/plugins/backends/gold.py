@@ -8,8 +8,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 
 from r1h.harness.core.backend import Backend
-from r1h.harness.core.errors import FlagError, RunError
+from r1h.harness.core.errors import RunError
 from r1h.harness.core.hookspecs import hookimpl
+from r1h.harness.core.options import NoOptions
 from r1h.harness.core.types import Completion, Generated, GenerationConfig, GenerationRequest
 
 
@@ -19,11 +20,7 @@ class GoldBackend(Backend):
     name = "gold"
     description = "answers with each benchmark's reference completion (checks data + grading; expect 100%)"
     needs_reference = True
-
-    def __init__(self, model: str | None = None, **backend_args):
-        super().__init__(model, **backend_args)
-        if backend_args:  # nothing to tune: a --backend-arg here is a mistake, not a no-op
-            raise FlagError(f"backend 'gold' does not know --backend-arg {sorted(backend_args)[0]}; it takes none")
+    Options = NoOptions  # nothing to tune: a --backend-arg here is a mistake, not a no-op
 
     @property
     def model_id(self) -> str:

@@ -94,7 +94,7 @@ def resolve_model(name_or_path: str | None) -> ResolvedModel:
             if not has_config:
                 raise ConfigError(f"--model {raw}: directory has no config.json (is it a model checkpoint?)")
             return ResolvedModel(str(path), None, str(path), str(path))
-    if raw.endswith(".gguf") or raw.startswith(("/", "./", "../", "~")) or raw.count("/") > 1:
+    if naming.looks_like_path(raw, (".gguf",)):
         raise ConfigError(f"--model {raw}: no such file or directory")
     return ResolvedModel(raw, None, raw, raw)
 

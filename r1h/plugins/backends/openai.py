@@ -45,19 +45,20 @@ import mimetypes
 import os
 import sys
 import threading
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 from r1h.harness.core.backend import Backend
 from r1h.harness.core.errors import ConfigError
 from r1h.harness.core.hookspecs import hookimpl
+from r1h.harness.core.sampling import NEUTRAL_KEYS, effective, engine_params
 from r1h.harness.core.types import Completion, Generated, GenerationConfig, GenerationRequest
+from r1h.plugins.backends.openai_options import OpenAIOptions
 from r1h.plugins.backends.openai_pool import BackendError, ClientError, Replica, ReplicaPool
-from r1h.plugins.backends.transformers import check_known, parse_bool, parse_int, truncate_at_stop
+from r1h.plugins.backends.transformers_static import truncate_at_stop
 
 __all__ = ["BackendError", "OpenAIBackend", "build_body", "parse_choices", "to_openai_messages"]
-NEUTRAL_KEYS = ("top_k", "min_p", "repetition_penalty")
 PREFILL_KEYS = ("continue_final_message", "add_generation_prompt")
 
 
@@ -138,24 +139,14 @@ def to_openai_messages(messages: list[dict[str, Any]], images: list[Any]) -> lis
 
 
 def sampling_fields(config: GenerationConfig) -> dict[str, Any]:
-    """The sampling keys of a body: temperature and top-p always; the neutral values unless policy is "model"."""
-    fields: dict[str, Any] = {"temperature": float(config.temperature), "top_p": float(config.top_p)}
-    if config.greedy:
-        fields.update(temperature=0.0, top_p=1.0)
-    if config.policy != "model":
-        fields.update(top_k=-1 if not config.top_k else int(config.top_k), min_p=float(config.min_p),
-                      repetition_penalty=float(config.repetition_penalty))
-    return fields
+    """The sampling keys of a body: the core policy (:mod:`r1h.harness.core.sampling`) with top-k "off" as -1 (vLLM
+    serve's and sglang's spelling); with policy "model" only temperature and top-p."""
+    return engine_params(config, top_k_off=-1)
 
 
 def effective_sampling(config: GenerationConfig) -> dict[str, Any]:
-    """The test hook every backend mirrors: the distribution sent, in r1h's terms (top_k None = off); None for a
-    field left to the checkpoint."""
-    f = sampling_fields(config)
-    top_k = f.get("top_k")
-    return {"temperature": f["temperature"], "top_p": f["top_p"],
-            "top_k": None if top_k is None or top_k <= 0 else top_k,
-            "min_p": f.get("min_p"), "repetition_penalty": f.get("repetition_penalty")}
+    """The test hook every backend mirrors: the distribution sent, in r1h's terms."""
+    return effective(sampling_fields(config))
 
 
 def build_body(
@@ -252,45 +243,29 @@ class OpenAIBackend(Backend):
 
     name = "openai"
     description = "OpenAI-compatible servers (vllm serve, sglang, transformers serve) by --base-url; replicas"
+    Options = OpenAIOptions
     concurrent_streams = True  # each stream has its own queue on the shared event loop
-    KNOWN_ARGS = {"base_url", "api_key", "concurrency", "max_retries", "retry_backoff", "timeout", "deadline",
-                  "max_body_mb", "use_n", "prefill_keys", "ca_bundle", "verify"}
 
     def __init__(self, model: str | None = None, **backend_args: Any):
         super().__init__(model, **backend_args)
-        check_known(self.name, backend_args, self.KNOWN_ARGS)
-        raw = backend_args.get("base_url") or os.environ.get("OPENAI_BASE_URL")
+        opts = self.options
+        raw = opts.base_url or os.environ.get("OPENAI_BASE_URL")
         if not raw:
             raise ConfigError("backend 'openai' needs --base-url (or $OPENAI_BASE_URL), e.g. http://127.0.0.1:8000/v1")
         self.base_urls = base_urls(raw)
         self.base_url = self.base_urls[0]
-        self.api_key = str(backend_args.get("api_key") or os.environ.get("OPENAI_API_KEY") or "EMPTY")
-        self.concurrency = parse_int("concurrency", backend_args.get("concurrency", 256))
-        self.max_retries = parse_int("max_retries", backend_args.get("max_retries", 5), minimum=0)
-        self.use_n = parse_bool("use_n", backend_args.get("use_n", False))
-        self.prefill_keys = parse_bool("prefill_keys", backend_args.get("prefill_keys", True))
-        self.verify = parse_bool("verify", backend_args.get("verify", True))
-        self.ca_bundle = str(backend_args["ca_bundle"]) if backend_args.get("ca_bundle") else None
+        self.api_key = opts.api_key or os.environ.get("OPENAI_API_KEY") or "EMPTY"
+        self.concurrency = opts.concurrency
+        self.max_retries = opts.max_retries
+        self.use_n = opts.use_n
+        self.prefill_keys = opts.prefill_keys
+        self.verify = opts.verify
+        self.ca_bundle = opts.ca_bundle or None
         if self.ca_bundle and not os.path.isfile(self.ca_bundle):
             raise ConfigError(f"--backend-arg ca_bundle={self.ca_bundle}: no such file")
-        numbers = {}
-        for key, default in (("retry_backoff", 1.0), ("deadline", 3600.0), ("max_body_mb", 16.0)):
-            try:
-                numbers[key] = float(backend_args.get(key, default))
-            except ValueError:
-                raise ConfigError(f"--backend-arg {key}={backend_args[key]}: expected a number") from None
-            if numbers[key] < 0 or (key != "retry_backoff" and numbers[key] == 0):
-                raise ConfigError(f"--backend-arg {key}={backend_args[key]}: must be > 0")
-        try:
-            timeout = float(backend_args.get("timeout", numbers["deadline"]))
-        except ValueError:
-            raise ConfigError(f"--backend-arg timeout={backend_args['timeout']}: expected a number") from None
-        if timeout <= 0:
-            raise ConfigError(f"--backend-arg timeout={backend_args['timeout']}: must be > 0")
-        self.retry_backoff, self.deadline = numbers["retry_backoff"], numbers["deadline"]
-        self.max_body = int(numbers["max_body_mb"] * 1024 * 1024)
-        self.timeout = timeout
-        self.on_tokens: Callable[[int], None] | None = None
+        self.retry_backoff, self.deadline = opts.retry_backoff, opts.deadline
+        self.max_body = int(opts.max_body_mb * 1024 * 1024)
+        self.timeout = opts.timeout if opts.timeout is not None else opts.deadline
         self._lock = threading.Lock()
         self._pool: ReplicaPool | None = None
         self._last_sampling: dict[str, Any] | None = None
@@ -378,8 +353,6 @@ class OpenAIBackend(Backend):
         self._last_sampling = sampling_fields(config)
         jobs = self._jobs(requests, config)
         for job, completions in pool.run(jobs, lambda job: self._work(job, config)):
-            if self.on_tokens is not None:
-                self.on_tokens(sum(c.num_tokens for c in {id(c): c for c in completions}.values()))
             for index, completion in zip(job.indices, completions, strict=True):
                 yield Generated(job.request, index, completion)
 

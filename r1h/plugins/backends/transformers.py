@@ -7,45 +7,43 @@
 - ``stream`` pulls requests lazily and yields each sample as it finishes, in one of two modes (``batching``):
   - **static**: rows (one per wanted sample) are buffered ``batch_size`` at a time, sorted by prompt length, LEFT
     padded and generated together; each chunk is yielded when it ends. Per-sample seeds: a logits processor draws
-    each row's token with that row's own ``torch.Generator`` (:func:`.sampling.row_sampler`), so a sample's draws do
-    not depend on which other samples share its batch (only floating-point differences of batched matmuls can,
-    rarely, change a draw). Greedy decoding (temperature 0) deduplicates identical prompts.
+    each row's token with that row's own ``torch.Generator`` (:func:`.transformers_sampling.row_sampler`), so a
+    sample's draws do not depend on which other samples share its batch (only floating-point differences of batched
+    matmuls can, rarely, change a draw). Greedy decoding (temperature 0) deduplicates identical prompts.
   - **continuous**: transformers' own continuous batching (:mod:`.transformers_cb`): a finished row is replaced at
     the next step. Per-sample seeds hold there too: r1h swaps transformers' batch-wide sampler for the same per-row
     seeded one. No stop strings, images or sequence-reading logits processors (repetition penalty...): those
     settings fall back to static batches.
   - **auto** (default): continuous on CUDA where supported, static on CPU, where static batches were faster in
     ``perf/batch_tokps.py`` (see the README's figures).
-- Sampling policy (:mod:`.sampling`): ``neutral`` sends temperature/top-p and explicit neutral values for the rest;
-  ``model`` uses the checkpoint's generation_config.json for the rest.
+- Sampling policy (:mod:`r1h.harness.core.sampling`; the HF generation configs: :mod:`.transformers_sampling`):
+  ``neutral`` sends temperature/top-p and explicit neutral values for the rest; ``model`` uses the checkpoint's
+  generation_config.json for the rest.
 
-Backend args (``--backend-arg key=value``): ``batch_size`` (16: rows per static batch), ``batching``
-(auto|continuous|static), ``inflight`` (rows in the continuous manager: 256 on GPU, ``batch_size`` on CPU),
-``device`` (auto: cuda if available), ``dtype`` (auto: bfloat16 on GPU, float32 on CPU), ``trust_remote_code``
-(false), ``attn_implementation``, ``vision`` (auto|true|false), ``threads`` (torch CPU threads; default: available
-CPUs - 1, at least 1, see :mod:`.threads`).
+Backend args (``--backend-arg key=value``): :class:`TransformersOptions` (``r1h list backends --wide`` shows them).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
-from typing import Any
+import dataclasses
+from collections.abc import Iterable, Iterator
+from typing import Any, Literal
 
 from r1h.harness.core.backend import Backend
 from r1h.harness.core.errors import ConfigError, FlagError
 from r1h.harness.core.hookspecs import hookimpl
+from r1h.harness.core.options import Options, option
+from r1h.harness.core.sampling import sampling_params
 from r1h.harness.core.types import Completion, Generated, GenerationConfig, GenerationRequest, content_text
 from r1h.harness.data.hub import require_hub_model
 from r1h.plugins.backends.models import resolve_model
-from r1h.plugins.backends.sampling import effective_sampling as effective_sampling  # the cross-backend test hook
-from r1h.plugins.backends.sampling import row_sampler, sampling_params
+from r1h.plugins.backends.transformers_sampling import effective_sampling as effective_sampling  # the test hook
+from r1h.plugins.backends.transformers_sampling import row_sampler
 from r1h.plugins.backends.transformers_static import Row as _Row
 from r1h.plugins.backends.transformers_static import generate_chunk, load_image, vision_messages
 from r1h.plugins.backends.transformers_static import (
-    truncate_at_stop as truncate_at_stop,  # re-exported: the openai backend uses it
+    truncate_at_stop as truncate_at_stop,  # re-exported: tests import it from here
 )
-
-BATCHING_MODES = ("auto", "continuous", "static")
 
 
 @hookimpl
@@ -59,32 +57,24 @@ def r1h_register_backends(register):
     )
 
 
-def parse_bool(key: str, value: Any) -> bool:
-    if isinstance(value, bool):
-        return value
-    text = str(value).strip().lower()
-    if text in ("1", "true", "yes", "on"):
-        return True
-    if text in ("0", "false", "no", "off"):
-        return False
-    raise FlagError(f"--backend-arg {key}={value}: expected true or false")
+@dataclasses.dataclass
+class TransformersOptions(Options):
+    """``--backend-arg``s of the transformers backend."""
 
-
-def parse_int(key: str, value: Any, minimum: int = 1) -> int:
-    try:
-        number = int(str(value).strip())
-    except ValueError:
-        raise FlagError(f"--backend-arg {key}={value}: expected an integer") from None
-    if number < minimum:
-        raise FlagError(f"--backend-arg {key}={value}: must be >= {minimum}")
-    return number
-
-
-def check_known(backend: str, args: dict[str, Any], known: set[str]) -> None:
-    unknown = sorted(set(args) - known)
-    if unknown:
-        raise FlagError(f"backend {backend!r} does not know --backend-arg {unknown[0]}; known: "
-                        f"{', '.join(sorted(known)) or 'none (it takes no --backend-arg)'}")
+    batch_size: int = option(16, "rows (samples) per static batch", ge=1)
+    batching: Literal["auto", "continuous", "static"] = option(
+        "auto", "continuous: transformers' continuous batching; auto: continuous on CUDA, static on CPU")
+    inflight: int | None = option(None, "rows in the continuous batching manager (default: 256 on GPU, batch_size "
+                                        "on CPU)", ge=1)
+    device: str = option("auto", "auto (cuda if available), cpu, cuda or cuda:N")
+    dtype: Literal["auto", "bfloat16", "bf16", "float16", "fp16", "float32", "fp32"] = option(
+        "auto", "auto: bfloat16 on GPU, float32 on CPU")
+    trust_remote_code: bool = option(False, "run the checkpoint's own modelling code")
+    attn_implementation: str | None = option(None, "transformers' attn_implementation (sdpa, eager, "
+                                                   "flash_attention_2...)")
+    vision: Literal["auto"] | bool = option("auto", "load as a vision-language model (auto: when the config has "
+                                                    "vision_config)")
+    threads: int | None = option(None, "torch CPU threads (default: available CPUs - 1, at least 1)", ge=1)
 
 
 def check_device(device: str) -> None:
@@ -107,7 +97,7 @@ def check_device(device: str) -> None:
 
 
 def _row_sampler(generators: list[Any], temperature: float, top_p: float, top_k_window: int = 512):
-    """:func:`.sampling.row_sampler` with temperature and top-p only (the neutral policy)."""
+    """:func:`.transformers_sampling.row_sampler` with temperature and top-p only (the neutral policy)."""
     params = {"temperature": temperature, "top_p": top_p, "top_k": None, "min_p": 0.0, "repetition_penalty": 1.0}
     return row_sampler(generators, params, top_k_window)
 
@@ -117,26 +107,21 @@ class TransformersBackend(Backend):
 
     name = "transformers"
     description = "Hugging Face transformers, static or continuous batches, per-sample seeds (default)"
-    KNOWN_ARGS = {"batch_size", "device", "dtype", "trust_remote_code", "attn_implementation", "vision", "threads",
-                  "batching", "inflight"}
+    Options = TransformersOptions
 
     def __init__(self, model: str | None = None, **backend_args: Any):
         super().__init__(model, **backend_args)
-        check_known(self.name, backend_args, self.KNOWN_ARGS)
+        opts = self.options
         self.resolved = resolve_model(model)
-        self.batch_size = parse_int("batch_size", backend_args.get("batch_size", 16))
-        self.device_arg = str(backend_args.get("device", "auto"))
-        self.dtype_arg = str(backend_args.get("dtype", "auto"))
-        self.trust_remote_code = parse_bool("trust_remote_code", backend_args.get("trust_remote_code", False))
-        self.attn_implementation = backend_args.get("attn_implementation")
-        self.threads = parse_int("threads", backend_args["threads"]) if backend_args.get("threads") else None
-        vision = str(backend_args.get("vision", "auto")).lower()
-        self.vision_arg = None if vision == "auto" else parse_bool("vision", vision)
-        self.batching = str(backend_args.get("batching", "auto")).strip().lower()
-        if self.batching not in BATCHING_MODES:
-            raise FlagError(f"--backend-arg batching={self.batching}: expected {', '.join(BATCHING_MODES)}")
-        self.inflight = parse_int("inflight", backend_args["inflight"]) if backend_args.get("inflight") else None
-        self.on_tokens: Callable[[int], None] | None = None  # the runner may set it to count generated tokens
+        self.batch_size = opts.batch_size
+        self.device_arg = opts.device
+        self.dtype_arg = opts.dtype
+        self.trust_remote_code = opts.trust_remote_code
+        self.attn_implementation = opts.attn_implementation
+        self.threads = opts.threads
+        self.vision_arg = None if opts.vision == "auto" else opts.vision
+        self.batching = opts.batching
+        self.inflight = opts.inflight
         self.thread_info: dict[str, Any] = {}
         self._checkpoint_gen = None  # the checkpoint's generation_config (used by the "model" policy)
         self._last: dict[str, Any] = {}  # what the latest stream ran with, for describe()
@@ -163,12 +148,8 @@ class TransformersBackend(Backend):
         dtypes = {"bfloat16": torch.bfloat16, "bf16": torch.bfloat16, "float16": torch.float16,
                   "fp16": torch.float16, "float32": torch.float32, "fp32": torch.float32}
         if self.dtype_arg == "auto":
-            dtype = torch.bfloat16 if device.startswith("cuda") else torch.float32
-        elif self.dtype_arg in dtypes:
-            dtype = dtypes[self.dtype_arg]
-        else:
-            raise FlagError(f"--backend-arg dtype={self.dtype_arg}: expected auto, bfloat16, float16 or float32")
-        return device, dtype
+            return device, torch.bfloat16 if device.startswith("cuda") else torch.float32
+        return device, dtypes[self.dtype_arg]
 
     def _is_vision(self) -> bool:
         if self.vision_arg is not None:
@@ -223,7 +204,7 @@ class TransformersBackend(Backend):
         self._model = model.to(device).eval()
         # generate() fills every unset field from model.generation_config: keep the checkpoint's aside for the "model"
         # policy and leave a neutral one (token ids only) on the model, so nothing is inherited by accident
-        from r1h.plugins.backends.sampling import neutral_generation_config
+        from r1h.plugins.backends.transformers_sampling import neutral_generation_config
 
         self._checkpoint_gen = self._model.generation_config
         self._model.generation_config = neutral_generation_config(self._checkpoint_gen)
@@ -312,7 +293,7 @@ class TransformersBackend(Backend):
         return "static", reason
 
     def _continuous_unsupported(self, config: GenerationConfig) -> str | None:
-        from r1h.plugins.backends.sampling import continuous_generation_config, continuous_unsupported
+        from r1h.plugins.backends.transformers_sampling import continuous_generation_config, continuous_unsupported
 
         if not hasattr(self._model, "init_continuous_batching"):
             return "the model has no init_continuous_batching"
@@ -351,8 +332,8 @@ class TransformersBackend(Backend):
             pulled = {i: r for i, r in pulled.items() if i in live}
 
     def _stream_continuous(self, requests: Iterator[GenerationRequest], config, params) -> Iterator[Generated]:
-        from r1h.plugins.backends.sampling import continuous_generation_config
         from r1h.plugins.backends.transformers_cb import CBRow, stream_rows
+        from r1h.plugins.backends.transformers_sampling import continuous_generation_config
 
         max_new = max(1, int(config.max_tokens))
         limit = self._context_limit()
@@ -371,10 +352,9 @@ class TransformersBackend(Backend):
         gen = continuous_generation_config(self._checkpoint_gen, {**params, "temperature": 0.0}, config.policy,
                                            max_new_tokens=max_new, eos_token_id=eos or None,
                                            pad_token_id=tok.pad_token_id)
-        counted = self.on_tokens or (lambda n: None)
         seeded = None if config.greedy else params
         for row, tokens, hit_eos in stream_rows(self._model, rows(), gen, eos, inflight, config.seed, max_new,
-                                                counted, seeded, tok.pad_token_id):
+                                                seeded, tok.pad_token_id):
             reason = "stop" if hit_eos or len(tokens) < row.max_new else "length"
             completion = Completion(tok.decode(tokens, skip_special_tokens=True), reason,
                                     len(tokens) + (1 if hit_eos else 0))

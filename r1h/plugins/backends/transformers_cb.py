@@ -12,8 +12,8 @@ Per-sample seeds: the stock sampler is one ``torch.multinomial`` over the whole 
 on which others share its steps. r1h therefore runs the manager greedy (``do_sample=False``) and installs
 :func:`seeded_processors`: a per-request continuous-batching logits processor (the same interface as transformers'
 per-request temperature, ``cb_logits_processors.py``) that carries each row's slot in its tensor argument and draws
-that row's token with the row's own ``torch.Generator`` (:func:`.sampling.sample_rows`, the static path's sampler);
-argmax then picks the draw. A sample's text thus depends on its seed, not on its neighbours, as on the static path.
+that row's token with the row's own ``torch.Generator`` (:func:`.transformers_sampling.sample_rows`, the static
+path's sampler); argmax then picks the draw. A sample's text thus depends on its seed, not on its neighbours, as on the static path.
 This needs the arguments on the host each step, so CUDA graphs are off in this mode.
 
 What it cannot do (so ``TransformersBackend`` falls back to static batches):
@@ -73,7 +73,7 @@ def seeded_processors(generators: dict[int, Any], params: dict[str, Any]):
         ContinuousBatchingLogitsProcessorList,
     )
 
-    from r1h.plugins.backends.sampling import sample_rows
+    from r1h.plugins.backends.transformers_sampling import sample_rows
 
     spare = torch.Generator().manual_seed(0)  # warm-up's dummy rows carry no slot
 
@@ -100,7 +100,7 @@ def seeded_processors(generators: dict[int, Any], params: dict[str, Any]):
 
 
 def stream_rows(model: Any, rows: Iterator[CBRow], gen_config: Any, eos: list[int], inflight: int, seed: int,
-                max_new: int, on_finish, params: dict[str, Any] | None = None,
+                max_new: int, params: dict[str, Any] | None = None,
                 pad: int | None = None) -> Iterator[tuple[CBRow, list[int], bool]]:
     """Feed ``rows`` to a continuous batching manager, at most ``inflight`` at a time, and yield ``(row, tokens,
     hit_eos)`` for each as it finishes. ``tokens`` exclude the end-of-sequence token. A sampled ``pad`` token ends a
@@ -166,7 +166,6 @@ def stream_rows(model: Any, rows: Iterator[CBRow], gen_config: Any, eos: list[in
             hit_eos = end is not None and tokens[end] in eos_set
             if end is not None:
                 tokens = tokens[:end]
-            on_finish(len(tokens) + (1 if hit_eos else 0))
             yield row, tokens, hit_eos
     finally:
         try:

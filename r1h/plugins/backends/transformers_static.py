@@ -2,7 +2,8 @@
 
 Every row of a chunk runs until the longest ends (a finished row cannot be replaced: that is what
 :mod:`.transformers_cb` does). Sampling: ``generate`` runs greedy over the one-hot draw of
-:func:`.sampling.row_sampler`, one seeded ``torch.Generator`` per row, so a sample does not depend on its batch.
+:func:`.transformers_sampling.row_sampler`, one seeded ``torch.Generator`` per row, so a sample does not depend on its
+batch.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from r1h.harness.core.types import Completion
-from r1h.plugins.backends.sampling import row_sampler, static_generation_config
+from r1h.plugins.backends.transformers_sampling import row_sampler, static_generation_config
 
 
 @dataclass
@@ -88,8 +89,6 @@ def generate_chunk(backend: Any, chunk: list[Row], config: Any, params: dict[str
         else:
             reason = "stop"
         completions.append(Completion(text=text, finish_reason=reason, num_tokens=num))
-    if backend.on_tokens is not None:
-        backend.on_tokens(sum(c.num_tokens for c in completions))
     return completions
 
 

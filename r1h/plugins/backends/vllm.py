@@ -28,15 +28,14 @@ parallelism: N engine cores behind one ``AsyncLLM`` client, as ``vllm serve --da
   one engine vLLM's own choice made explicit (every core but the last, which vLLM reserves), so that r1h's threads
   and grading workers then keep to the cores the engine does not compute on (``harness_cores``) until ``close``.
 
-Backend args: any ``vllm.EngineArgs`` field (checked against ``dataclasses.fields(vllm.EngineArgs)`` when vLLM is
-importable; typed conversions for the common ones below), plus ``max_in_flight`` and ``gguf`` (convert | native).
+Backend args: :class:`.vllm_options.VLLMOptions` (``max_in_flight``, ``gguf`` and the common ``EngineArgs`` fields,
+typed), plus any other ``vllm.EngineArgs`` field (checked against ``dataclasses.fields(vllm.EngineArgs)`` when vLLM
+is importable, with a did-you-mean; its value read by the literal rule of :mod:`r1h.harness.core.options`).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import difflib
-import json
 import os
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
@@ -45,10 +44,12 @@ from typing import Any
 from r1h.harness.core.backend import Backend
 from r1h.harness.core.errors import ConfigError
 from r1h.harness.core.hookspecs import hookimpl
+from r1h.harness.core.options import did_you_mean, literal
+from r1h.harness.core.sampling import effective, engine_params
 from r1h.harness.core.types import Completion, Generated, GenerationConfig, GenerationRequest
 from r1h.plugins.backends.models import DEFAULT_ALIAS, resolve_model
-from r1h.plugins.backends.transformers import parse_bool, parse_int
 from r1h.plugins.backends.vllm_engine import EngineStream, WorkItem
+from r1h.plugins.backends.vllm_options import OURS, VLLMOptions
 from r1h.plugins.backends.vllm_platform import (
     capture_logs,
     cpu_cores,
@@ -79,58 +80,6 @@ def r1h_register_backends(register):
     )
 
 
-def _float(key: str, value: Any) -> float:
-    try:
-        return float(str(value).strip())
-    except ValueError:
-        raise ConfigError(f"--backend-arg {key}={value}: expected a number") from None
-
-
-def _json_dict(key: str, value: Any) -> dict[str, Any]:
-    if isinstance(value, dict):
-        return value
-    try:
-        parsed = json.loads(str(value))
-    except json.JSONDecodeError:
-        parsed = None
-    if not isinstance(parsed, dict):
-        raise ConfigError(f"--backend-arg {key}={value}: expected a JSON object, e.g. {key}='{{\"image\": 1}}'")
-    return parsed
-
-
-def _scalar(_key: str, value: Any) -> Any:
-    """Another EngineArgs field: a JSON scalar/object where the text is one (8, 0.5, true, {...}), else the string."""
-    if not isinstance(value, str):
-        return value
-    try:
-        return json.loads(value)
-    except json.JSONDecodeError:
-        return value
-
-
-ENGINE_ARGS: dict[str, Callable[[str, Any], Any]] = {
-    "tensor_parallel_size": parse_int,
-    "data_parallel_size": parse_int,
-    "pipeline_parallel_size": parse_int,
-    "gpu_memory_utilization": _float,
-    "max_model_len": parse_int,
-    "dtype": lambda _k, v: str(v),
-    "seed": lambda k, v: parse_int(k, v, minimum=0),
-    "trust_remote_code": parse_bool,
-    "enforce_eager": parse_bool,
-    "max_num_seqs": parse_int,
-    "max_num_batched_tokens": parse_int,
-    "enable_prefix_caching": parse_bool,
-    "enable_chunked_prefill": parse_bool,
-    "quantization": lambda _k, v: str(v),
-    "tokenizer": lambda _k, v: str(v),
-    "limit_mm_per_prompt": _json_dict,
-}
-BACKEND_ARGS = {"max_in_flight", "gguf"}  # ours, not vLLM's
-GGUF_MODES = ("convert", "native")
-
-
-
 def engine_fields() -> set[str] | None:
     """The field names of ``vllm.EngineArgs`` when vLLM is importable, else None."""
     try:
@@ -144,9 +93,7 @@ def engine_fields() -> set[str] | None:
 
 
 def _unknown(key: str, known: Iterable[str], where: str) -> ConfigError:
-    close = difflib.get_close_matches(key, sorted(known), n=1)
-    hint = f"; did you mean {close[0]}?" if close else ""
-    return ConfigError(f"backend 'vllm' does not know --backend-arg {key} ({where}){hint}")
+    return ConfigError(f"backend 'vllm' does not know --backend-arg {key} ({where}){did_you_mean(key, known)}")
 
 
 def gguf_tokenizer(model: str | None, resolved: Any) -> str:
@@ -162,15 +109,18 @@ def gguf_tokenizer(model: str | None, resolved: Any) -> str:
     )
 
 
-def engine_kwargs(model: str | None, backend_args: dict[str, Any], fields: set[str] | None = None) -> dict[str, Any]:
-    """``vllm.LLM`` keyword arguments from ``--model`` and the (string) backend args, converted to their types.
+def engine_kwargs(model: str | None, backend_args: dict[str, Any] | VLLMOptions,
+                  fields: set[str] | None = None) -> dict[str, Any]:
+    """``vllm.LLM`` keyword arguments from ``--model`` and the backend args (:class:`VLLMOptions`, or the raw
+    strings), converted to their types.
 
-    With vLLM importable (or ``fields`` given) every key must be an ``EngineArgs`` field; without it only the typed
-    ones in ``ENGINE_ARGS`` are accepted (the error then comes before a GPU is touched either way)."""
+    With vLLM importable (or ``fields`` given) any other ``EngineArgs`` field is accepted too; without it only the
+    declared ones (the error then comes before a GPU is touched either way)."""
+    opts = backend_args if isinstance(backend_args, VLLMOptions) else VLLMOptions.parse(backend_args,
+                                                                                       owner="backend 'vllm'")
     fields = engine_fields() if fields is None else fields
-    for key in backend_args:
-        if key in BACKEND_ARGS:
-            continue
+    declared = [f.name for f in VLLMOptions.fields()]
+    for key in opts.extra_args:
         if key == "device_env":
             raise ConfigError("--backend-arg device_env: gone; vLLM's own data parallelism gives each engine its "
                               "devices (set the platform's visible-devices variable for the whole run)")
@@ -178,58 +128,37 @@ def engine_kwargs(model: str | None, backend_args: dict[str, Any], fields: set[s
             raise ConfigError("--backend-arg swap_space: not an EngineArgs field in current vLLM (V1 has no CPU swap); "
                               "drop it")
         if fields is not None and key not in fields:
-            raise _unknown(key, fields | BACKEND_ARGS, "not a vllm.EngineArgs field")
-        if fields is None and key not in ENGINE_ARGS:
-            raise _unknown(key, set(ENGINE_ARGS) | BACKEND_ARGS, f"known: {', '.join([*ENGINE_ARGS, *BACKEND_ARGS])}")
+            raise _unknown(key, fields | set(OURS), "not a vllm.EngineArgs field")
+        if fields is None:
+            raise _unknown(key, declared, f"known without vLLM installed: {', '.join(declared)}")
     resolved = resolve_model(model)
     kwargs: dict[str, Any] = {}
-    mode = str(backend_args.get("gguf") or "convert")
-    if mode not in GGUF_MODES:
-        raise ConfigError(f"--backend-arg gguf={mode}: expected one of {', '.join(GGUF_MODES)}")
     if resolved.gguf_file:
         kwargs["model"] = f"{resolved.path_or_id.rstrip('/')}/{resolved.gguf_file}"
-        if mode == "native" and not backend_args.get("tokenizer"):  # vLLM's GGUF loader: the base model's tokenizer
+        if opts.gguf == "native" and not opts.tokenizer:  # vLLM's GGUF loader: the base model's tokenizer
             kwargs["tokenizer"] = gguf_tokenizer(model, resolved)
     else:
         kwargs["model"] = resolved.path_or_id
-    for key, value in backend_args.items():
-        if value is not None and key not in BACKEND_ARGS:
-            kwargs[key] = ENGINE_ARGS.get(key, _scalar)(key, value)
-    if "gpu_memory_utilization" in kwargs and not 0 < kwargs["gpu_memory_utilization"] <= 1:
-        raise ConfigError(f"--backend-arg gpu_memory_utilization={kwargs['gpu_memory_utilization']}: expected (0, 1]")
+    kwargs.update(opts.engine_args())
+    kwargs.update({k: literal(v) for k, v in opts.extra_args.items() if v is not None})
     return kwargs
 
 
-def neutral_top_k(config: GenerationConfig) -> int:
-    return -1 if not config.top_k else int(config.top_k)
-
-
 def sampling_kwargs(config: GenerationConfig, seed: int | None) -> dict[str, Any]:
-    """``SamplingParams`` keyword arguments for one sample. With ``policy="model"`` top-k, min-p and the repetition
-    penalty are left out here and filled from the checkpoint (``LLM.get_default_sampling_params()``)."""
-    kwargs: dict[str, Any] = {"n": 1, "max_tokens": int(config.max_tokens)}
-    if config.greedy:
-        kwargs.update(temperature=0.0, top_p=1.0)
-    else:
-        kwargs.update(temperature=float(config.temperature), top_p=float(config.top_p))
-        if seed is not None:
-            kwargs["seed"] = int(seed)
-    if config.policy != "model":
-        kwargs.update(top_k=neutral_top_k(config), min_p=float(config.min_p),
-                      repetition_penalty=float(config.repetition_penalty))
+    """``SamplingParams`` keyword arguments for one sample: the core policy (:mod:`r1h.harness.core.sampling`), top-k
+    "off" as vLLM's -1. With ``policy="model"`` top-k, min-p and the repetition penalty are left out here and filled
+    from the checkpoint (``LLM.get_default_sampling_params()``)."""
+    kwargs: dict[str, Any] = {"n": 1, "max_tokens": int(config.max_tokens), **engine_params(config, top_k_off=-1)}
+    if not config.greedy and seed is not None:
+        kwargs["seed"] = int(seed)
     if config.stop:
         kwargs["stop"] = list(config.stop)
     return kwargs
 
 
 def effective_sampling(config: GenerationConfig) -> dict[str, Any]:
-    """The test hook every backend mirrors: the sampling distribution sent, in r1h's terms (top_k None = off);
-    None for a field left to the checkpoint."""
-    kw = sampling_kwargs(config, None)
-    top_k = kw.get("top_k")
-    return {"temperature": kw["temperature"], "top_p": kw["top_p"],
-            "top_k": None if top_k is None or top_k <= 0 else top_k,
-            "min_p": kw.get("min_p"), "repetition_penalty": kw.get("repetition_penalty")}
+    """The test hook every backend mirrors: the sampling distribution sent, in r1h's terms."""
+    return effective(sampling_kwargs(config, None))
 
 
 def work_items(requests: Iterable[GenerationRequest], config: GenerationConfig) -> Iterator[WorkItem]:
@@ -264,15 +193,15 @@ class VLLMBackend(Backend):
 
     name = "vllm"
     description = VLLM_DESCRIPTION
+    Options = VLLMOptions
     concurrent_streams = True  # each stream has its own queue on the shared event loop
 
     def __init__(self, model: str | None = None, **backend_args: Any):
         super().__init__(model, **backend_args)
-        self.llm_kwargs = engine_kwargs(model, backend_args)
-        window = backend_args.get("max_in_flight")
-        self.max_in_flight = parse_int("max_in_flight", window) if window is not None else None
+        self.llm_kwargs = engine_kwargs(model, self.options)
+        self.max_in_flight = self.options.max_in_flight
         self.dp = int(self.llm_kwargs.get("data_parallel_size", 1) or 1)
-        self.gguf_mode = str(backend_args.get("gguf") or "convert")
+        self.gguf_mode = self.options.gguf
         self.platform_defaults: dict[str, Any] = {}
         self.note: Callable[[str], None] | None = None  # the runner's display, for one-time notes while loading
         self._vllm = None

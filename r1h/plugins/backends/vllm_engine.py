@@ -35,8 +35,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from r1h.harness.core.errors import ConfigError, RunError
+from r1h.harness.core.sampling import NEUTRAL_KEYS
 
-NEUTRAL_KEYS = ("top_k", "min_p", "repetition_penalty")
 POLL_S = 0.5  # how often a waiting caller looks at the engine's health
 CALL_TIMEOUT_S = 3600.0  # engine start (a cold torch.compile on CPU takes minutes) and shutdown
 

@@ -1,18 +1,14 @@
-"""One sampling policy for the transformers backend, and its per-row seeded sampler.
+"""The transformers backend's side of the sampling policy: HF generation configs, and the per-row seeded sampler.
 
-The R1 protocol samples with temperature and top-p and nothing else. transformers' ``generate`` fills every field a
-caller leaves ``None`` from the checkpoint's ``generation_config.json``
-(``GenerationMixin._prepare_generation_config`` in transformers 5.24, ``generation/utils.py`` lines 2107-2115), so a
-checkpoint that ships ``repetition_penalty: 1.3`` or ``top_k: 20`` silently changes what r1h measures, and offline vLLM
-with explicit ``SamplingParams`` does not. Therefore:
+The policy itself (what is sent for ``neutral`` and ``model``) is :mod:`r1h.harness.core.sampling`. transformers'
+``generate`` fills every field a caller leaves ``None`` from the checkpoint's ``generation_config.json``
+(``GenerationMixin._prepare_generation_config`` in transformers 5.24, ``generation/utils.py`` lines 2107-2115), so:
 
-- ``policy == "neutral"`` (default): :func:`sampling_params` gives temperature and top-p as asked, and explicit neutral
-  values for the rest (``repetition_penalty=1.0``, ``top_k`` disabled, ``min_p=0.0``), the same dict the vLLM and
-  OpenAI backends build. :func:`neutral_generation_config` is a fresh ``GenerationConfig`` that holds only the token
-  ids of the checkpoint's, so nothing else is inherited (no n-gram blocking, typical-p, epsilon/eta cutoffs, minimum
-  lengths, suppressed tokens...).
-- ``policy == "model"`` (``--generation-config model``): top-k, min-p and repetition penalty come from the checkpoint's
-  generation config; temperature, top-p and max tokens stay as given; the checkpoint's other logits processors apply.
+- ``neutral``: :func:`neutral_generation_config` is a fresh ``GenerationConfig`` that holds only the token ids of the
+  checkpoint's, so nothing else is inherited (no n-gram blocking, typical-p, epsilon/eta cutoffs, minimum lengths,
+  suppressed tokens...).
+- ``model``: top-k, min-p and repetition penalty come from the checkpoint's generation config (the core policy reads
+  them from it); temperature, top-p and max tokens stay as given; the checkpoint's other logits processors apply.
 
 The static path draws each row's token with :func:`row_sampler` (one ``torch.Generator`` per sample, so a sample does
 not depend on its batch); it applies temperature, top-k, top-p and min-p itself. Repetition penalty is applied by
@@ -25,50 +21,10 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-POLICIES = ("neutral", "model")
+from r1h.harness.core.sampling import sampling_params
+
 TOKEN_ID_FIELDS = ("bos_token_id", "eos_token_id", "pad_token_id", "decoder_start_token_id")
-
-
-def _top_k(value: Any) -> int | None:
-    """top-k as r1h records it: None when disabled (None, 0 or negative, as vLLM's -1)."""
-    if value is None:
-        return None
-    number = int(value)
-    return number if number > 0 else None
-
-
-def sampling_params(config: Any, model_defaults: Any = None) -> dict[str, Any]:
-    """The sampling parameters the transformers backend uses for ``config`` (an r1h ``GenerationConfig``).
-
-    Keys: ``temperature``, ``top_p``, ``top_k`` (None = disabled), ``min_p`` (0.0 = off), ``repetition_penalty`` (1.0 =
-    off). With ``config.policy == "model"``, ``model_defaults`` (the checkpoint's HF ``GenerationConfig`` or a dict)
-    supplies top_k, min_p and repetition_penalty (None for each when it is not given: left to the checkpoint). Pure:
-    no torch, no model.
-    """
-    policy = getattr(config, "policy", "neutral") or "neutral"
-    if policy not in POLICIES:
-        from r1h.harness.core.errors import ConfigError
-
-        raise ConfigError(f"generation policy {policy!r}: expected one of {', '.join(POLICIES)}")
-    greedy = float(config.temperature) <= 0.0
-    params = {
-        "temperature": 0.0 if greedy else float(config.temperature),
-        "top_p": 1.0 if greedy else float(config.top_p),  # as the vLLM and OpenAI backends send for greedy
-        "top_k": _top_k(getattr(config, "top_k", None)),
-        "min_p": float(getattr(config, "min_p", 0.0) or 0.0),
-        "repetition_penalty": float(getattr(config, "repetition_penalty", 1.0) or 1.0),
-    }
-    if policy == "model" and model_defaults is None:  # left to the checkpoint (as the vLLM/OpenAI hooks say)
-        params.update(top_k=None, min_p=None, repetition_penalty=None)
-    elif policy == "model":
-        get = model_defaults.get if isinstance(model_defaults, dict) else lambda k: getattr(model_defaults, k, None)
-        params["top_k"] = _top_k(get("top_k"))
-        params["min_p"] = float(get("min_p") or 0.0)
-        params["repetition_penalty"] = float(get("repetition_penalty") or 1.0)
-    return params
-
-
-effective_sampling = sampling_params  # the name the vLLM and OpenAI backends give their test hook
+effective_sampling = sampling_params  # the transformers backend's test hook: it sends the policy's values as they are
 
 
 def neutral_generation_config(checkpoint: Any):
