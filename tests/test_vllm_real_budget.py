@@ -18,7 +18,7 @@ if str(getattr(vllm, "__version__", "")).endswith("+fake"):
     pytest.skip("the fake vllm is on sys.path", allow_module_level=True)
 pytestmark = pytest.mark.real_vllm
 
-from vllm_serve import vllm_server  # noqa: E402
+from helpers.vllm_serve import vllm_server  # noqa: E402
 
 import r1h  # noqa: E402
 from r1h.harness.core.types import Completion, Generated, GenerationConfig, GenerationRequest  # noqa: E402

@@ -27,7 +27,7 @@ pytestmark = pytest.mark.real_vllm
 
 psutil = pytest.importorskip("psutil")  # vLLM depends on it
 
-from vllm_serve import vllm_server  # noqa: E402
+from helpers.vllm_serve import vllm_server  # noqa: E402
 
 LIMIT, N = 16, 2
 START_S = 600  # one engine start, generously (a loaded CI box)
