@@ -93,27 +93,6 @@ def parse_budgets(text: str | None) -> list[int]:
     return out
 
 
-def check_budget(budget: ThinkingBudget, max_tokens: int, where: str = "") -> None:
-    """A budget larger than the benchmark's max_tokens is a usage error naming the flag."""
-    if budget.budget > int(max_tokens):
-        raise FlagError(f"--thinking-budget {budget.budget}: larger than --max-tokens {max_tokens}{where}")
-    if budget.answer_cap < 1:
-        raise FlagError(f"--answer-cap {budget.answer_cap}: must be >= 1")
-
-
-def thinking_budget(benchmark: Any, generation: GenerationConfig, opts: Any) -> ThinkingBudget | None:
-    """A benchmark's budget settings from the eval options (None without ``--thinking-budget``): the cue is
-    ``--answer-cue``, else the benchmark's ``answer_cue``, else :data:`DEFAULT_CUE`."""
-    if getattr(opts, "thinking_budget", None) is None:
-        return None
-    cue = opts.answer_cue if opts.answer_cue is not None else getattr(benchmark, "answer_cue", None)
-    cap = DEFAULT_ANSWER_CAP if opts.answer_cap is None else int(opts.answer_cap)
-    budget = ThinkingBudget(int(opts.thinking_budget), cap,
-                            DEFAULT_CUE if cue is None else str(cue))
-    check_budget(budget, generation.max_tokens, f" ({benchmark.name}'s max_tokens)")
-    return budget
-
-
 def phase2_seed(seed: int) -> int:
     """The phase-2 seed of a sample, derived from its seed only (a resumed run draws the same)."""
     return sample_seed(int(seed), "thinking-budget:phase2", 0)

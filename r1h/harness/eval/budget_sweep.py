@@ -73,8 +73,7 @@ def markdown(sweep: Mapping[str, Any]) -> str:
 def check_budgets(opts: EvalOptions, budgets: list[int]) -> None:
     """Every budget against the flags and each benchmark's max_tokens, before anything runs (no data is loaded)."""
     import r1h
-    from r1h.harness.eval.budget import thinking_budget
-    from r1h.harness.eval.plan import generation_config, resolve_benchmark_names
+    from r1h.harness.eval.plan import generation_config, resolve_benchmark_names, thinking_budget
 
     for budget in budgets:
         one = dataclasses.replace(opts, thinking_budget=budget)

@@ -13,7 +13,7 @@ from r1h.harness.core.reward import Reward
 from r1h.harness.core.sampling import POLICIES
 from r1h.harness.core.types import GenerationConfig, Sample
 from r1h.harness.data.resolve import load_all
-from r1h.harness.eval.budget import ThinkingBudget, thinking_budget
+from r1h.harness.eval.budget import DEFAULT_ANSWER_CAP, DEFAULT_CUE, ThinkingBudget
 
 SUITES: dict[str, tuple[str, ...]] = {
     "all": ("aime24", "math500", "gpqa_diamond", "countdown", "superclevr_counting"),
@@ -163,6 +163,27 @@ def plan_benchmarks(opts: EvalOptions) -> list[BenchPlan]:
     for plan in plans:
         plan.samples = loaded[plan.name]
     return plans
+
+
+def check_budget(budget: ThinkingBudget, max_tokens: int, where: str = "") -> None:
+    """A budget larger than the benchmark's max_tokens is a usage error naming the flag."""
+    if budget.budget > int(max_tokens):
+        raise FlagError(f"--thinking-budget {budget.budget}: larger than --max-tokens {max_tokens}{where}")
+    if budget.answer_cap < 1:
+        raise FlagError(f"--answer-cap {budget.answer_cap}: must be >= 1")
+
+
+def thinking_budget(benchmark: Any, generation: GenerationConfig, opts: Any) -> ThinkingBudget | None:
+    """A benchmark's budget settings (eval/budget.py) from the eval options (None without ``--thinking-budget``): the cue is
+    ``--answer-cue``, else the benchmark's ``answer_cue``, else :data:`DEFAULT_CUE`."""
+    if getattr(opts, "thinking_budget", None) is None:
+        return None
+    cue = opts.answer_cue if opts.answer_cue is not None else getattr(benchmark, "answer_cue", None)
+    cap = DEFAULT_ANSWER_CAP if opts.answer_cap is None else int(opts.answer_cap)
+    budget = ThinkingBudget(int(opts.thinking_budget), cap,
+                            DEFAULT_CUE if cue is None else str(cue))
+    check_budget(budget, generation.max_tokens, f" ({benchmark.name}'s max_tokens)")
+    return budget
 
 
 def _load(benchmark: Any, name: str, source: str | None, limit: int | None) -> list[Sample]:
