@@ -218,32 +218,14 @@ def check_columns(
             )
 
 
-def load_rows(
-    source: str | os.PathLike | None,
-    *,
-    default_hub_id: str | None,
-    hub_config: str | None = None,
-    split: str = "test",
-    required_columns: Iterable[str] = (),
-    name: str = "data",
-    select: Selector | None = None,
-    alt_splits: Iterable[str] = (),
-) -> list[dict[str, Any]]:
-    """The rows of SOURCE (see the module docstring), checked for ``required_columns``.
+def load_rows(source: str | os.PathLike | None, **options: Any) -> list[dict[str, Any]]:
+    """The rows of SOURCE (see the module docstring), checked for ``required_columns``: :func:`load_rows_with_source`
+    (same keyword options: ``default_hub_id``, ``hub_config``, ``split``, ``required_columns``, ``name``, ``select``,
+    ``alt_splits``) without the resolved source.
 
     ``select(n_rows)`` may return a ``range`` of rows to keep (applied before materialising hub and parquet data).
     """
-    rows, _ = load_rows_with_source(
-        source,
-        default_hub_id=default_hub_id,
-        hub_config=hub_config,
-        split=split,
-        required_columns=required_columns,
-        name=name,
-        select=select,
-        alt_splits=alt_splits,
-    )
-    return rows
+    return load_rows_with_source(source, **options)[0]
 
 
 def load_rows_with_source(
