@@ -192,8 +192,15 @@ def budget_stream(backend: Any, requests: Iterable[GenerationRequest], config: G
     return _windowed(backend, requests, first, second, budget, window)
 
 
-def _name(backend: Any) -> str:
-    return getattr(backend, "name", type(backend).__name__)
+def _key(g: Generated) -> tuple[str, int]:
+    return str(g.request.id), int(g.sample_index)
+
+
+def _check_finished(backend: Any, waiting: dict[tuple[str, int], Any]) -> None:
+    """Every cut sample got its answer phase, or one line naming the backend."""
+    if waiting:
+        name = getattr(backend, "name", type(backend).__name__)
+        raise RunError(f"backend {name!r} did not finish the answer phase of {len(waiting)} budget-forced samples")
 
 
 def _windowed(backend: Any, requests: Iterable[GenerationRequest], first: GenerationConfig, second: GenerationConfig,
@@ -208,18 +215,16 @@ def _windowed(backend: Any, requests: Iterable[GenerationRequest], first: Genera
                 if nxt is None:
                     yield single(g, budget)
                     continue
-                waiting[(str(g.request.id), int(g.sample_index))] = (g, nxt[1])
+                waiting[_key(g)] = (g, nxt[1])
                 follow.append(nxt[0])
         if not follow:
             continue
         with contextlib.closing(backend_stream(backend, follow, second)) as stream:
             for g in stream:
-                got = waiting.pop((str(g.request.id), int(g.sample_index)), None)
+                got = waiting.pop(_key(g), None)
                 if got is not None:  # a sample yielded twice: the first one counts (the pipeline's rule)
                     yield merged(got[0], g.completion, got[1], budget)
-        if waiting:
-            raise RunError(f"backend {_name(backend)!r} did not finish the answer phase of {len(waiting)} "
-                           "budget-forced samples")
+        _check_finished(backend, waiting)
 
 
 _END = object()
@@ -282,7 +287,7 @@ def _concurrent(backend: Any, requests: Iterable[GenerationRequest], first: Gene
                 if item is not None:
                     raise item
                 return
-            got = waiting.pop((str(item.request.id), int(item.sample_index)), None)
+            got = waiting.pop(_key(item), None)
             if got is not None:
                 yield merged(got[0], item.completion, got[1], budget)
 
@@ -294,7 +299,7 @@ def _concurrent(backend: Any, requests: Iterable[GenerationRequest], first: Gene
                 if nxt is None:
                     yield single(g, budget)
                     continue
-                waiting[(str(g.request.id), int(g.sample_index))] = (g, nxt[1])
+                waiting[_key(g)] = (g, nxt[1])
                 if phase.ident is None:  # started with the first cut sample
                     phase.start()
                 phase.inbox.put(nxt[0])
@@ -304,6 +309,4 @@ def _concurrent(backend: Any, requests: Iterable[GenerationRequest], first: Gene
     finally:
         phase.stop.set()
         phase.inbox.put(_END)
-    if waiting:
-        raise RunError(f"backend {_name(backend)!r} did not finish the answer phase of {len(waiting)} "
-                       "budget-forced samples")
+    _check_finished(backend, waiting)
